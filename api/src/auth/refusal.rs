@@ -1,0 +1,84 @@
+//! Refusing a request: audit the refusal with its rule, then answer with the error.
+
+use super::context::RequestCtx;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::http::StatusCode;
+use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::ids::TenantId;
+
+/// Where a refusal is recorded.
+#[derive(Debug, Clone, Copy)]
+pub enum Chain {
+    /// The platform chain: the credential named no tenant we could trust.
+    Platform,
+    /// The tenant's chain: the credential was verified as this tenant's.
+    Tenant(TenantId),
+}
+
+/// A refusal on its way to the audit trail and the client.
+#[derive(Debug)]
+pub struct Refusal {
+    chain: Chain,
+    actor: Actor,
+    action: &'static str,
+    error: ApiError,
+}
+
+impl Refusal {
+    /// A refusal of an authentication attempt, recorded on the platform chain by default.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            chain: Chain::Platform,
+            actor: Actor::Anonymous,
+            action: "auth.authenticate",
+            error: ApiError::new(status, code, message),
+        }
+    }
+
+    /// Records on this chain.
+    pub fn chain(mut self, chain: Chain) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// Who was refused.
+    pub fn actor(mut self, actor: Actor) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// What was attempted.
+    pub fn action(mut self, action: &'static str) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Adds `Retry-After`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.error = self.error.with_retry_after(secs);
+        self
+    }
+
+    /// Writes the audit event (a failure to audit is logged; the request is refused
+    /// regardless) and returns the error to answer with.
+    pub async fn record(self, state: &AppState, ctx: &RequestCtx) -> ApiError {
+        let ev = ctx.stamp(Event::new(self.action, Outcome::Refused, self.actor).reason(self.error.code));
+        let res = match self.chain {
+            Chain::Platform => state
+                .auditor
+                .platform(state.db.platform_pool(), ev)
+                .await
+                .map(|_| ()),
+            Chain::Tenant(t) => state
+                .auditor
+                .tenant_standalone(&state.db, t, ev)
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = res {
+            tracing::error!(error = %e, code = self.error.code, "could not audit a refusal");
+        }
+        self.error
+    }
+}

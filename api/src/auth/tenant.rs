@@ -1,0 +1,215 @@
+//! The tenant principal extractor: the only place a request's tenant comes from (verified
+//! credentials, never a body, path or header the client chooses).
+
+use super::bearer::{BearerError, bearer};
+use super::context::RequestCtx;
+use super::refusal::{Chain, Refusal};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::authz::{self, Capability, Role};
+use docket_platform::identity::api_keys::{self, KeyRefusal};
+use docket_platform::identity::credential::{self, Credential, Kind};
+use docket_platform::identity::jwt::{self, Audience};
+use docket_platform::identity::users;
+use docket_platform::ids::{ApiKeyId, TenantId, UserId};
+use docket_platform::tenants::{self, Tenant};
+
+/// Who is acting for the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// A signed-in user.
+    User(UserId),
+    /// An API key.
+    ApiKey(ApiKeyId),
+}
+
+/// An authenticated tenant request: tenant (active), principal (active) and current role.
+#[derive(Debug, Clone)]
+pub struct TenantAuth {
+    /// The tenant, re-read on this request.
+    pub tenant: Tenant,
+    /// Who.
+    pub principal: Principal,
+    /// Their current role (re-read on this request, not taken from the token).
+    pub role: Role,
+    /// Request id and address.
+    pub ctx: RequestCtx,
+}
+
+impl TenantAuth {
+    /// The tenant id.
+    pub fn tenant_id(&self) -> TenantId {
+        self.tenant.id
+    }
+
+    /// The audit actor.
+    pub fn actor(&self) -> Actor {
+        match self.principal {
+            Principal::User(u) => Actor::User(u),
+            Principal::ApiKey(k) => Actor::ApiKey(k),
+        }
+    }
+
+    /// The acting user, if a user (not a key) is acting.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.principal {
+            Principal::User(u) => Some(u),
+            Principal::ApiKey(_) => None,
+        }
+    }
+
+    /// An audit event by this principal, stamped with the request.
+    pub fn event(&self, action: &str, outcome: Outcome) -> Event {
+        self.ctx.stamp(Event::new(action, outcome, self.actor()))
+    }
+
+    /// Refuses (403, audited with the capability) unless the role holds `cap`.
+    pub async fn require(&self, state: &AppState, cap: Capability) -> Result<(), ApiError> {
+        if authz::allows(self.role, cap) {
+            return Ok(());
+        }
+        let msg = format!("your role ({}) does not allow {cap}", self.role);
+        Err(Refusal::new(StatusCode::FORBIDDEN, "forbidden", msg)
+            .chain(Chain::Tenant(self.tenant_id()))
+            .actor(self.actor())
+            .action("authz.check")
+            .record(state, &self.ctx)
+            .await)
+    }
+}
+
+fn unauthorized(code: &'static str, message: &str) -> Refusal {
+    Refusal::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+fn suspended(tenant: TenantId, actor: Actor) -> Refusal {
+    Refusal::new(
+        StatusCode::FORBIDDEN,
+        "tenant_suspended",
+        "this organisation is suspended; contact support",
+    )
+    .chain(Chain::Tenant(tenant))
+    .actor(actor)
+}
+
+impl FromRequestParts<AppState> for TenantAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ctx = RequestCtx::from_parts(parts);
+        match authenticate(parts, state).await {
+            Ok((tenant, principal, role)) => Ok(TenantAuth {
+                tenant,
+                principal,
+                role,
+                ctx,
+            }),
+            Err(Ok(refusal)) => Err(refusal.record(state, &ctx).await),
+            Err(Err(internal)) => Err(internal),
+        }
+    }
+}
+
+type Outcome3 = Result<(Tenant, Principal, Role), Result<Refusal, ApiError>>;
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Outcome3 {
+    let token = match bearer(parts) {
+        Ok(t) => t,
+        Err(BearerError::Missing) => {
+            return Err(Ok(unauthorized(
+                "missing_credentials",
+                "send `Authorization: Bearer <token or API key>`",
+            )));
+        }
+        Err(BearerError::Malformed) => {
+            return Err(Ok(unauthorized(
+                "invalid_authorization_header",
+                "the Authorization header must be `Bearer <token or API key>`",
+            )));
+        }
+    };
+    if credential::looks_like_api_key(token) {
+        api_key(token, state).await
+    } else {
+        access_token(token, state).await
+    }
+}
+
+async fn load_tenant(state: &AppState, id: TenantId) -> Result<Option<Tenant>, ApiError> {
+    tenants::get(&state.db, id).await.map_err(ApiError::internal)
+}
+
+async fn access_token(token: &str, state: &AppState) -> Outcome3 {
+    let kid = jwt::header_kid(token).map_err(|e| Ok(unauthorized(e.code(), &e.to_string())))?;
+    let lookup = state.keys.lookup(&kid).await;
+    let claims = jwt::verify(token, lookup, Audience::Tenant, chrono::Utc::now().timestamp())
+        .map_err(|e| Ok(unauthorized(e.code(), &e.to_string())))?;
+    let invalid = || {
+        Ok(unauthorized(
+            "invalid_token",
+            "the token does not name a valid user",
+        ))
+    };
+    let tid = TenantId(claims.tid.ok_or_else(invalid)?);
+    let user_id = UserId(claims.sub);
+    let tenant = load_tenant(state, tid).await.map_err(Err)?.ok_or_else(invalid)?;
+    if !tenant.is_active() {
+        return Err(Ok(suspended(tid, Actor::User(user_id))));
+    }
+    let mut tx = state.db.begin_tenant(tid).await.map_err(|e| Err(e.into()))?;
+    let user = users::get(&mut tx, user_id)
+        .await
+        .map_err(|e| Err(ApiError::internal(e)))?;
+    match user {
+        Some(u) if u.is_active() => Ok((tenant, Principal::User(u.id), u.role())),
+        Some(_) => Err(Ok(unauthorized("user_disabled", "this user has been disabled")
+            .chain(Chain::Tenant(tid))
+            .actor(Actor::User(user_id)))),
+        None => Err(invalid()),
+    }
+}
+
+async fn api_key(token: &str, state: &AppState) -> Outcome3 {
+    let invalid = || Ok(unauthorized("invalid_api_key", "the API key is not valid"));
+    let cred = Credential::parse(Kind::ApiKey, token).ok_or_else(invalid)?;
+    let tenant = load_tenant(state, cred.tenant)
+        .await
+        .map_err(Err)?
+        .ok_or_else(invalid)?;
+    let mut tx = state
+        .db
+        .begin_tenant(tenant.id)
+        .await
+        .map_err(|e| Err(e.into()))?;
+    let result = api_keys::authenticate(&mut tx, &cred)
+        .await
+        .map_err(|e| Err(e.into()))?;
+    tx.commit().await.map_err(|e| Err(e.into()))?;
+    let actor = Actor::ApiKey(ApiKeyId(cred.id));
+    let key = match result {
+        Ok(k) => k,
+        Err(KeyRefusal::Invalid) => return Err(invalid()),
+        Err(KeyRefusal::Revoked) => {
+            return Err(Ok(unauthorized(
+                "api_key_revoked",
+                "this API key has been revoked",
+            )
+            .chain(Chain::Tenant(tenant.id))
+            .actor(actor)));
+        }
+        Err(KeyRefusal::Expired) => {
+            return Err(Ok(unauthorized("api_key_expired", "this API key has expired")
+                .chain(Chain::Tenant(tenant.id))
+                .actor(actor)));
+        }
+    };
+    if !tenant.is_active() {
+        return Err(Ok(suspended(tenant.id, actor)));
+    }
+    let role = key.role.parse().unwrap_or(Role::Viewer);
+    Ok((tenant, Principal::ApiKey(key.id), role))
+}

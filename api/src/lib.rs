@@ -1,0 +1,39 @@
+//! Docket's HTTP API: authenticates, authorizes, meters and enqueues. It never loads the
+//! model or talks to the vector store; heavy work happens in workers.
+
+pub mod auth;
+pub mod error;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+
+use axum::Router;
+use state::AppState;
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::router())
+        .merge(routes::auth::router())
+        .merge(routes::me::router())
+        .merge(routes::users::router())
+        .merge(routes::api_keys::router())
+        .merge(routes::audit::router())
+        .merge(routes::ops::router())
+        .route_layer(axum::middleware::from_fn(request_id::metrics))
+        .layer(axum::middleware::from_fn(request_id::middleware))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let _ = docket_platform::metrics::prometheus();
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,83 @@
+//! The caller's tenant's audit trail (`audit.read`), newest first.
+
+use crate::auth::TenantAuth;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use docket_platform::audit::StoredEvent;
+use docket_platform::authz::Capability;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `/v1/audit-events`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/audit-events", get(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Filter {
+    action: Option<String>,
+    /// `user:{id}` or `api_key:{id}`.
+    actor: Option<String>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    /// Return events with a smaller sequence number (the previous page's `next_cursor`).
+    cursor: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    query: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(f) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    auth.require(&state, Capability::AuditRead).await?;
+    let limit = f.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 200"));
+    }
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let actor = match f.actor.as_deref() {
+        None => None,
+        Some(a) if a.starts_with("user:") || a.starts_with("api_key:") => Some(
+            state
+                .auditor
+                .tenant_pseudonym(&mut tx, a)
+                .await
+                .map_err(ApiError::internal)?,
+        ),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_actor",
+                "actor must be `user:{id}` or `api_key:{id}`",
+            ));
+        }
+    };
+    let events: Vec<StoredEvent> = sqlx::query_as(
+        "SELECT seq, id, occurred_at, actor_kind, actor_id, action, target, outcome, reason, request_id, details, prev_hash, hash
+         FROM audit_events
+         WHERE ($1::text IS NULL OR action = $1) AND ($2::text IS NULL OR actor_id = $2)
+           AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)
+           AND ($5::bigint IS NULL OR seq < $5)
+         ORDER BY seq DESC LIMIT $6",
+    )
+    .bind(f.action)
+    .bind(actor)
+    .bind(f.from)
+    .bind(f.to)
+    .bind(f.cursor)
+    .bind(limit)
+    .fetch_all(tx.conn())
+    .await?;
+    let next = if events.len() as i64 == limit {
+        events.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(Json(json!({"events": events, "next_cursor": next})))
+}

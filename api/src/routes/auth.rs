@@ -1,0 +1,318 @@
+//! Sign-in for tenant users: login, refresh, logout, and the public keys (JWKS).
+
+use crate::auth::RequestCtx;
+use crate::auth::refusal::{Chain, Refusal};
+use crate::auth::tokens::{self, TokenResponse};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::identity::credential::{Credential, Kind};
+use docket_platform::identity::jwt::Audience;
+use docket_platform::identity::refresh::{self, Redeemed};
+use docket_platform::identity::users::{self, Email};
+use docket_platform::identity::{password, throttle};
+use docket_platform::tenants;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `/v1/auth/*` and `/.well-known/jwks.json`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh_token))
+        .route("/v1/auth/logout", post(logout))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    tenant: String,
+    email: String,
+    password: String,
+}
+
+fn invalid_credentials() -> Refusal {
+    Refusal::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "the organisation, email or password is wrong",
+    )
+    .action("auth.login")
+}
+
+/// Verifies a password off the async runtime (argon2 is deliberately slow).
+async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => password::verify(&password, &h),
+        None => {
+            password::dummy_verify(&password);
+            false
+        }
+    })
+    .await
+    .map_err(ApiError::internal)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ctx: RequestCtx,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let email =
+        Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    let Some(tenant) = tenants::find_by_slug(&state.db, &body.tenant)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        verify_password(body.password, None).await?;
+        return Err(invalid_credentials().record(&state, &ctx).await);
+    };
+    let auth = &state.config.auth;
+    let mut tx = state.db.begin_tenant(tenant.id).await?;
+    // The throttle is keyed by a pseudonym of the email: unknown accounts are throttled
+    // exactly like real ones, and no address is stored.
+    let account = state
+        .auditor
+        .tenant_pseudonym(&mut tx, &format!("email:{}", email.as_str()))
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let chain = Chain::Tenant(tenant.id);
+    let mut tx = state.db.begin_tenant(tenant.id).await?;
+    if let Some(wait) = throttle::locked_for(&mut tx, &account).await? {
+        drop(tx);
+        return Err(Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_throttled",
+            format!("too many failed logins for this account; try again in {wait} s"),
+        )
+        .action("auth.login")
+        .chain(chain)
+        .retry_after(wait)
+        .record(&state, &ctx)
+        .await);
+    }
+    let found = users::find_for_login(&mut tx, &email)
+        .await
+        .map_err(ApiError::internal)?;
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, None),
+    };
+    let ok = verify_password(body.password, hash).await?;
+    let user = match (user, ok) {
+        (Some(u), true) => u,
+        (user, _) => {
+            let locked = throttle::record_failure(
+                &mut tx,
+                &account,
+                auth.login_max_failures,
+                auth.login_lockout.as_secs(),
+            )
+            .await?;
+            tx.commit().await?;
+            let actor = user.map(|u| Actor::User(u.id)).unwrap_or(Actor::Anonymous);
+            let refusal = match locked {
+                Some(wait) => Refusal::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "login_throttled",
+                    format!("too many failed logins for this account; try again in {wait} s"),
+                )
+                .action("auth.login")
+                .retry_after(wait),
+                None => invalid_credentials(),
+            };
+            return Err(refusal.chain(chain).actor(actor).record(&state, &ctx).await);
+        }
+    };
+    let actor = Actor::User(user.id);
+    if !user.is_active() {
+        drop(tx);
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "user_disabled",
+            "this user has been disabled",
+        )
+        .action("auth.login")
+        .chain(chain)
+        .actor(actor)
+        .record(&state, &ctx)
+        .await);
+    }
+    if !tenant.is_active() {
+        drop(tx);
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            "this organisation is suspended; contact support",
+        )
+        .action("auth.login")
+        .chain(chain)
+        .actor(actor)
+        .record(&state, &ctx)
+        .await);
+    }
+    throttle::reset(&mut tx, &account).await?;
+    let refresh = refresh::issue(&mut tx, user.id, auth.refresh_token_ttl).await?;
+    state
+        .auditor
+        .tenant(
+            &mut tx,
+            ctx.stamp(Event::new("auth.login", Outcome::Allowed, actor)),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let tokens = tokens::issue(
+        &state,
+        Audience::Tenant,
+        user.id.0,
+        Some((tenant.id.0, user.role.as_str())),
+        Some(refresh),
+    )
+    .await?;
+    Ok(Json(tokens))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+fn invalid_refresh(action: &'static str) -> Refusal {
+    Refusal::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_refresh_token",
+        "the refresh token is not valid; sign in again",
+    )
+    .action(action)
+}
+
+async fn refresh_token(
+    State(state): State<AppState>,
+    ctx: RequestCtx,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let Some(cred) = Credential::parse(Kind::Refresh, &body.refresh_token) else {
+        return Err(invalid_refresh("auth.refresh").record(&state, &ctx).await);
+    };
+    let Some(tenant) = tenants::get(&state.db, cred.tenant)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Err(invalid_refresh("auth.refresh").record(&state, &ctx).await);
+    };
+    let chain = Chain::Tenant(tenant.id);
+    let mut tx = state.db.begin_tenant(tenant.id).await?;
+    let redeemed = refresh::redeem(&mut tx, &cred, state.config.auth.refresh_token_ttl).await?;
+    match redeemed {
+        Redeemed::Invalid => {
+            drop(tx);
+            Err(invalid_refresh("auth.refresh").record(&state, &ctx).await)
+        }
+        Redeemed::Reused { user, .. } => {
+            // Commit the family's revocation before answering.
+            tx.commit().await?;
+            Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "this refresh token was already used; every session of this sign-in has been revoked",
+            )
+            .action("auth.refresh")
+            .chain(chain)
+            .actor(Actor::User(user))
+            .record(&state, &ctx)
+            .await)
+        }
+        Redeemed::Rotated { user, token, .. } => {
+            let u = users::get(&mut tx, user).await.map_err(ApiError::internal)?;
+            let Some(u) = u.filter(|u| u.is_active()) else {
+                drop(tx);
+                return Err(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    "user_disabled",
+                    "this user has been disabled",
+                )
+                .action("auth.refresh")
+                .chain(chain)
+                .actor(Actor::User(user))
+                .record(&state, &ctx)
+                .await);
+            };
+            if !tenant.is_active() {
+                drop(tx);
+                return Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "tenant_suspended",
+                    "this organisation is suspended; contact support",
+                )
+                .action("auth.refresh")
+                .chain(chain)
+                .actor(Actor::User(user))
+                .record(&state, &ctx)
+                .await);
+            }
+            state
+                .auditor
+                .tenant(
+                    &mut tx,
+                    ctx.stamp(Event::new("auth.refresh", Outcome::Allowed, Actor::User(user))),
+                )
+                .await
+                .map_err(ApiError::internal)?;
+            tx.commit().await?;
+            let tokens = tokens::issue(
+                &state,
+                Audience::Tenant,
+                user.0,
+                Some((tenant.id.0, u.role.as_str())),
+                Some(token),
+            )
+            .await?;
+            Ok(Json(tokens))
+        }
+    }
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    ctx: RequestCtx,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<StatusCode, ApiError> {
+    let cred = Credential::parse(Kind::Refresh, &body.refresh_token);
+    let tenant = match &cred {
+        Some(c) => tenants::get(&state.db, c.tenant)
+            .await
+            .map_err(ApiError::internal)?,
+        None => None,
+    };
+    let (Some(cred), Some(tenant)) = (cred, tenant) else {
+        return Err(invalid_refresh("auth.logout").record(&state, &ctx).await);
+    };
+    let mut tx = state.db.begin_tenant(tenant.id).await?;
+    let Some(family) = refresh::family_of(&mut tx, &cred).await? else {
+        drop(tx);
+        return Err(invalid_refresh("auth.logout").record(&state, &ctx).await);
+    };
+    let revoked = refresh::revoke_family(&mut tx, family).await?;
+    let ev = ctx.stamp(
+        Event::new("auth.logout", Outcome::Allowed, Actor::Anonymous).detail("tokens_revoked", revoked),
+    );
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn jwks(State(state): State<AppState>) -> Json<Value> {
+    Json(state.keys.jwks().await)
+}

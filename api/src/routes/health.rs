@@ -1,0 +1,95 @@
+//! Liveness, readiness and metrics.
+
+use crate::state::AppState;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use docket_platform::heartbeat;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// `/healthz`, `/readyz`, `/metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is alive (no dependency is checked).
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn timed<F, E>(f: F) -> String
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    match tokio::time::timeout(CHECK_TIMEOUT, f).await {
+        Ok(Ok(())) => "ok".into(),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => format!("error: no answer within {}s", CHECK_TIMEOUT.as_secs()),
+    }
+}
+
+/// PostgreSQL, Redis, object store and vector store reachable: 200, else 503 naming the
+/// failing parts. The vector store is owned by a worker process (the API never opens it),
+/// so its health comes from that worker's fresh heartbeat.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let max_age = state.config.heartbeat_interval * 3;
+    let vector = async {
+        match heartbeat::component_status(&state.db, "vector_store", max_age).await {
+            Ok(Some(s)) if s == "ok" => Ok(()),
+            Ok(Some(s)) => Err(s),
+            Ok(None) => Err(format!(
+                "no worker owning the vector store has reported in the last {}s",
+                max_age.as_secs()
+            )),
+            Err(e) => Err(format!("cannot read worker heartbeats: {e}")),
+        }
+    };
+    let (pg, redis, objects, vectors) = tokio::join!(
+        timed(state.db.ping()),
+        timed(state.redis.ping()),
+        timed(state.blobs.health()),
+        timed(vector),
+    );
+    let checks = [
+        ("postgres", pg),
+        ("redis", redis),
+        ("object_store", objects),
+        ("vector_store", vectors),
+    ];
+    let failing: Vec<&str> = checks
+        .iter()
+        .filter(|(_, v)| v != "ok")
+        .map(|(k, _)| *k)
+        .collect();
+    let map: Map<String, Value> = checks
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .collect();
+    let (status, word) = if failing.is_empty() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    (
+        status,
+        Json(json!({"status": word, "failing": failing, "checks": map})),
+    )
+}
+
+/// Prometheus text format.
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        docket_platform::metrics::prometheus().render(),
+    )
+}

@@ -1,0 +1,213 @@
+//! Users of the caller's tenant (`users.manage`).
+
+use crate::auth::TenantAuth;
+use crate::error::{ApiError, ApiJson};
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use docket_platform::audit::Outcome;
+use docket_platform::authz::{Capability, Role};
+use docket_platform::db::TenantTx;
+use docket_platform::identity::users::{self, Email, User, UserError};
+use docket_platform::identity::{password, refresh};
+use docket_platform::ids::UserId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `/v1/users`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/users", get(list).post(create))
+        .route("/v1/users/{id}", axum::routing::patch(update).delete(disable))
+}
+
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::UsersManage).await?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let users = users::list(&mut tx).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({"users": users})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    email: String,
+    password: Option<String>,
+    role: String,
+}
+
+fn parse_role(s: &str) -> Result<Role, ApiError> {
+    s.parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_role", e))
+}
+
+fn not_grantable(actor: Role, role: Role) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "role_not_grantable",
+        format!("an {actor} cannot grant or manage the {role} role"),
+    )
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    ApiJson(body): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    auth.require(&state, Capability::UsersManage).await?;
+    let email =
+        Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    let role = parse_role(&body.role)?;
+    if !auth.role.may_grant(role) {
+        return Err(not_grantable(auth.role, role));
+    }
+    let hash = match body.password {
+        Some(p) => Some(
+            tokio::task::spawn_blocking(move || password::hash(&p))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let user = match users::create(&mut tx, &email, hash.as_deref(), role).await {
+        Ok(u) => u,
+        Err(UserError::EmailTaken) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "a user with this email already exists",
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let ev = auth
+        .event("users.create", Outcome::Allowed)
+        .target(format!("user:{}", user.id))
+        .detail("role", role.as_str());
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    role: Option<String>,
+    status: Option<String>,
+}
+
+/// Applies a role/status change with the rules every change must keep: not on oneself,
+/// never above one's own role, and the tenant keeps an active owner.
+async fn change(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: UserId,
+    role: Option<Role>,
+    status: Option<&str>,
+) -> Result<User, ApiError> {
+    let mut tx: TenantTx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let target = users::get(&mut tx, id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if auth.user_id() == Some(id) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_modify_self",
+            "you cannot change your own role or status; ask another admin",
+        ));
+    }
+    if !auth.role.may_grant(target.role()) {
+        return Err(not_grantable(auth.role, target.role()));
+    }
+    if let Some(r) = role
+        && !auth.role.may_grant(r)
+    {
+        return Err(not_grantable(auth.role, r));
+    }
+    let updated = users::update(&mut tx, id, role, status)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if users::active_owner_count(&mut tx)
+        .await
+        .map_err(ApiError::internal)?
+        == 0
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_owner",
+            "the organisation must keep at least one active owner",
+        ));
+    }
+    let revoked = if updated.status == "disabled" {
+        refresh::revoke_user(&mut tx, id).await?
+    } else {
+        0
+    };
+    let action = if status == Some("disabled") {
+        "users.disable"
+    } else {
+        "users.update"
+    };
+    let ev = auth
+        .event(action, Outcome::Allowed)
+        .target(format!("user:{id}"))
+        .detail("role", updated.role.clone())
+        .detail("status", updated.status.clone())
+        .detail("sessions_revoked", revoked);
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> Result<Json<User>, ApiError> {
+    auth.require(&state, Capability::UsersManage).await?;
+    let id = UserId(parse_id(&id, "user")?);
+    let role = body.role.as_deref().map(parse_role).transpose()?;
+    let status = match body.status.as_deref() {
+        None => None,
+        Some(s @ ("active" | "disabled")) => Some(s),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_status",
+                format!("unknown status {other:?}: expected active or disabled"),
+            ));
+        }
+    };
+    if role.is_none() && status.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "send `role` and/or `status`",
+        ));
+    }
+    Ok(Json(change(&state, &auth, id, role, status).await?))
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    auth.require(&state, Capability::UsersManage).await?;
+    let id = UserId(parse_id(&id, "user")?);
+    Ok(Json(change(&state, &auth, id, None, Some("disabled")).await?))
+}

@@ -1,0 +1,141 @@
+//! `docketctl`: operator commands. Prints JSON on success; exits non-zero with a sentence
+//! on failure (and 3 when `audit verify` finds a broken chain).
+
+use clap::{Parser, Subcommand};
+use docket_platform::audit::Auditor;
+use docket_platform::config::Config;
+use docket_platform::db::ControlDb;
+use docket_platform::ids::TenantId;
+use docketctl::TenantCreate;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "docketctl", about = "Operate a Docket deployment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending database migrations (owner role).
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage platform operators.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Manage access-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Audit trail tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant (and its first owner with --owner-email/--owner-password).
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "free")]
+        plan: String,
+        #[arg(long, default_value = "shared")]
+        tier: String,
+        #[arg(long)]
+        owner_email: Option<String>,
+        /// Prefer DOCKET_OWNER_PASSWORD in the environment to keep it out of shell history.
+        #[arg(long, env = "DOCKET_OWNER_PASSWORD", hide_env_values = true)]
+        owner_password: Option<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Create an operator.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "DOCKET_OPERATOR_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Retire the active signing key and create a new one.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chains and report the first broken link.
+    Verify {
+        /// One tenant's chain; without it, the platform chain and every tenant's.
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("docketctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli, &config).await {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            if v.get("ok") == Some(&serde_json::Value::Bool(false)) {
+                return ExitCode::from(3);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("docketctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
+    let control = || ControlDb::connect_lazy(&config.database.control_url, 2);
+    let auditor = Auditor::new(config.master_key.clone());
+    match cli.command {
+        Command::Migrate => docketctl::migrate(config).await,
+        Command::Tenant(TenantCommand::Create {
+            slug,
+            name,
+            plan,
+            tier,
+            owner_email,
+            owner_password,
+        }) => {
+            let args = TenantCreate {
+                slug,
+                name,
+                plan,
+                tier,
+                owner_email,
+                owner_password,
+            };
+            docketctl::tenant_create(&control()?, &auditor, &args).await
+        }
+        Command::Tenant(TenantCommand::List) => docketctl::tenant_list(&control()?).await,
+        Command::Operator(OperatorCommand::Create { email, password }) => {
+            docketctl::operator_create(&control()?, &auditor, &email, &password).await
+        }
+        Command::Keys(KeysCommand::Rotate) => docketctl::keys_rotate(&control()?, &auditor, config).await,
+        Command::Audit(AuditCommand::Verify { tenant }) => docketctl::audit_verify(&control()?, tenant).await,
+    }
+}

@@ -1,0 +1,576 @@
+//! Configuration from environment variables (twelve-factor), validated at start-up.
+//!
+//! Every variable has a local default except secrets that must not have one. A secret can
+//! also come from a file named by `NAME_FILE` (for container secrets). All problems are
+//! collected and reported together, each naming its variable; values are never echoed for
+//! secrets.
+
+use crate::secret::Secret;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where configuration values come from: the process environment, or a map in tests.
+pub trait EnvSource {
+    /// The value of `key`, if set.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// One variable that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarError {
+    /// The variable's name, e.g. `DOCKET_BIND`.
+    pub var: String,
+    /// What is wrong and what is expected.
+    pub reason: String,
+}
+
+/// Configuration could not be loaded; lists every bad variable.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Every variable that failed, in the order they were read.
+    pub errors: Vec<VarError>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for e in &self.errors {
+            write!(f, "\n  {}: {}", e.var, e.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (default; for machines).
+    Json,
+    /// Human-readable lines (for a terminal).
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            _ => Err("expected `json` or `pretty`".into()),
+        }
+    }
+}
+
+/// PostgreSQL connection settings: one role per trust level.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// The service role (no owner, no BYPASSRLS): all tenant traffic.
+    pub app_url: Secret<String>,
+    /// The control-plane role (BYPASSRLS): docketctl, /ops and the scheduler.
+    pub control_url: Secret<String>,
+    /// The owner role: migrations only.
+    pub migrate_url: Secret<String>,
+    /// Pool size per role and process.
+    pub max_connections: u32,
+}
+
+/// Redis connection settings.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://…` URL.
+    pub url: Secret<String>,
+    /// Prefix of every key this deployment writes (tests use one per test).
+    pub prefix: String,
+}
+
+/// Where objects (documents, extracted text, vectors) are stored.
+#[derive(Debug, Clone)]
+pub enum ObjectStoreConfig {
+    /// A local folder.
+    Local {
+        /// The folder; created if missing.
+        dir: PathBuf,
+    },
+    /// An S3-compatible bucket.
+    S3(S3Config),
+}
+
+/// An S3-compatible endpoint and bucket.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// e.g. `http://127.0.0.1:9000`; empty means AWS itself.
+    pub endpoint: Option<String>,
+    /// Bucket name.
+    pub bucket: String,
+    /// Region (any value for local servers).
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: Secret<String>,
+    /// Allow plain HTTP (local servers only).
+    pub allow_http: bool,
+}
+
+/// Authentication settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Lifetime of an access token (JWT).
+    pub access_token_ttl: Duration,
+    /// Lifetime of a refresh token family's members.
+    pub refresh_token_ttl: Duration,
+    /// How long a rotated-out signing key stays accepted.
+    pub key_rotation_window: Duration,
+    /// Failed logins for one account before it is throttled.
+    pub login_max_failures: u32,
+    /// How long a throttled account must wait.
+    pub login_lockout: Duration,
+}
+
+/// The whole configuration of a Docket process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the API listens on.
+    pub bind: SocketAddr,
+    /// `tracing` filter directives, e.g. `info,docket_api=debug`.
+    pub log_filter: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// Redis.
+    pub redis: RedisConfig,
+    /// Object storage.
+    pub objects: ObjectStoreConfig,
+    /// Directory of the in-process vector engine (owned by one worker process).
+    pub vector_dir: PathBuf,
+    /// Name of this worker process (unique per process).
+    pub worker_name: String,
+    /// Interval of background processes' heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Master key (id, 32 bytes) that encrypts per-tenant keys and signing keys at rest.
+    pub master_key: MasterKey,
+    /// Authentication.
+    pub auth: AuthConfig,
+}
+
+/// The master key that wraps other keys. Identified by `kid` so it can rotate.
+#[derive(Clone)]
+pub struct MasterKey {
+    /// Key id, stored next to everything it encrypts.
+    pub kid: String,
+    /// 32 secret bytes.
+    pub key: Secret<[u8; 32]>,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey {{ kid: {:?}, key: [redacted] }}", self.kid)
+    }
+}
+
+impl MasterKey {
+    /// Parses `kid:base64-of-32-bytes`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        use base64::Engine;
+        let (kid, b64) = s
+            .trim()
+            .split_once(':')
+            .ok_or("expected `kid:base64key` (32 random bytes, base64)")?;
+        let valid_kid = !kid.is_empty()
+            && kid.len() <= 32
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_kid {
+            return Err("the key id must be 1-32 characters of a-z, 0-9, '-' and '_'".into());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| "the key is not valid base64")?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| "the key must be exactly 32 bytes")?;
+        Ok(Self {
+            kid: kid.to_owned(),
+            key: Secret::new(key),
+        })
+    }
+}
+
+const DEFAULT_APP_DB: &str = "postgres://docket_app:docket_app@127.0.0.1:5432/docket";
+const DEFAULT_CONTROL_DB: &str = "postgres://docket_control:docket_control@127.0.0.1:5432/docket";
+const DEFAULT_MIGRATE_DB: &str = "postgres://docket_owner:docket_owner@127.0.0.1:5432/docket";
+
+impl Config {
+    /// Loads from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::load(&ProcessEnv)
+    }
+
+    /// Loads from any source; all errors are collected before returning.
+    pub fn load(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let mut r = Reader { env, errors: vec![] };
+        let bind = r.parsed("DOCKET_BIND", "127.0.0.1:8080".parse::<SocketAddr>().ok());
+        let log_filter = r.string("DOCKET_LOG", "info");
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            r.fail(
+                "DOCKET_LOG",
+                "not a valid tracing filter (e.g. `info,docket_api=debug`)",
+            );
+        }
+        let log_format = r.parsed("DOCKET_LOG_FORMAT", Some(LogFormat::Json));
+        let database = DatabaseConfig {
+            app_url: r.db_url("DOCKET_DATABASE_URL", DEFAULT_APP_DB),
+            control_url: r.db_url("DOCKET_CONTROL_DATABASE_URL", DEFAULT_CONTROL_DB),
+            migrate_url: r.db_url("DOCKET_MIGRATE_DATABASE_URL", DEFAULT_MIGRATE_DB),
+            max_connections: r.ranged("DOCKET_DB_MAX_CONNECTIONS", 10, 1, 1000) as u32,
+        };
+        let redis_url = r
+            .secret("DOCKET_REDIS_URL")
+            .unwrap_or_else(|| Secret::new("redis://127.0.0.1:6379/0".into()));
+        if !(redis_url.expose().starts_with("redis://") || redis_url.expose().starts_with("rediss://")) {
+            r.fail("DOCKET_REDIS_URL", "must start with redis:// or rediss://");
+        }
+        let prefix = r.string("DOCKET_REDIS_PREFIX", "docket:");
+        let prefix_ok = !prefix.is_empty()
+            && prefix.len() <= 64
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b));
+        if !prefix_ok {
+            r.fail(
+                "DOCKET_REDIS_PREFIX",
+                "1-64 characters of a-z, A-Z, 0-9, ':', '_' and '-'",
+            );
+        }
+        let objects = r.object_store();
+        let vector_dir = PathBuf::from(r.string("DOCKET_VECTOR_DIR", "./var/vectors"));
+        let default_worker = format!("worker-{}", std::process::id());
+        let worker_name = r.string("DOCKET_WORKER_NAME", &default_worker);
+        let heartbeat_interval = Duration::from_secs(r.ranged("DOCKET_HEARTBEAT_SECS", 5, 1, 300));
+        let master_key = match r.secret("DOCKET_MASTER_KEY") {
+            Some(s) => match MasterKey::parse(s.expose()) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    r.fail("DOCKET_MASTER_KEY", &e);
+                    None
+                }
+            },
+            None => {
+                r.fail(
+                    "DOCKET_MASTER_KEY",
+                    "is required (or DOCKET_MASTER_KEY_FILE): `kid:base64` of 32 random bytes; scripts/up generates one into var/master.key",
+                );
+                None
+            }
+        };
+        let access_token_ttl = Duration::from_secs(r.ranged("DOCKET_ACCESS_TOKEN_TTL_SECS", 900, 30, 86_400));
+        let key_rotation_window =
+            Duration::from_secs(r.ranged("DOCKET_KEY_ROTATION_WINDOW_SECS", 3600, 0, 30 * 86_400));
+        if key_rotation_window < access_token_ttl {
+            r.fail(
+                "DOCKET_KEY_ROTATION_WINDOW_SECS",
+                "must be at least DOCKET_ACCESS_TOKEN_TTL_SECS, or tokens signed just before a rotation would be refused",
+            );
+        }
+        let auth = AuthConfig {
+            access_token_ttl,
+            refresh_token_ttl: Duration::from_secs(r.ranged(
+                "DOCKET_REFRESH_TOKEN_TTL_SECS",
+                30 * 86_400,
+                60,
+                365 * 86_400,
+            )),
+            key_rotation_window,
+            login_max_failures: r.ranged("DOCKET_LOGIN_MAX_FAILURES", 5, 1, 1000) as u32,
+            login_lockout: Duration::from_secs(r.ranged("DOCKET_LOGIN_LOCKOUT_SECS", 300, 1, 86_400)),
+        };
+        if !r.errors.is_empty() {
+            return Err(ConfigError { errors: r.errors });
+        }
+        // Every `None` above pushed an error, so these are all present here.
+        match (bind, log_format, objects, master_key) {
+            (Some(bind), Some(log_format), Some(objects), Some(master_key)) => Ok(Config {
+                bind,
+                log_filter,
+                log_format,
+                database,
+                redis: RedisConfig {
+                    url: redis_url,
+                    prefix,
+                },
+                objects,
+                vector_dir,
+                worker_name,
+                heartbeat_interval,
+                master_key,
+                auth,
+            }),
+            _ => Err(ConfigError {
+                errors: vec![VarError {
+                    var: "(internal)".into(),
+                    reason: "configuration incomplete".into(),
+                }],
+            }),
+        }
+    }
+}
+
+struct Reader<'a> {
+    env: &'a dyn EnvSource,
+    errors: Vec<VarError>,
+}
+
+impl Reader<'_> {
+    fn fail(&mut self, var: &str, reason: &str) {
+        self.errors.push(VarError {
+            var: var.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn raw(&self, var: &str) -> Option<String> {
+        self.env.get(var).filter(|v| !v.is_empty())
+    }
+
+    fn string(&mut self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A secret from `VAR` or from the file named by `VAR_FILE` (not both).
+    fn secret(&mut self, var: &str) -> Option<Secret<String>> {
+        let file_var = format!("{var}_FILE");
+        match (self.raw(var), self.raw(&file_var)) {
+            (Some(_), Some(_)) => {
+                self.fail(var, &format!("set either {var} or {file_var}, not both"));
+                None
+            }
+            (Some(v), None) => Some(Secret::new(v)),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(v) => Some(Secret::new(v.trim_end_matches(['\n', '\r']).to_owned())),
+                Err(e) => {
+                    self.fail(&file_var, &format!("cannot read {path}: {e}"));
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn db_url(&mut self, var: &str, default: &str) -> Secret<String> {
+        let url = self
+            .secret(var)
+            .unwrap_or_else(|| Secret::new(default.to_owned()));
+        let u = url.expose();
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            self.fail(var, "must be a postgres:// URL");
+        }
+        url
+    }
+
+    fn parsed<T: FromStr>(&mut self, var: &str, default: Option<T>) -> Option<T>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.raw(var) {
+            None => default,
+            Some(v) => match v.parse::<T>() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.fail(var, &format!("cannot parse {v:?}: {e}"));
+                    None
+                }
+            },
+        }
+    }
+
+    fn ranged(&mut self, var: &str, default: u64, min: u64, max: u64) -> u64 {
+        match self.raw(var) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    self.fail(
+                        var,
+                        &format!("expected a whole number from {min} to {max}, got {v:?}"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn bool(&mut self, var: &str, default: bool) -> bool {
+        match self.raw(var).as_deref() {
+            None => default,
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(v) => {
+                self.fail(var, &format!("expected true or false, got {v:?}"));
+                default
+            }
+        }
+    }
+
+    fn object_store(&mut self) -> Option<ObjectStoreConfig> {
+        match self.string("DOCKET_OBJECT_STORE", "local").as_str() {
+            "local" => Some(ObjectStoreConfig::Local {
+                dir: PathBuf::from(self.string("DOCKET_OBJECT_DIR", "./var/objects")),
+            }),
+            "s3" => {
+                let required = |r: &mut Self, var: &str| {
+                    r.raw(var).or_else(|| {
+                        r.fail(var, "is required when DOCKET_OBJECT_STORE=s3");
+                        None
+                    })
+                };
+                let bucket = required(self, "DOCKET_S3_BUCKET");
+                let access_key_id = required(self, "DOCKET_S3_ACCESS_KEY_ID");
+                let secret = self.secret("DOCKET_S3_SECRET_ACCESS_KEY");
+                if secret.is_none() {
+                    self.fail(
+                        "DOCKET_S3_SECRET_ACCESS_KEY",
+                        "is required when DOCKET_OBJECT_STORE=s3",
+                    );
+                }
+                let s3 = S3Config {
+                    endpoint: self.raw("DOCKET_S3_ENDPOINT"),
+                    bucket: bucket?,
+                    region: self.string("DOCKET_S3_REGION", "us-east-1"),
+                    access_key_id: access_key_id?,
+                    secret_access_key: secret?,
+                    allow_http: self.bool("DOCKET_S3_ALLOW_HTTP", false),
+                };
+                Some(ObjectStoreConfig::S3(s3))
+            }
+            other => {
+                self.fail(
+                    "DOCKET_OBJECT_STORE",
+                    &format!("expected `local` or `s3`, got {other:?}"),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        m.entry("DOCKET_MASTER_KEY".into())
+            .or_insert_with(|| "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
+        m
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load(&env(&[])).expect("defaults are valid");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.auth.access_token_ttl, Duration::from_secs(900));
+        assert!(matches!(c.objects, ObjectStoreConfig::Local { .. }));
+    }
+
+    #[test]
+    fn every_bad_variable_is_named() {
+        let err = Config::load(&env(&[
+            ("DOCKET_BIND", "not-an-address"),
+            ("DOCKET_DB_MAX_CONNECTIONS", "0"),
+            ("DOCKET_OBJECT_STORE", "ftp"),
+            ("DOCKET_LOG_FORMAT", "xml"),
+        ]))
+        .expect_err("invalid");
+        let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+        assert_eq!(
+            vars,
+            [
+                "DOCKET_BIND",
+                "DOCKET_LOG_FORMAT",
+                "DOCKET_DB_MAX_CONNECTIONS",
+                "DOCKET_OBJECT_STORE"
+            ]
+        );
+        assert!(
+            err.to_string()
+                .contains("DOCKET_BIND: cannot parse \"not-an-address\"")
+        );
+    }
+
+    #[test]
+    fn missing_master_key_is_explained() {
+        let mut m = env(&[]);
+        m.remove("DOCKET_MASTER_KEY");
+        let err = Config::load(&m).expect_err("required");
+        assert_eq!(err.errors[0].var, "DOCKET_MASTER_KEY");
+        assert!(err.errors[0].reason.contains("is required"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        std::fs::write(&path, "postgres://u:hunter2@h/db\n").expect("write");
+        let c = Config::load(&env(&[(
+            "DOCKET_DATABASE_URL_FILE",
+            path.to_str().expect("utf8"),
+        )]))
+        .expect("valid");
+        assert_eq!(c.database.app_url.expose(), "postgres://u:hunter2@h/db");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secret_and_file_together_is_an_error() {
+        let err = Config::load(&env(&[
+            ("DOCKET_REDIS_URL", "redis://a"),
+            ("DOCKET_REDIS_URL_FILE", "/nonexistent"),
+        ]))
+        .expect_err("ambiguous");
+        assert_eq!(err.errors[0].var, "DOCKET_REDIS_URL");
+    }
+
+    #[test]
+    fn s3_requires_its_credentials() {
+        let err = Config::load(&env(&[("DOCKET_OBJECT_STORE", "s3")])).expect_err("incomplete");
+        let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+        assert_eq!(
+            vars,
+            [
+                "DOCKET_S3_BUCKET",
+                "DOCKET_S3_ACCESS_KEY_ID",
+                "DOCKET_S3_SECRET_ACCESS_KEY"
+            ]
+        );
+    }
+
+    #[test]
+    fn master_key_must_be_32_bytes() {
+        assert!(MasterKey::parse("k1:AAAA").is_err());
+        assert!(MasterKey::parse("nokid").is_err());
+        assert!(MasterKey::parse("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_ok());
+    }
+}

@@ -1,0 +1,19 @@
+//! Docket's governance layer: configuration, tenancy, database access, object storage,
+//! identity, authorization and audit. The API, worker, scheduler and CLI build on it; the
+//! RAG core (`docket-rag`) never does.
+
+pub mod audit;
+pub mod authz;
+pub mod blobs;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod heartbeat;
+pub mod identity;
+pub mod ids;
+pub mod metrics;
+pub mod redis_conn;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tenants;

@@ -1,0 +1,6 @@
+//! Docket's RAG core: parse, chunk, embed, vector index, answer.
+//!
+//! This crate knows nothing of plans, money or HTTP, and never depends on
+//! `docket-platform`. Every call that touches tenant data takes the tenant explicitly.
+
+pub mod vectors;

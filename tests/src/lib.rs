@@ -1,0 +1,216 @@
+//! Test harness for Docket's end-to-end tests, in the style of zero2prod's `spawn_app`:
+//! every test gets the API on a random port, its own freshly migrated database (cloned from
+//! a template database, which keeps it fast), its own Redis key prefix and its own folders.
+//!
+//! Needs the real services and roles that `scripts/test` sets up. Connection settings:
+//! `DOCKET_TEST_PG` (host:port, default `127.0.0.1:5432`), `DOCKET_TEST_REDIS_URL`.
+
+pub mod actors;
+pub mod seed;
+
+use docket_api::state::AppState;
+use docket_platform::config::Config;
+use docket_platform::db::{ControlDb, Db, MIGRATOR};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const TEMPLATE: &str = "docket_test_template";
+
+/// `host:port` of the test PostgreSQL.
+pub fn pg_addr() -> String {
+    std::env::var("DOCKET_TEST_PG").unwrap_or_else(|_| "127.0.0.1:5432".into())
+}
+
+/// A connection URL for `role` (local passwords equal role names) to `db`.
+pub fn pg_url(role: &str, db: &str) -> String {
+    format!("postgres://{role}:{role}@{}/{db}", pg_addr())
+}
+
+/// Creates a fresh database from the migrated template. Serialized across test processes
+/// by an advisory lock, because cloning fails while anyone is connected to the template.
+pub async fn fresh_database() -> String {
+    let name = format!("docket_t_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&pg_url("docket_owner", "postgres"))
+        .await
+        .expect("connect as docket_owner (run scripts/test, which creates the roles)");
+    admin
+        .execute("SELECT pg_advisory_lock(727274)")
+        .await
+        .expect("lock");
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(TEMPLATE)
+        .fetch_optional(&mut admin)
+        .await
+        .expect("query");
+    if exists.is_none() {
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE}")))
+            .await
+            .expect("create template");
+    }
+    // Idempotent: applies only migrations the template does not have yet.
+    let mut tpl = PgConnection::connect(&pg_url("docket_owner", TEMPLATE))
+        .await
+        .expect("connect template");
+    MIGRATOR.run(&mut tpl).await.expect("migrate template");
+    tpl.close().await.expect("close template");
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {TEMPLATE}"
+        )))
+        .await
+        .expect("clone template");
+    admin
+        .execute("SELECT pg_advisory_unlock(727274)")
+        .await
+        .expect("unlock");
+    name
+}
+
+/// Configuration for one test: its database, Redis prefix and folders; `overrides` win.
+pub fn test_config(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> Config {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let mut env: HashMap<String, String> = HashMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    set("DOCKET_BIND", "127.0.0.1:0".into());
+    set("DOCKET_DATABASE_URL", pg_url("docket_app", database));
+    set("DOCKET_CONTROL_DATABASE_URL", pg_url("docket_control", database));
+    set("DOCKET_MIGRATE_DATABASE_URL", pg_url("docket_owner", database));
+    set("DOCKET_DB_MAX_CONNECTIONS", "5".into());
+    set(
+        "DOCKET_REDIS_URL",
+        std::env::var("DOCKET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()),
+    );
+    set(
+        "DOCKET_REDIS_PREFIX",
+        format!("test:{}:", Uuid::new_v4().simple()),
+    );
+    set(
+        "DOCKET_OBJECT_DIR",
+        dirs.path().join("objects").display().to_string(),
+    );
+    set(
+        "DOCKET_VECTOR_DIR",
+        dirs.path().join("vectors").display().to_string(),
+    );
+    set(
+        "DOCKET_WORKER_NAME",
+        format!("test-worker-{}", Uuid::new_v4().simple()),
+    );
+    set("DOCKET_HEARTBEAT_SECS", "1".into());
+    set("DOCKET_MASTER_KEY", format!("test1:{key}"));
+    set("DOCKET_LOG", "warn".into());
+    for (k, v) in overrides {
+        set(k, (*v).to_owned());
+    }
+    Config::load(&env).expect("test configuration is valid")
+}
+
+/// A running API for one test.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The configuration the app runs with.
+    pub config: Config,
+    /// This test's database name.
+    pub database: String,
+    /// Service-role access (RLS applies).
+    pub db: Db,
+    /// Control-plane access.
+    pub control: ControlDb,
+    /// Stops the app when cancelled (and on drop).
+    pub shutdown: CancellationToken,
+    /// Folders (objects, vectors); removed on drop.
+    pub dirs: TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Starts the API with default test configuration.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the API with configuration overrides, e.g. a Redis URL that points nowhere.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    docket_platform::telemetry::init("warn", docket_platform::config::LogFormat::Json);
+    let database = fresh_database().await;
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let config = test_config(&database, &dirs, overrides);
+    let state = AppState::from_config(&config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let (db, control) = (state.db.clone(), state.control.clone());
+    tokio::spawn(async move {
+        docket_api::serve(listener, state, async move { stop.cancelled().await })
+            .await
+            .expect("serve");
+    });
+    TestApp {
+        address: format!("http://{addr}"),
+        addr,
+        client: reqwest::Client::new(),
+        config,
+        database,
+        db,
+        control,
+        shutdown,
+        dirs,
+    }
+}
+
+impl TestApp {
+    /// `GET {address}{path}`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// An audit writer with this app's master key.
+    pub fn auditor(&self) -> docket_platform::audit::Auditor {
+        docket_platform::audit::Auditor::new(self.config.master_key.clone())
+    }
+
+    /// A pool connecting as `role` to this test's database.
+    pub async fn pool_as(&self, role: &str) -> PgPool {
+        PgPool::connect(&pg_url(role, &self.database))
+            .await
+            .expect("connect")
+    }
+
+    /// Starts a worker process-equivalent (in this process) on this app's configuration;
+    /// it stops when the app's shutdown token is cancelled.
+    pub async fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
+        let worker = docket_worker::Worker::start(self.config.clone())
+            .await
+            .expect("worker starts");
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            worker
+                .run(async move { stop.cancelled().await })
+                .await
+                .expect("worker runs");
+        })
+    }
+}

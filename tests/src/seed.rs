@@ -1,0 +1,56 @@
+//! Seed data written through the control-plane role, for tests that need two tenants with
+//! rows in every tenant table.
+
+use docket_platform::db::ControlDb;
+use docket_platform::ids::{TenantId, TenantSlug};
+use docket_platform::tenants::{self, IsolationTier, NewTenant};
+use uuid::Uuid;
+
+/// Creates a tenant with a random slug.
+pub async fn tenant(control: &ControlDb, prefix: &str) -> TenantId {
+    let slug = format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let mut tx = control.pool().begin().await.expect("begin");
+    let t = tenants::create(
+        &mut tx,
+        &NewTenant {
+            slug: TenantSlug::parse(&slug).expect("slug"),
+            name: format!("{prefix} Inc."),
+            plan_id: "team".into(),
+            tier: IsolationTier::Shared,
+        },
+    )
+    .await
+    .expect("create tenant");
+    tx.commit().await.expect("commit");
+    t.id
+}
+
+/// One row in every tenant table for `tenant` (control role, which bypasses RLS). A new
+/// tenant table needs a line here, or the RLS test that checks every table fails.
+pub async fn rows_in_every_tenant_table(control: &ControlDb, tenant: TenantId) {
+    let t = tenant.as_uuid();
+    let statements = [
+        "INSERT INTO users (tenant_id, email, role) VALUES ($1, 'user-' || $1::text || '@example.com', 'member')",
+        "INSERT INTO documents (tenant_id, filename, content_type, byte_size, sha256) VALUES ($1, 'a.pdf', 'application/pdf', 1, md5($1::text))",
+        "INSERT INTO jobs (tenant_id, kind) VALUES ($1, 'parse')",
+        "INSERT INTO audit_events (tenant_id, seq, occurred_at, actor_kind, action, outcome, prev_hash, hash)
+           VALUES ($1, 1, now(), 'system', 'seed', 'allowed', '', 'seed')",
+        "INSERT INTO usage_events (tenant_id, kind, quantity, idempotency_key) VALUES ($1, 'pages_parsed', 3, 'seed')",
+    ];
+    for sql in statements.iter().chain(IDENTITY_SEEDS.iter()) {
+        sqlx::query(*sql)
+            .bind(t)
+            .execute(control.pool())
+            .await
+            .unwrap_or_else(|e| panic!("seed {sql}: {e}"));
+    }
+}
+
+/// Statements that put one row of `$1`'s into each identity table (added with identity).
+pub(crate) const IDENTITY_SEEDS: [&str; 4] = [
+    "INSERT INTO refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)
+       SELECT gen_random_uuid(), $1, id, gen_random_uuid(), 'x', now() FROM users WHERE tenant_id = $1 LIMIT 1",
+    "INSERT INTO api_keys (id, tenant_id, name, role, key_hash) VALUES (gen_random_uuid(), $1, 'seed', 'viewer', 'x')",
+    "INSERT INTO login_throttle (tenant_id, account) VALUES ($1, 'seed')",
+    "INSERT INTO tenant_secrets (tenant_id, master_kid) VALUES ($1, 'seed')",
+];

@@ -1,0 +1,128 @@
+//! Liveness, readiness, request ids and metrics.
+
+use docket_tests::{spawn_app, spawn_app_with};
+use serde_json::Value;
+use std::time::Duration;
+
+#[tokio::test]
+async fn healthz_is_ok_without_dependencies() {
+    let app = spawn_app_with(&[("DOCKET_REDIS_URL", "redis://127.0.0.1:1/0")]).await;
+    let resp = app.get("/healthz").await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn readyz_names_redis_when_it_is_unreachable() {
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    let app = spawn_app_with(&[("DOCKET_REDIS_URL", "redis://127.0.0.1:1/0")]).await;
+    let _worker = app.spawn_worker().await;
+    wait_for_heartbeat(&app).await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["failing"], serde_json::json!(["redis"]), "{body}");
+    assert!(
+        body["checks"]["redis"]
+            .as_str()
+            .expect("text")
+            .starts_with("error")
+    );
+    assert_eq!(body["checks"]["postgres"], "ok");
+}
+
+#[tokio::test]
+async fn readyz_is_200_when_everything_answers() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    wait_for_heartbeat(&app).await;
+    let resp = app.get("/readyz").await;
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    for part in ["postgres", "redis", "object_store", "vector_store"] {
+        assert_eq!(body["checks"][part], "ok", "{part}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_names_the_vector_store_when_no_worker_owns_it() {
+    let app = spawn_app().await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["failing"], serde_json::json!(["vector_store"]), "{body}");
+}
+
+#[tokio::test]
+async fn readyz_names_postgres_when_it_is_unreachable() {
+    let app = spawn_app_with(&[(
+        "DOCKET_DATABASE_URL",
+        "postgres://docket_app:docket_app@127.0.0.1:1/docket",
+    )])
+    .await;
+    let resp = app.get("/readyz").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.expect("json");
+    let failing = body["failing"].as_array().expect("array");
+    assert!(failing.contains(&Value::from("postgres")), "{body}");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "client-chosen-42")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.headers()["x-request-id"], "client-chosen-42");
+
+    let resp = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .expect("send");
+    let generated = resp.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    assert_ne!(generated, "bad id with spaces");
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+
+    let resp = app.get("/no-such-route").await;
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_format() {
+    let app = spawn_app().await;
+    app.get("/healthz").await;
+    let resp = app.get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.expect("text");
+    assert!(text.contains("docket_http_request_duration_seconds"), "{text}");
+    assert!(text.contains("route=\"/healthz\""), "{text}");
+}
+
+async fn wait_for_heartbeat(app: &docket_tests::TestApp) {
+    for _ in 0..50 {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM service_heartbeats")
+            .fetch_one(app.db.platform_pool())
+            .await
+            .expect("count");
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the worker never sent a heartbeat");
+}

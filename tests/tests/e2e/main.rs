@@ -1,0 +1,11 @@
+//! End-to-end tests against real PostgreSQL, Redis, object storage and the vector engine.
+//! One binary with modules: linking is the slow part of a test build.
+
+mod audit;
+mod auth;
+mod authz;
+mod cli;
+mod cross_tenant;
+mod health;
+mod rls;
+mod worker;
