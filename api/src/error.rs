@@ -87,12 +87,6 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// JSON bodies: a malformed body, a wrong content type, unknown or missing fields answer
-/// 400/415 in the standard error format instead of axum's plain-text rejection.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
-
 impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection as R;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod json;
 pub mod request_id;
 pub mod routes;
 pub mod state;

@@ -67,17 +67,31 @@ impl TenantAuth {
         self.ctx.stamp(Event::new(action, outcome, self.actor()))
     }
 
+    /// Refuses with a policy error, recorded on the tenant's chain as `action`.
+    pub async fn refuse(
+        &self,
+        state: &AppState,
+        action: &'static str,
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        Refusal::new(status, code, message)
+            .chain(Chain::Tenant(self.tenant_id()))
+            .actor(self.actor())
+            .action(action)
+            .record(state, &self.ctx)
+            .await
+    }
+
     /// Refuses (403, audited with the capability) unless the role holds `cap`.
     pub async fn require(&self, state: &AppState, cap: Capability) -> Result<(), ApiError> {
         if authz::allows(self.role, cap) {
             return Ok(());
         }
         let msg = format!("your role ({}) does not allow {cap}", self.role);
-        Err(Refusal::new(StatusCode::FORBIDDEN, "forbidden", msg)
-            .chain(Chain::Tenant(self.tenant_id()))
-            .actor(self.actor())
-            .action("authz.check")
-            .record(state, &self.ctx)
+        Err(self
+            .refuse(state, "authz.check", StatusCode::FORBIDDEN, "forbidden", msg)
             .await)
     }
 }

@@ -1,7 +1,8 @@
 //! API keys of the caller's tenant (`keys.manage`).
 
 use crate::auth::TenantAuth;
-use crate::error::{ApiError, ApiJson};
+use crate::error::ApiError;
+use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -55,11 +56,16 @@ async fn create(
         .parse()
         .map_err(|e: String| ApiError::bad_request("invalid_role", e))?;
     if !auth.role.may_grant(role) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "role_not_grantable",
-            format!("an {} cannot create a key with the {role} role", auth.role),
-        ));
+        let msg = format!("an {} cannot create a key with the {role} role", auth.role);
+        return Err(auth
+            .refuse(
+                &state,
+                "api_keys.create",
+                StatusCode::FORBIDDEN,
+                "role_not_grantable",
+                msg,
+            )
+            .await);
     }
     if body.expires_at.is_some_and(|e| e <= Utc::now()) {
         return Err(ApiError::bad_request(

@@ -3,7 +3,8 @@
 use crate::auth::RequestCtx;
 use crate::auth::refusal::{Chain, Refusal};
 use crate::auth::tokens::{self, TokenResponse};
-use crate::error::{ApiError, ApiJson};
+use crate::error::ApiError;
+use crate::json::ApiJson;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;

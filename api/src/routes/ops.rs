@@ -3,7 +3,8 @@
 use crate::auth::refusal::Refusal;
 use crate::auth::tokens::{self, TokenResponse};
 use crate::auth::{OperatorAuth, RequestCtx};
-use crate::error::{ApiError, ApiJson};
+use crate::error::ApiError;
+use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
 use axum::body::Bytes;

@@ -1,7 +1,8 @@
 //! Users of the caller's tenant (`users.manage`).
 
 use crate::auth::TenantAuth;
-use crate::error::{ApiError, ApiJson};
+use crate::error::ApiError;
+use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -44,12 +45,16 @@ fn parse_role(s: &str) -> Result<Role, ApiError> {
         .map_err(|e: String| ApiError::bad_request("invalid_role", e))
 }
 
-fn not_grantable(actor: Role, role: Role) -> ApiError {
-    ApiError::new(
+async fn not_grantable(state: &AppState, auth: &TenantAuth, role: Role) -> ApiError {
+    let msg = format!("an {} cannot grant or manage the {role} role", auth.role);
+    auth.refuse(
+        state,
+        "users.change",
         StatusCode::FORBIDDEN,
         "role_not_grantable",
-        format!("an {actor} cannot grant or manage the {role} role"),
+        msg,
     )
+    .await
 }
 
 async fn create(
@@ -62,7 +67,7 @@ async fn create(
         Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     let role = parse_role(&body.role)?;
     if !auth.role.may_grant(role) {
-        return Err(not_grantable(auth.role, role));
+        return Err(not_grantable(&state, &auth, role).await);
     }
     let hash = match body.password {
         Some(p) => Some(
@@ -120,19 +125,25 @@ async fn change(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("user"))?;
     if auth.user_id() == Some(id) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "cannot_modify_self",
-            "you cannot change your own role or status; ask another admin",
-        ));
+        drop(tx);
+        let msg = "you cannot change your own role or status; ask another admin";
+        return Err(auth
+            .refuse(
+                state,
+                "users.change",
+                StatusCode::CONFLICT,
+                "cannot_modify_self",
+                msg,
+            )
+            .await);
     }
-    if !auth.role.may_grant(target.role()) {
-        return Err(not_grantable(auth.role, target.role()));
-    }
-    if let Some(r) = role
-        && !auth.role.may_grant(r)
+    if let Some(r) = [Some(target.role()), role]
+        .into_iter()
+        .flatten()
+        .find(|r| !auth.role.may_grant(*r))
     {
-        return Err(not_grantable(auth.role, r));
+        drop(tx);
+        return Err(not_grantable(state, auth, r).await);
     }
     let updated = users::update(&mut tx, id, role, status)
         .await
@@ -143,11 +154,11 @@ async fn change(
         .map_err(ApiError::internal)?
         == 0
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "last_owner",
-            "the organisation must keep at least one active owner",
-        ));
+        drop(tx); // rolls the change back
+        let msg = "the organisation must keep at least one active owner";
+        return Err(auth
+            .refuse(state, "users.change", StatusCode::CONFLICT, "last_owner", msg)
+            .await);
     }
     let revoked = if updated.status == "disabled" {
         refresh::revoke_user(&mut tx, id).await?
