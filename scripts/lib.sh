@@ -28,6 +28,7 @@ ensure_tools() {
   ensure_pkg redis-cli redis-tools
   ensure_pkg python3 python3 python3-pip
   ensure_pkg curl curl
+  ensure_pkg qpdf qpdf            # tests: makes a really encrypted PDF
   command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 }
 

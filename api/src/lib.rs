@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
+        .merge(routes::documents::router())
         .merge(routes::ops::router())
         .route_layer(axum::middleware::from_fn(request_id::metrics))
         .layer(axum::middleware::from_fn(request_id::middleware))

@@ -5,6 +5,7 @@ use docket_platform::blobs::{BlobError, BlobStore};
 use docket_platform::config::Config;
 use docket_platform::db::{ControlDb, Db, DbError};
 use docket_platform::identity::keyring::KeyRing;
+use docket_platform::jobs::JobQueue;
 use docket_platform::redis_conn::{Redis, RedisError};
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub keys: KeyRing,
     /// Audit writer.
     pub auditor: Auditor,
+    /// Job queues.
+    pub queue: JobQueue,
     /// Configuration.
     pub config: Arc<Config>,
 }
@@ -46,7 +49,9 @@ impl AppState {
     /// `/readyz` says which.
     pub fn from_config(config: &Config) -> Result<Self, StateError> {
         let db = Db::connect_lazy(&config.database.app_url, config.database.max_connections)?;
+        let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
         Ok(Self {
+            queue: JobQueue::new(redis.clone(), config.ingest.job_max_attempts),
             keys: KeyRing::new(
                 db.clone(),
                 config.master_key.clone(),
@@ -55,7 +60,7 @@ impl AppState {
             auditor: Auditor::new(config.master_key.clone()),
             db,
             control: ControlDb::connect_lazy(&config.database.control_url, config.database.max_connections)?,
-            redis: Redis::new(&config.redis.url, &config.redis.prefix)?,
+            redis,
             blobs: BlobStore::from_config(&config.objects)?,
             config: Arc::new(config.clone()),
         })

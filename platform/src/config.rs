@@ -172,6 +172,25 @@ pub struct Config {
     pub master_key: MasterKey,
     /// Authentication.
     pub auth: AuthConfig,
+    /// Ingestion.
+    pub ingest: IngestConfig,
+}
+
+/// Ingestion settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Largest accepted upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Folder with `model.onnx`, `tokenizer.json` and the ONNX Runtime library.
+    pub model_dir: PathBuf,
+    /// Maximum tokens per chunk.
+    pub chunk_max_tokens: usize,
+    /// Tokens shared by consecutive chunks.
+    pub chunk_overlap: usize,
+    /// Jobs one worker process runs at once per queue.
+    pub worker_concurrency: usize,
+    /// Attempts before a job is given up (crashes included).
+    pub job_max_attempts: u32,
 }
 
 /// The master key that wraps other keys. Identified by `kid` so it can rotate.
@@ -304,6 +323,20 @@ impl Config {
             login_max_failures: r.ranged("DOCKET_LOGIN_MAX_FAILURES", 5, 1, 1000) as u32,
             login_lockout: Duration::from_secs(r.ranged("DOCKET_LOGIN_LOCKOUT_SECS", 300, 1, 86_400)),
         };
+        let ingest = IngestConfig {
+            max_upload_bytes: r.ranged("DOCKET_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1, 1 << 40),
+            model_dir: PathBuf::from(r.string("DOCKET_MODEL_DIR", "./.cache/model")),
+            chunk_max_tokens: r.ranged("DOCKET_CHUNK_MAX_TOKENS", 254, 16, 254) as usize,
+            chunk_overlap: r.ranged("DOCKET_CHUNK_OVERLAP", 32, 0, 200) as usize,
+            worker_concurrency: r.ranged("DOCKET_WORKER_CONCURRENCY", 2, 1, 256) as usize,
+            job_max_attempts: r.ranged("DOCKET_JOB_MAX_ATTEMPTS", 5, 1, 25) as u32,
+        };
+        if ingest.chunk_overlap >= ingest.chunk_max_tokens {
+            r.fail(
+                "DOCKET_CHUNK_OVERLAP",
+                "must be smaller than DOCKET_CHUNK_MAX_TOKENS",
+            );
+        }
         if !r.errors.is_empty() {
             return Err(ConfigError { errors: r.errors });
         }
@@ -324,6 +357,7 @@ impl Config {
                 heartbeat_interval,
                 master_key,
                 auth,
+                ingest,
             }),
             _ => Err(ConfigError {
                 errors: vec![VarError {

@@ -3,4 +3,6 @@
 //! This crate knows nothing of plans, money or HTTP, and never depends on
 //! `docket-platform`. Every call that touches tenant data takes the tenant explicitly.
 
+pub mod chunk;
+pub mod parse;
 pub mod vectors;

@@ -6,6 +6,8 @@
 //! `DOCKET_TEST_PG` (host:port, default `127.0.0.1:5432`), `DOCKET_TEST_REDIS_URL`.
 
 pub mod actors;
+pub mod fixtures;
+pub mod ingest;
 pub mod seed;
 
 use docket_api::state::AppState;
@@ -71,8 +73,31 @@ pub async fn fresh_database() -> String {
     name
 }
 
+/// The workspace root.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The folder with the model files (`scripts/test` exports `DOCKET_MODEL_DIR`).
+pub fn model_dir() -> String {
+    std::env::var("DOCKET_MODEL_DIR")
+        .unwrap_or_else(|_| workspace().join(".cache/model").display().to_string())
+}
+
+/// The CUAD development corpus (The Atticus Project, CC BY 4.0).
+pub fn corpus() -> std::path::PathBuf {
+    std::env::var("DOCKET_CORPUS_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| workspace().join("../shared/corpus/cuad-dev"))
+}
+
 /// Configuration for one test: its database, Redis prefix and folders; `overrides` win.
 pub fn test_config(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> Config {
+    Config::load(&test_env(database, dirs, overrides)).expect("test configuration is valid")
+}
+
+/// The environment of [`test_config`], for starting real processes with it.
+pub fn test_env(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> HashMap<String, String> {
     use base64::Engine;
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let mut env: HashMap<String, String> = HashMap::new();
@@ -107,10 +132,11 @@ pub fn test_config(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -
     set("DOCKET_HEARTBEAT_SECS", "1".into());
     set("DOCKET_MASTER_KEY", format!("test1:{key}"));
     set("DOCKET_LOG", "warn".into());
+    set("DOCKET_MODEL_DIR", model_dir());
     for (k, v) in overrides {
         set(k, (*v).to_owned());
     }
-    Config::load(&env).expect("test configuration is valid")
+    env
 }
 
 /// A running API for one test.
@@ -124,6 +150,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The configuration the app runs with.
     pub config: Config,
+    /// The same configuration as environment variables (for worker processes).
+    pub env: HashMap<String, String>,
     /// This test's database name.
     pub database: String,
     /// Service-role access (RLS applies).
@@ -152,7 +180,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     docket_platform::telemetry::init("warn", docket_platform::config::LogFormat::Json);
     let database = fresh_database().await;
     let dirs = tempfile::tempdir().expect("tempdir");
-    let config = test_config(&database, &dirs, overrides);
+    let env = test_env(&database, &dirs, overrides);
+    let config = Config::load(&env).expect("test configuration is valid");
     let state = AppState::from_config(&config).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -169,6 +198,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
         addr,
         client: reqwest::Client::new(),
         config,
+        env,
         database,
         db,
         control,

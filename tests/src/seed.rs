@@ -47,7 +47,9 @@ pub async fn rows_in_every_tenant_table(control: &ControlDb, tenant: TenantId) {
 }
 
 /// Statements that put one row of `$1`'s into each identity table (added with identity).
-pub(crate) const IDENTITY_SEEDS: [&str; 4] = [
+pub(crate) const IDENTITY_SEEDS: [&str; 5] = [
+    "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, page_start, page_end, token_count, sha256)
+       SELECT gen_random_uuid(), $1, id, 0, 'seed', 1, 1, 1, 'x' FROM documents WHERE tenant_id = $1 LIMIT 1",
     "INSERT INTO refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)
        SELECT gen_random_uuid(), $1, id, gen_random_uuid(), 'x', now() FROM users WHERE tenant_id = $1 LIMIT 1",
     "INSERT INTO api_keys (id, tenant_id, name, role, key_hash) VALUES (gen_random_uuid(), $1, 'seed', 'viewer', 'x')",

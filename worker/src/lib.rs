@@ -1,14 +1,24 @@
-//! Docket's background worker. With the in-process vector engine, exactly one worker
-//! process owns the vector directory; it reports the store's health in its heartbeat.
-//! Job queues (parse, chunk, embed, index, …) are added to this process by the ingestion
-//! work; this crate holds the process lifecycle they plug into.
+//! Docket's background worker: runs the job queues (one apalis worker per job kind) and,
+//! with the in-process vector engine, owns the vector directory and reports its health in
+//! the process heartbeat.
 
+pub mod context;
+pub mod jobs;
+
+use context::{Ctx, JobContext};
+use docket_platform::audit::Auditor;
+use docket_platform::blobs::{BlobError, BlobStore};
 use docket_platform::config::Config;
 use docket_platform::db::{Db, DbError};
 use docket_platform::heartbeat;
+use docket_platform::jobs::JobQueue;
+use docket_platform::redis_conn::{Redis, RedisError};
+use docket_rag::chunk::{ChunkError, ChunkSettings, Chunker};
 use docket_rag::vectors::{EdgeStore, VectorError};
 use serde_json::json;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The worker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -19,29 +29,61 @@ pub enum WorkerError {
     /// Vector store (e.g. another process owns the directory).
     #[error(transparent)]
     Vectors(#[from] VectorError),
+    /// Object storage.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// Redis URL.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// The model's tokenizer is missing.
+    #[error(transparent)]
+    Model(#[from] ChunkError),
 }
 
 /// A started worker: owns the vector store until dropped.
 #[derive(Debug)]
 pub struct Worker {
-    config: Config,
-    db: Db,
+    ctx: Ctx,
+    redis: Redis,
     vectors: EdgeStore,
 }
 
+/// Longest one job attempt may run before it is retried.
+const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long shutdown waits for in-flight jobs before leaving them to be re-delivered.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+
 impl Worker {
-    /// Opens the stores. Fails at once, with a clear message, if another process owns the
-    /// vector directory.
+    /// Opens the stores and loads the tokenizer. Fails at once, with a clear message, if
+    /// another process owns the vector directory or the model files are missing.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let db = Db::connect_lazy(&config.database.app_url, config.database.max_connections)?;
         let vectors = EdgeStore::open(&config.vector_dir, &config.worker_name).await?;
-        tracing::info!(worker = %config.worker_name, vector_dir = %config.vector_dir.display(), "worker started");
-        Ok(Self { config, db, vectors })
+        let settings = ChunkSettings {
+            max_tokens: config.ingest.chunk_max_tokens,
+            overlap: config.ingest.chunk_overlap,
+        };
+        let chunker = Chunker::new(&config.ingest.model_dir.join("tokenizer.json"), settings)?;
+        let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
+        let ctx = Arc::new(JobContext {
+            db,
+            blobs: BlobStore::from_config(&config.objects)?,
+            queue: JobQueue::new(redis.clone(), config.ingest.job_max_attempts),
+            auditor: Auditor::new(config.master_key.clone()),
+            chunker,
+            job_timeout: JOB_TIMEOUT,
+            config,
+        });
+        tracing::info!(worker = %ctx.config.worker_name, vector_dir = %ctx.config.vector_dir.display(), "worker started");
+        Ok(Self { ctx, redis, vectors })
     }
 
-    /// Heartbeats until `shutdown` resolves, then deregisters.
+    /// Runs the job queues and heartbeats until `shutdown` resolves; then stops fetching,
+    /// lets in-flight jobs finish (up to a grace period) and deregisters.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
-        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let jobs = tokio::spawn(run_jobs(self.ctx.clone(), self.redis.clone(), stop_rx));
+        let mut tick = tokio::time::interval(self.ctx.config.heartbeat_interval);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -49,10 +91,14 @@ impl Worker {
                 _ = tick.tick() => self.beat().await,
             }
         }
-        if let Err(e) = heartbeat::remove(&self.db, &self.config.worker_name).await {
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(SHUTDOWN_GRACE, jobs).await.is_err() {
+            tracing::warn!("in-flight jobs did not finish in time; they will be re-delivered");
+        }
+        if let Err(e) = heartbeat::remove(&self.ctx.db, &self.ctx.config.worker_name).await {
             tracing::warn!(error = %e, "could not remove heartbeat on shutdown");
         }
-        tracing::info!(worker = %self.config.worker_name, "worker stopped");
+        tracing::info!(worker = %self.ctx.config.worker_name, "worker stopped");
         Ok(())
     }
 
@@ -62,8 +108,51 @@ impl Worker {
             Err(e) => format!("error: {e}"),
         };
         let components = json!({"vector_store": vector_store});
-        if let Err(e) = heartbeat::beat(&self.db, &self.config.worker_name, "worker", &components).await {
+        if let Err(e) =
+            heartbeat::beat(&self.ctx.db, &self.ctx.config.worker_name, "worker", &components).await
+        {
             tracing::warn!(error = %e, "heartbeat failed");
         }
+    }
+}
+
+/// Connects to Redis (retrying while it is down) and runs the job monitor until `stop`.
+async fn run_jobs(ctx: Ctx, redis: Redis, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let conn = loop {
+        match redis.conn().await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::warn!(error = %e, "job queues unavailable; retrying");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    };
+    // Unique per process start: a stopped worker's name stays registered for a while.
+    let name = format!(
+        "{}-{}",
+        ctx.config.worker_name,
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let monitor = jobs::monitor(ctx, conn, &name);
+    let handle = monitor.context();
+    let run = monitor.run();
+    tokio::pin!(run);
+    tokio::select! {
+        res = &mut run => {
+            if let Err(e) = res {
+                tracing::error!(error = %e, "job monitor stopped");
+            }
+            return;
+        }
+        _ = stop.changed() => {}
+    }
+    if let Err(e) = handle.shutdown() {
+        tracing::warn!(error = %e, "could not signal the job workers to stop");
+    }
+    if let Err(e) = run.await {
+        tracing::warn!(error = %e, "job monitor stopped with an error");
     }
 }

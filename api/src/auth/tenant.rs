@@ -54,6 +54,14 @@ impl TenantAuth {
         }
     }
 
+    /// `user:{id}` or `api_key:{id}`: who a job runs on behalf of.
+    pub fn actor_label(&self) -> String {
+        match self.principal {
+            Principal::User(u) => format!("user:{u}"),
+            Principal::ApiKey(k) => format!("api_key:{k}"),
+        }
+    }
+
     /// The acting user, if a user (not a key) is acting.
     pub fn user_id(&self) -> Option<UserId> {
         match self.principal {

@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod documents;
 pub mod health;
 pub mod me;
 pub mod ops;

@@ -9,40 +9,15 @@ use crate::db::TenantTx;
 
 use super::AuditError;
 
-fn context(tenant: &str) -> String {
-    format!("pseudonym-key:{tenant}")
-}
-
 /// The tenant's key, created on first use; `None` once destroyed.
 pub async fn tenant_key(tx: &mut TenantTx, master: &MasterKey) -> Result<Option<[u8; 32]>, AuditError> {
-    let tenant = tx.tenant_id();
-    let ctx = context(&tenant.to_string());
-    let row: Option<(Option<Vec<u8>>, String)> =
-        sqlx::query_as("SELECT pseudonym_key_enc, master_kid FROM tenant_secrets")
-            .fetch_optional(tx.conn())
-            .await?;
-    let (sealed, kid) = match row {
-        Some(r) => r,
-        None => {
-            let sealed = crypto::seal(master, &ctx, &crypto::random_bytes::<32>());
-            // A concurrent first writer may win; then read theirs.
-            sqlx::query(
-                "INSERT INTO tenant_secrets (tenant_id, pseudonym_key_enc, master_kid) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant_id) DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(&sealed)
-            .bind(&master.kid)
-            .execute(tx.conn())
-            .await?;
-            sqlx::query_as("SELECT pseudonym_key_enc, master_kid FROM tenant_secrets")
-                .fetch_one(tx.conn())
-                .await?
-        }
-    };
-    let Some(sealed) = sealed else { return Ok(None) };
-    let key = crypto::open(master, &kid, &ctx, &sealed)?;
-    Ok(key.try_into().ok())
+    crate::tenant_keys::pseudonym_key(tx, master)
+        .await
+        .map_err(|e| match e {
+            crate::tenant_keys::TenantKeyError::Db(d) => AuditError::Db(d),
+            crate::tenant_keys::TenantKeyError::Crypto(c) => AuditError::Crypto(c),
+            crate::tenant_keys::TenantKeyError::Destroyed => AuditError::Crypto(crypto::CryptoError::Decrypt),
+        })
 }
 
 /// The platform chain's key, derived from the master key.

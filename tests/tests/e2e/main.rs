@@ -6,6 +6,7 @@ mod auth;
 mod authz;
 mod cli;
 mod cross_tenant;
+mod documents;
 mod health;
 mod rls;
 mod worker;

@@ -1,0 +1,414 @@
+//! Documents: streaming upload, status, listing, and job records.
+
+use crate::auth::TenantAuth;
+use crate::error::ApiError;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use docket_platform::audit::Outcome;
+use docket_platform::authz::Capability;
+use docket_platform::blobs::BlobError;
+use docket_platform::documents::sniff::{SNIFF_LEN, sniff};
+use docket_platform::documents::{self, Document, NewDocument};
+use docket_platform::ids::{DocumentId, JobId};
+use docket_platform::jobs::{JobKind, record};
+use docket_platform::tenant_keys;
+use futures::stream::{self, BoxStream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `/v1/documents`, `/v1/jobs`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // Uploads stream to object storage under our own limit, not axum's 2 MB default.
+        .route(
+            "/v1/documents",
+            post(upload).layer(DefaultBodyLimit::disable()).get(list),
+        )
+        .route("/v1/documents/{id}", get(show))
+        .route("/v1/jobs/{id}", get(job))
+}
+
+type ByteStream<'a> = BoxStream<'a, Result<Bytes, String>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    filename: Option<String>,
+}
+
+fn clean_filename(name: &str) -> Result<String, ApiError> {
+    // Display only: keep the last path segment, drop control characters.
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    if clean.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_filename",
+            "the file name is empty",
+        ));
+    }
+    Ok(clean)
+}
+
+fn accepted(d: &Document, duplicate: bool) -> Json<Value> {
+    Json(json!({
+        "document_id": d.id, "status": d.status, "status_url": format!("/v1/documents/{}", d.id),
+        "duplicate": duplicate,
+    }))
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    headers: HeaderMap,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&state, Capability::DocumentsWrite).await?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let idem = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| (1..=200).contains(&k.len()));
+            let msg = "Idempotency-Key must be 1-200 visible ASCII characters";
+            Some(
+                k.ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", msg))?
+                    .to_owned(),
+            )
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if content_type.starts_with("multipart/form-data") {
+        let mut mp = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?;
+        while let Some(field) = mp
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", e.body_text()))?
+        {
+            if field.name() != Some("file") {
+                continue;
+            }
+            let name = field
+                .file_name()
+                .map(str::to_owned)
+                .or(query.filename)
+                .unwrap_or_else(|| "upload".into());
+            let declared = field.content_type().map(str::to_owned);
+            let body: ByteStream<'_> = field.map(|r| r.map_err(|e| e.to_string())).boxed();
+            return receive(&state, &auth, idem, &name, declared, body).await;
+        }
+        Err(ApiError::bad_request(
+            "missing_file",
+            "the multipart body has no `file` field",
+        ))
+    } else {
+        let msg = "send multipart field `file`, or a raw body with `?filename=`";
+        let name = query
+            .filename
+            .ok_or_else(|| ApiError::bad_request("missing_filename", msg))?;
+        let declared = (!content_type.is_empty()).then_some(content_type);
+        let body: ByteStream<'_> = req
+            .into_body()
+            .into_data_stream()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .boxed();
+        receive(&state, &auth, idem, &name, declared, body).await
+    }
+}
+
+/// Sniffs, streams to encrypted storage, dedupes, records and enqueues one upload.
+async fn receive(
+    state: &AppState,
+    auth: &TenantAuth,
+    idem: Option<String>,
+    name: &str,
+    declared: Option<String>,
+    mut body: ByteStream<'_>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let filename = clean_filename(name)?;
+
+    // Read just enough to decide the type from the content.
+    let mut prefix = Vec::new();
+    let mut ended = false;
+    while prefix.len() < SNIFF_LEN {
+        match body.next().await {
+            Some(Ok(b)) => prefix.extend_from_slice(&b),
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(
+                    "upload_interrupted",
+                    format!("the upload stream failed: {e}"),
+                ));
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    if prefix.is_empty() {
+        return Err(ApiError::bad_request("empty_file", "the file is empty (0 bytes)"));
+    }
+    let kind = sniff(
+        &prefix[..prefix.len().min(SNIFF_LEN)],
+        ended && prefix.len() <= SNIFF_LEN,
+        &filename,
+        declared.as_deref(),
+    );
+    let Some(mime) = kind.mime() else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Docket accepts PDF, plain text and Markdown; this file's content is none of these",
+        ));
+    };
+
+    let tenant = auth.tenant_id();
+    let mut tx = state.db.begin_tenant(tenant).await?;
+    let key = tenant_keys::data_key(&mut tx, &state.config.master_key)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let id = DocumentId::new_random();
+    let object = documents::original_key(id);
+    let limit = state.config.ingest.max_upload_bytes;
+    let full = stream::iter([Ok(Bytes::from(prefix))]).chain(body);
+    let stored = match state.blobs.put_stream(&key, &object, full, limit).await {
+        Ok(s) => s,
+        Err(BlobError::TooLarge { limit }) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the file is larger than the limit of {limit} bytes ({} MiB)",
+                    limit / (1024 * 1024)
+                ),
+            ));
+        }
+        Err(BlobError::Source(e)) => {
+            return Err(ApiError::bad_request(
+                "upload_interrupted",
+                format!("the upload stream failed: {e}"),
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+
+    let mut tx = state.db.begin_tenant(tenant).await?;
+    // Replays and duplicates answer with the existing document; the new copy goes away.
+    let existing = match &idem {
+        Some(k) => documents::find_by_idempotency_key(&mut tx, k).await?,
+        None => None,
+    };
+    if let Some(d) = existing {
+        drop(tx);
+        state
+            .blobs
+            .delete(tenant, &object)
+            .await
+            .map_err(ApiError::internal)?;
+        if d.sha256 != stored.sha256 {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_conflict",
+                "this Idempotency-Key was already used for different content",
+            ));
+        }
+        return Ok((StatusCode::OK, accepted(&d, true)));
+    }
+    if let Some(d) = documents::find_by_sha(&mut tx, &stored.sha256).await? {
+        drop(tx);
+        state
+            .blobs
+            .delete(tenant, &object)
+            .await
+            .map_err(ApiError::internal)?;
+        return Ok((StatusCode::OK, accepted(&d, true)));
+    }
+    let new = NewDocument {
+        id,
+        filename: &filename,
+        content_type: mime,
+        byte_size: stored.size as i64,
+        sha256: &stored.sha256,
+        idempotency_key: idem.as_deref(),
+        created_by: auth.user_id(),
+    };
+    let Some(doc) = documents::insert(&mut tx, &new).await? else {
+        // A concurrent upload of the same bytes or key won the race.
+        drop(tx);
+        state
+            .blobs
+            .delete(tenant, &object)
+            .await
+            .map_err(ApiError::internal)?;
+        let mut tx = state.db.begin_tenant(tenant).await?;
+        let d = documents::find_by_sha(&mut tx, &stored.sha256)
+            .await?
+            .ok_or_else(|| ApiError::internal("duplicate vanished"))?;
+        return Ok((StatusCode::OK, accepted(&d, true)));
+    };
+    let envelope = state
+        .queue
+        .prepare(
+            &mut tx,
+            JobKind::Parse,
+            doc.id,
+            auth.ctx.request_id.clone(),
+            &auth.actor_label(),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let ev = auth
+        .event("documents.upload", Outcome::Allowed)
+        .target(format!("document:{}", doc.id))
+        .detail("bytes", stored.size)
+        .detail("content_type", mime);
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    if let Err(e) = state.queue.push(&envelope).await {
+        // Without a queued job the document would sit forever: undo and let the client retry.
+        tracing::error!(error = %e, "could not enqueue the parse job");
+        let mut tx = state.db.begin_tenant(tenant).await?;
+        documents::fail(
+            &mut tx,
+            doc.id,
+            "queue_unavailable",
+            "the job queue was unavailable; upload again",
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "the job queue is unavailable; try again shortly",
+        )
+        .with_retry_after(5));
+    }
+    Ok((StatusCode::ACCEPTED, accepted(&doc, false)))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DocumentsRead).await?;
+    let id = DocumentId(parse_id(&id, "document")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let d = documents::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("document"))?;
+    let stages: Vec<Value> = record::for_document(&mut tx, id)
+        .await?
+        .into_iter()
+        .map(|j| json!({"name": j.kind, "status": j.status, "started_at": j.started_at, "finished_at": j.finished_at, "attempts": j.attempts, "job_id": j.id}))
+        .collect();
+    let ev = auth
+        .event("documents.read", Outcome::Allowed)
+        .target(format!("document:{id}"));
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let error = d
+        .error_code
+        .as_ref()
+        .map(|c| json!({"code": c, "message": d.error_message}));
+    Ok(Json(json!({
+        "id": d.id, "filename": d.filename, "content_type": d.content_type, "bytes": d.byte_size, "sha256": d.sha256,
+        "status": d.status, "stage": d.stage, "pages": d.pages, "chunks": d.chunks, "error": error,
+        "created_at": d.created_at, "updated_at": d.updated_at, "stages": stages,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, DocumentId)> {
+    let (micros, id) = c.split_once('_')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        DocumentId(uuid::Uuid::try_parse(id).ok()?),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    auth.require(&state, Capability::DocumentsRead).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 200"));
+    }
+    if let Some(s) = q.status.as_deref()
+        && !["queued", "processing", "ready", "failed"].contains(&s)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_status",
+            "status must be queued, processing, ready or failed",
+        ));
+    }
+    let after = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
+        })?),
+    };
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let docs = documents::list(&mut tx, q.status.as_deref(), after, limit).await?;
+    let ev = auth
+        .event("documents.list", Outcome::Allowed)
+        .detail("count", docs.len());
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let next = (docs.len() as i64 == limit)
+        .then(|| {
+            docs.last()
+                .map(|d| format!("{}_{}", d.created_at.timestamp_micros(), d.id))
+        })
+        .flatten();
+    Ok(Json(json!({"documents": docs, "next_cursor": next})))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DocumentsRead).await?;
+    let id = JobId(parse_id(&id, "job")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let j = record::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job"))?;
+    Ok(Json(serde_json::to_value(j).map_err(ApiError::internal)?))
+}

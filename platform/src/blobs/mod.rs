@@ -1,0 +1,294 @@
+//! Object storage behind a wrapper that only ever builds keys under
+//! `tenants/{tenant_id}/…`: a caller cannot name another tenant's object, nor escape the
+//! prefix with `..` or an absolute key. Every object is encrypted with its tenant's data
+//! key ([`envelope`]); what lands on disk or in the bucket is unreadable without it.
+
+pub mod envelope;
+
+use crate::config::ObjectStoreConfig;
+use crate::ids::TenantId;
+use crate::tenant_keys::DataKey;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use object_store::WriteMultipart;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// An object-storage operation failed or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The relative key is not allowed (traversal, absolute, empty segment, odd characters).
+    #[error("object key {0:?} refused: keys are relative paths of [A-Za-z0-9._-] segments, without '..'")]
+    BadKey(String),
+    /// The object does not exist.
+    #[error("object not found")]
+    NotFound,
+    /// The backend failed.
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// The local folder could not be created.
+    #[error("object store folder: {0}")]
+    Io(#[from] std::io::Error),
+    /// The object does not decrypt with the given key.
+    #[error(transparent)]
+    Decrypt(#[from] envelope::DecryptError),
+    /// A streamed upload went past its limit (the partial object was removed).
+    #[error("the upload is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The incoming stream failed (client went away).
+    #[error("the upload stream failed: {0}")]
+    Source(String),
+}
+
+/// What a streamed upload stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the plaintext.
+    pub sha256: String,
+}
+
+/// A key inside one tenant's prefix; constructible only through [`BlobKey::for_tenant`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobKey(Path);
+
+impl BlobKey {
+    /// `tenants/{tenant}/{relative}` after validating `relative`.
+    pub fn for_tenant(tenant: TenantId, relative: &str) -> Result<Self, BlobError> {
+        let bad = || BlobError::BadKey(relative.to_owned());
+        if relative.is_empty() || relative.len() > 512 || relative.starts_with('/') {
+            return Err(bad());
+        }
+        for seg in relative.split('/') {
+            let ok_chars = seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if seg.is_empty() || seg == "." || seg == ".." || !ok_chars {
+                return Err(bad());
+            }
+        }
+        Ok(Self(Path::from(format!("tenants/{tenant}/{relative}"))))
+    }
+
+    /// The full key as stored.
+    pub fn as_str(&self) -> &str {
+        self.0.as_ref()
+    }
+}
+
+/// Tenant-scoped object storage.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl BlobStore {
+    /// Opens the configured backend (creating the local folder if needed).
+    pub fn from_config(cfg: &ObjectStoreConfig) -> Result<Self, BlobError> {
+        let inner: Arc<dyn ObjectStore> = match cfg {
+            ObjectStoreConfig::Local { dir } => {
+                std::fs::create_dir_all(dir)?;
+                Arc::new(LocalFileSystem::new_with_prefix(dir)?)
+            }
+            ObjectStoreConfig::S3(s3) => {
+                let mut b = AmazonS3Builder::new()
+                    .with_bucket_name(&s3.bucket)
+                    .with_region(&s3.region)
+                    .with_access_key_id(&s3.access_key_id)
+                    .with_secret_access_key(s3.secret_access_key.expose())
+                    .with_allow_http(s3.allow_http);
+                if let Some(ep) = &s3.endpoint {
+                    b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
+                }
+                Arc::new(b.build()?)
+            }
+        };
+        Ok(Self { inner })
+    }
+
+    /// Encrypts and writes a whole object of the key's tenant.
+    pub async fn put(&self, key: &DataKey, relative: &str, data: &[u8]) -> Result<(), BlobError> {
+        let path = BlobKey::for_tenant(key.tenant(), relative)?;
+        let sealed = envelope::seal_all(key.bytes(), path.as_str(), data);
+        self.inner.put(&path.0, PutPayload::from(sealed)).await?;
+        Ok(())
+    }
+
+    /// Encrypts and writes a stream as it arrives (multipart upload, bounded memory),
+    /// hashing the plaintext. Past `limit` bytes the upload is aborted and nothing stays.
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &DataKey,
+        relative: &str,
+        mut stream: S,
+        limit: u64,
+    ) -> Result<Stored, BlobError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let path = BlobKey::for_tenant(key.tenant(), relative)?;
+        let upload = self.inner.put_multipart(&path.0).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
+        let (mut sealer, header) = envelope::Sealer::new(key.bytes(), path.as_str());
+        writer.write(&header);
+        let (mut size, mut hasher) = (0u64, Sha256::new());
+        let failure = loop {
+            match stream.next().await {
+                None => break None,
+                Some(Err(e)) => break Some(BlobError::Source(e.to_string())),
+                Some(Ok(chunk)) => {
+                    size += chunk.len() as u64;
+                    if size > limit {
+                        break Some(BlobError::TooLarge { limit });
+                    }
+                    hasher.update(&chunk);
+                    writer.write(&sealer.push(&chunk));
+                    // Back-pressure: at most two parts in flight.
+                    if let Err(e) = writer.wait_for_capacity(2).await {
+                        break Some(e.into());
+                    }
+                }
+            }
+        };
+        if let Some(e) = failure {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.write(&sealer.finish());
+        writer.finish().await?;
+        Ok(Stored {
+            size,
+            sha256: hex::encode(hasher.finalize()),
+        })
+    }
+
+    /// Reads and decrypts an object of the key's tenant.
+    pub async fn get(&self, key: &DataKey, relative: &str) -> Result<Vec<u8>, BlobError> {
+        let path = BlobKey::for_tenant(key.tenant(), relative)?;
+        let sealed = self.get_sealed(key.tenant(), relative).await?;
+        Ok(envelope::open_all(key.bytes(), path.as_str(), &sealed)?)
+    }
+
+    /// The stored (encrypted) bytes of an object, as they sit on disk or in the bucket.
+    pub async fn get_sealed(&self, tenant: TenantId, relative: &str) -> Result<Vec<u8>, BlobError> {
+        let path = BlobKey::for_tenant(tenant, relative)?;
+        match self.inner.get(&path.0).await {
+            Ok(r) => Ok(r.bytes().await?.to_vec()),
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an object of `tenant` (absent is fine).
+    pub async fn delete(&self, tenant: TenantId, relative: &str) -> Result<(), BlobError> {
+        let key = BlobKey::for_tenant(tenant, relative)?;
+        match self.inner.delete(&key.0).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Write, read back and delete a probe object outside every tenant prefix (readiness).
+    pub async fn health(&self) -> Result<(), BlobError> {
+        let key = Path::from(format!("platform/health/{}", uuid::Uuid::new_v4()));
+        self.inner.put(&key, PutPayload::from_static(b"ok")).await?;
+        self.inner.head(&key).await?;
+        self.inner.delete(&key).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_stay_inside_the_tenant_prefix() {
+        let t = TenantId::new_random();
+        let k = BlobKey::for_tenant(t, "documents/abc/original").expect("valid");
+        assert_eq!(k.as_str(), format!("tenants/{t}/documents/abc/original"));
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../other",
+            "a/../../b",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a b",
+            "tenants/x/%2e%2e",
+        ] {
+            assert!(BlobKey::for_tenant(t, bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[tokio::test]
+    async fn local_store_encrypts_round_trips_and_isolates_tenants() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::from_config(&ObjectStoreConfig::Local {
+            dir: dir.path().into(),
+        })
+        .expect("open");
+        let (a, b) = (TenantId::new_random(), TenantId::new_random());
+        let ka = DataKey::from_bytes_for_tests(a, [1; 32]);
+        let kb = DataKey::from_bytes_for_tests(b, [2; 32]);
+        store
+            .put(&ka, "doc/1", b"alpha contract text")
+            .await
+            .expect("put");
+        assert_eq!(
+            store.get(&ka, "doc/1").await.expect("get"),
+            b"alpha contract text"
+        );
+        assert!(matches!(store.get(&kb, "doc/1").await, Err(BlobError::NotFound)));
+        let on_disk = std::fs::read(dir.path().join(format!("tenants/{a}/doc/1"))).expect("file");
+        assert!(!on_disk.windows(5).any(|w| w == b"alpha"), "stored encrypted");
+        // The right path with the wrong key fails.
+        let wrong = DataKey::from_bytes_for_tests(a, [3; 32]);
+        assert!(matches!(
+            store.get(&wrong, "doc/1").await,
+            Err(BlobError::Decrypt(_))
+        ));
+        store.health().await.expect("healthy");
+        store.delete(a, "doc/1").await.expect("delete");
+        assert!(matches!(store.get(&ka, "doc/1").await, Err(BlobError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn streams_are_limited_hashed_and_cleaned_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::from_config(&ObjectStoreConfig::Local {
+            dir: dir.path().into(),
+        })
+        .expect("open");
+        let k = DataKey::from_bytes_for_tests(TenantId::new_random(), [7; 32]);
+        let pieces: Vec<Result<Bytes, String>> =
+            (0..40).map(|i| Ok(Bytes::from(vec![i as u8; 100_000]))).collect();
+        let all: Vec<u8> = (0..40).flat_map(|i| vec![i as u8; 100_000]).collect();
+        let stored = store
+            .put_stream(&k, "big", futures::stream::iter(pieces.clone()), 10_000_000)
+            .await
+            .expect("stream");
+        assert_eq!(stored.size, 4_000_000);
+        assert_eq!(stored.sha256, hex::encode(Sha256::digest(&all)));
+        assert_eq!(store.get(&k, "big").await.expect("get"), all);
+        let err = store
+            .put_stream(&k, "too-big", futures::stream::iter(pieces), 1_000_000)
+            .await
+            .expect_err("limit");
+        assert!(matches!(err, BlobError::TooLarge { limit: 1_000_000 }));
+        assert!(
+            matches!(store.get(&k, "too-big").await, Err(BlobError::NotFound)),
+            "nothing left behind"
+        );
+    }
+}

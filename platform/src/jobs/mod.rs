@@ -1,0 +1,80 @@
+//! Background jobs: the versioned envelope every job carries, the queue per job kind
+//! (apalis-redis), and the tenant-visible job record in PostgreSQL. Redis is only the
+//! queue; the `jobs` table is what the API reports.
+
+pub mod queue;
+pub mod record;
+
+pub use queue::{JobQueue, QueueError};
+
+use crate::ids::{DocumentId, JobId, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// The kinds of job, each with its own queue so workers scale per stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Original → text by page.
+    Parse,
+    /// Text → chunks.
+    Chunk,
+    /// Chunks → vectors.
+    Embed,
+}
+
+impl JobKind {
+    /// Stage and queue name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobKind::Parse => "parse",
+            JobKind::Chunk => "chunk",
+            JobKind::Embed => "embed",
+        }
+    }
+}
+
+/// Current envelope version. Add fields only with `#[serde(default)]`: a payload that
+/// fails to decode would stop the worker that fetched it.
+pub const ENVELOPE_VERSION: u16 = 1;
+
+/// What every job carries: tenant (never optional), job, target, request and actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEnvelope {
+    /// Envelope version ([`ENVELOPE_VERSION`] when written by this build).
+    #[serde(default = "default_version")]
+    pub v: u16,
+    /// The tenant whose data the job touches.
+    pub tenant_id: TenantId,
+    /// The job's record in `jobs`.
+    pub job_id: JobId,
+    /// The document it works on.
+    pub document_id: DocumentId,
+    /// The request that caused it.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Who it runs on behalf of (`user:…`, `api_key:…`, `system`).
+    #[serde(default)]
+    pub actor: String,
+    /// Its kind.
+    pub kind: JobKind,
+}
+
+fn default_version() -> u16 {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_payloads_still_decode() {
+        // A v1 payload from before `request_id`/`actor` had defaults, missing both.
+        let old = r#"{"tenant_id":"7b0c7a4e-1b1e-4a8e-9d55-0d6c8a0b7e11","job_id":"0f7b2c6e-3a0a-4e8b-9f1e-2a3b4c5d6e7f",
+                      "document_id":"1a2b3c4d-5e6f-4a1b-8c9d-0e1f2a3b4c5d","kind":"parse"}"#;
+        let env: JobEnvelope = serde_json::from_str(old).expect("decodes");
+        assert_eq!(env.v, 1);
+        assert_eq!(env.kind, JobKind::Parse);
+        assert_eq!(env.request_id, None);
+    }
+}

@@ -1,0 +1,423 @@
+//! Ingestion end to end: upload → parse → chunk on real services, with real contracts and
+//! hostile files.
+
+use docket_platform::documents;
+use docket_platform::ids::DocumentId;
+use docket_platform::tenant_keys::{self, DataKey};
+use docket_tests::actors::expect_error;
+use docket_tests::ingest::token_f1;
+use docket_tests::{corpus, fixtures, spawn_app, spawn_app_with};
+use reqwest::Method;
+use serde_json::Value;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn contract(n: u32) -> Vec<u8> {
+    std::fs::read(corpus().join(format!("pdf/cuad-{n:02}.pdf"))).expect("corpus pdf")
+}
+
+async fn data_key(app: &docket_tests::TestApp, t: docket_platform::ids::TenantId) -> DataKey {
+    let mut tx = app.db.begin_tenant(t).await.expect("tx");
+    let k = tenant_keys::data_key(&mut tx, &app.config.master_key)
+        .await
+        .expect("key");
+    tx.commit().await.expect("commit");
+    k
+}
+
+#[tokio::test]
+async fn a_contract_goes_through_parse_and_chunk() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("acme").await;
+    let token = app.owner_token(&t).await;
+    let resp = app.upload_multipart(&token, "cuad-01.pdf", contract(1)).await;
+    assert_eq!(resp.status(), 202);
+    let accepted: Value = resp.json().await.expect("json");
+    assert_eq!(accepted["status"], "queued");
+    assert_eq!(accepted["duplicate"], false);
+    let id = accepted["document_id"].as_str().expect("id").to_owned();
+    assert_eq!(accepted["status_url"], format!("/v1/documents/{id}"));
+
+    let d = app.wait_processed(&token, &id, WAIT).await;
+    assert_eq!(d["status"], "processing", "{d}");
+    assert_eq!(d["stage"], "embed", "waits for embedding: {d}");
+    assert_eq!(d["content_type"], "application/pdf");
+    assert!(d["pages"].as_i64().expect("pages") >= 1);
+    let chunks = d["chunks"].as_i64().expect("chunks");
+    assert!(chunks >= 5, "{d}");
+    let stages: Vec<(String, String, i64)> = d["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("n").into(),
+                s["status"].as_str().expect("s").into(),
+                s["attempts"].as_i64().expect("a"),
+            )
+        })
+        .collect();
+    assert_eq!(stages[0], ("parse".into(), "succeeded".into(), 1));
+    assert_eq!(stages[1], ("chunk".into(), "succeeded".into(), 1));
+    assert_eq!(stages[2].0, "embed");
+
+    // Chunk rows: exactly as many as reported, in order, within the token budget.
+    let rows: Vec<(i32, i32, i32, i32)> = sqlx::query_as(
+        "SELECT ordinal, page_start, page_end, token_count FROM chunks WHERE document_id = $1 ORDER BY ordinal",
+    )
+    .bind(uuid::Uuid::parse_str(&id).expect("uuid"))
+    .fetch_all(app.control.pool())
+    .await
+    .expect("chunks");
+    assert_eq!(rows.len() as i64, chunks);
+    assert!(
+        rows.iter()
+            .enumerate()
+            .all(|(i, r)| r.0 == i as i32 && r.1 <= r.2 && r.3 <= 254)
+    );
+
+    // The job endpoint and the usage ledger.
+    let job_id = d["stages"][0]["job_id"].as_str().expect("job");
+    let job: Value = app
+        .call(Method::GET, &format!("/v1/jobs/{job_id}"), Some(&token), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(job["kind"], "parse");
+    assert_eq!(job["status"], "succeeded");
+    let pages: i64 = sqlx::query_scalar(
+        "SELECT quantity FROM usage_events WHERE tenant_id = $1 AND kind = 'pages_parsed'",
+    )
+    .bind(t.id)
+    .fetch_one(app.control.pool())
+    .await
+    .expect("usage");
+    assert_eq!(pages, d["pages"].as_i64().expect("pages"));
+
+    // Stored encrypted: the raw object is no PDF, the tenant's key opens it, another's fails.
+    let doc = DocumentId(uuid::Uuid::parse_str(&id).expect("uuid"));
+    let blobs = docket_platform::blobs::BlobStore::from_config(&app.config.objects).expect("blobs");
+    let sealed = blobs
+        .get_sealed(t.id, &documents::original_key(doc))
+        .await
+        .expect("raw");
+    assert!(
+        !sealed.windows(5).any(|w| w == b"%PDF-"),
+        "original stored encrypted"
+    );
+    let key = data_key(&app, t.id).await;
+    assert_eq!(
+        blobs
+            .get(&key, &documents::original_key(doc))
+            .await
+            .expect("decrypt"),
+        contract(1)
+    );
+    let other = app.create_tenant("other").await;
+    let wrong = DataKey::from_bytes_for_tests(t.id, *b"0123456789abcdef0123456789abcdef");
+    assert!(
+        blobs.get(&wrong, &documents::original_key(doc)).await.is_err(),
+        "wrong key fails"
+    );
+    let other_key = data_key(&app, other.id).await;
+    assert!(
+        blobs
+            .get(&other_key, &documents::original_key(doc))
+            .await
+            .is_err(),
+        "another tenant's key cannot name it"
+    );
+
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action IN ('documents.upload', 'documents.read')")
+        .bind(t.id)
+        .fetch_one(app.control.pool())
+        .await
+        .expect("audit");
+    assert!(audited >= 2, "uploads and reads are audited");
+}
+
+#[tokio::test]
+async fn all_forty_contracts_parse_and_chunk_with_high_fidelity() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("acme").await;
+    let token = app.owner_token(&t).await;
+    let mut ids = vec![];
+    for n in 0..40 {
+        let r = app
+            .upload_raw(&token, &format!("cuad-{n:02}.pdf"), contract(n), None)
+            .await;
+        assert_eq!(r.status(), 202, "cuad-{n:02}");
+        let v: Value = r.json().await.expect("json");
+        ids.push((n, v["document_id"].as_str().expect("id").to_owned()));
+    }
+    let key = data_key(&app, t.id).await;
+    let blobs = docket_platform::blobs::BlobStore::from_config(&app.config.objects).expect("blobs");
+    let (mut sum, mut min, mut chunks) = (0.0, 1.0f64, 0);
+    for (n, id) in &ids {
+        let d = app.wait_processed(&token, id, Duration::from_secs(300)).await;
+        assert_eq!(d["stage"], "embed", "cuad-{n:02}: {d}");
+        chunks += d["chunks"].as_i64().expect("chunks");
+        let doc = DocumentId(uuid::Uuid::parse_str(id).expect("uuid"));
+        let text = blobs.get(&key, &documents::text_key(doc)).await.expect("text");
+        let parsed: docket_rag::parse::Parsed = serde_json::from_slice(&text).expect("pages");
+        let reference = std::fs::read_to_string(corpus().join(format!("txt/cuad-{n:02}.txt"))).expect("txt");
+        let f1 = token_f1(&parsed.pages.join("\n"), &reference);
+        sum += f1;
+        min = min.min(f1);
+    }
+    let mean = sum / 40.0;
+    println!(
+        "e2e extraction fidelity on cuad-dev: mean token-level F1 {mean:.4} (min {min:.4}), {chunks} chunks"
+    );
+    assert!(mean >= 0.90, "mean F1 {mean}");
+}
+
+#[tokio::test]
+async fn bad_files_fail_alone_with_clear_codes() {
+    let app = spawn_app_with(&[("DOCKET_MAX_UPLOAD_BYTES", "3000000")]).await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("acme").await;
+    let token = app.owner_token(&t).await;
+
+    // Refused at upload: nothing stored, nothing queued.
+    expect_error(
+        app.upload_raw(&token, "empty.pdf", vec![], None).await,
+        400,
+        "empty_file",
+    )
+    .await;
+    expect_error(
+        app.upload_raw(&token, "setup.exe", fixtures::exe(), None).await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let noise: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 7) as u8)
+        .collect();
+    expect_error(
+        app.upload_raw(&token, "contract.pdf", noise, None).await,
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let mut big = b"%PDF-1.7\n".to_vec();
+    big.resize(3_500_000, b'x');
+    let body = expect_error(
+        app.upload_raw(&token, "big.pdf", big, None).await,
+        413,
+        "too_large",
+    )
+    .await;
+    assert!(
+        body["error"]["message"].as_str().expect("m").contains("3000000"),
+        "{body}"
+    );
+    let r = app
+        .client
+        .post(format!("{}/v1/documents", app.address))
+        .bearer_auth(&token)
+        .body("no name given")
+        .send()
+        .await
+        .expect("send");
+    expect_error(r, 400, "missing_filename").await;
+    let listed: Value = app
+        .call(Method::GET, "/v1/documents", Some(&token), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["documents"],
+        serde_json::json!([]),
+        "refused uploads leave nothing"
+    );
+
+    // Accepted, then failed by the pipeline — each alone, next to a good document.
+    let truncated = contract(2)[..1500].to_vec();
+    let encrypted = fixtures::encrypted_pdf(&corpus().join("pdf/cuad-03.pdf"));
+    let cases = [
+        ("truncated.pdf", truncated, "corrupt_file"),
+        ("locked.pdf", encrypted, "pdf_encrypted"),
+        ("scan.pdf", fixtures::image_only_pdf(), "no_extractable_text"),
+    ];
+    let good = app
+        .upload_raw(
+            &token,
+            "notes.md",
+            "# Notes\n\nThe term is five years.".as_bytes().to_vec(),
+            None,
+        )
+        .await;
+    assert_eq!(good.status(), 202);
+    let good: Value = good.json().await.expect("json");
+    let mut failing = vec![];
+    for (name, bytes, code) in cases {
+        let r = app.upload_raw(&token, name, bytes, None).await;
+        assert_eq!(r.status(), 202, "{name} is accepted: its content is a PDF");
+        let v: Value = r.json().await.expect("json");
+        failing.push((name, v["document_id"].as_str().expect("id").to_owned(), code));
+    }
+    for (name, id, code) in &failing {
+        let d = app.wait_processed(&token, id, WAIT).await;
+        assert_eq!(d["status"], "failed", "{name}: {d}");
+        assert_eq!(d["error"]["code"], *code, "{name}: {d}");
+        assert!(
+            d["error"]["message"].as_str().expect("m").len() > 15,
+            "{name}: a sentence"
+        );
+        assert_eq!(d["stages"][0]["status"], "failed");
+        assert_eq!(d["stages"][0]["attempts"], 1, "permanent errors are not retried");
+    }
+    let g = app
+        .wait_processed(&token, good["document_id"].as_str().expect("id"), WAIT)
+        .await;
+    assert_eq!(g["stage"], "embed", "the good document is unaffected: {g}");
+    assert_eq!(g["content_type"], "text/markdown");
+    let failed: Value = app
+        .call(Method::GET, "/v1/documents?status=failed", Some(&token), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(failed["documents"].as_array().expect("docs").len(), 3);
+}
+
+#[tokio::test]
+async fn duplicates_and_idempotency_keys() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("alpha").await;
+    let b = app.create_tenant("beta").await;
+    let (ta, tb) = (app.owner_token(&a).await, app.owner_token(&b).await);
+    let bytes = b"Master services agreement between the parties.".to_vec();
+    let first: Value = app
+        .upload_raw(&ta, "msa.txt", bytes.clone(), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r = app.upload_raw(&ta, "copy-of-msa.txt", bytes.clone(), None).await;
+    assert_eq!(r.status(), 200);
+    let again: Value = r.json().await.expect("json");
+    assert_eq!(again["document_id"], first["document_id"]);
+    assert_eq!(again["duplicate"], true);
+    // Never across tenants: B's identical upload is B's own new document.
+    let theirs: Value = app
+        .upload_raw(&tb, "msa.txt", bytes.clone(), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_ne!(theirs["document_id"], first["document_id"]);
+    assert_eq!(theirs["duplicate"], false);
+
+    let k1: Value = app
+        .upload_raw(&ta, "a.txt", b"first body".to_vec(), Some("key-1"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r = app
+        .upload_raw(&ta, "a.txt", b"first body".to_vec(), Some("key-1"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let replay: Value = r.json().await.expect("json");
+    assert_eq!(replay["document_id"], k1["document_id"]);
+    let r = app
+        .upload_raw(&ta, "a.txt", b"different body".to_vec(), Some("key-1"))
+        .await;
+    expect_error(r, 409, "idempotency_conflict").await;
+    let listed: Value = app
+        .call(Method::GET, "/v1/documents?limit=10", Some(&ta), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["documents"].as_array().expect("docs").len(), 2, "{listed}");
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_read_list_or_learn_of_documents() {
+    let app = spawn_app().await;
+    let a = app.create_tenant("alpha").await;
+    let b = app.create_tenant("beta").await;
+    let (ta, tb) = (app.owner_token(&a).await, app.owner_token(&b).await);
+    let up: Value = app
+        .upload_raw(&ta, "secret.txt", b"Alpha's confidential pricing.".to_vec(), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = up["document_id"].as_str().expect("id");
+    expect_error(
+        app.call(Method::GET, &format!("/v1/documents/{id}"), Some(&tb), None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(
+        app.call(Method::GET, "/v1/documents/not-a-uuid", Some(&tb), None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let doc: Value = app.document(&ta, id).await;
+    let job = doc["stages"][0]["job_id"].as_str().expect("job");
+    expect_error(
+        app.call(Method::GET, &format!("/v1/jobs/{job}"), Some(&tb), None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    let listed = app
+        .call(Method::GET, "/v1/documents", Some(&tb), None)
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(!listed.contains(id));
+    // A viewer may read but not upload.
+    let (_, viewer) = app.user_with_role(&a, &ta, "viewer").await;
+    expect_error(
+        app.upload_raw(&viewer, "x.txt", b"text".to_vec(), None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        app.call(Method::GET, &format!("/v1/documents/{id}"), Some(&viewer), None)
+            .await
+            .status(),
+        200
+    );
+    // Paging and filters validate.
+    expect_error(
+        app.call(Method::GET, "/v1/documents?limit=0", Some(&ta), None)
+            .await,
+        400,
+        "invalid_limit",
+    )
+    .await;
+    expect_error(
+        app.call(Method::GET, "/v1/documents?status=lost", Some(&ta), None)
+            .await,
+        400,
+        "invalid_status",
+    )
+    .await;
+    expect_error(
+        app.call(Method::GET, "/v1/documents?cursor=zzz", Some(&ta), None)
+            .await,
+        400,
+        "invalid_cursor",
+    )
+    .await;
+}

@@ -1,0 +1,64 @@
+//! The job registry: every job kind this worker runs, one file per kind, and how each
+//! becomes an apalis worker on its own queue.
+
+pub mod chunk;
+pub mod guard;
+pub mod parse;
+mod poll;
+
+use crate::context::Ctx;
+use apalis::prelude::*;
+use apalis_redis::RedisStorage;
+use docket_platform::jobs::{JobEnvelope, JobKind};
+use poll::FastPoll;
+use std::time::Duration;
+
+/// Kinds this build consumes. (`embed` is produced by `chunk` and consumed by the
+/// embedding worker.)
+pub const CONSUMED: [JobKind; 2] = [JobKind::Parse, JobKind::Chunk];
+
+/// Idle pickup latency bound.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Registers one apalis worker for `$kind` running `$handler`. A macro because each
+/// handler makes a worker of a different type.
+macro_rules! register {
+    ($monitor:expr, $ctx:expr, $conn:expr, $name:expr, $kind:expr, $handler:path) => {{
+        let (ctx, conn, base) = (
+            $ctx.clone(),
+            $conn.clone(),
+            format!("{}-{}", $name, $kind.as_str()),
+        );
+        $monitor.register(move |restarts| {
+            let config = ctx
+                .queue
+                .config($kind)
+                // A SIGKILLed worker's job returns after ~2 missed 5 s heartbeats.
+                .heartbeat_interval(Duration::from_secs(5))
+                .missed_heartbeats(2)
+                // Fetch only when a slot is free: buffered jobs would stall the heartbeat.
+                .batch_size(1);
+            let backend = RedisStorage::<JobEnvelope>::new(conn.clone())
+                .with_config(config)
+                .poll_with_strategy(FastPoll::new(POLL));
+            WorkerBuilder::new(format!("{base}-r{restarts}"))
+                .backend(backend)
+                .parallelize(tokio::spawn)
+                .concurrency(ctx.config.ingest.worker_concurrency)
+                .data(ctx.clone())
+                .build($handler)
+        })
+    }};
+}
+
+/// Builds the monitor with one worker per consumed queue. Worker names are unique per
+/// process and restart (a stopped worker's name stays registered for a while).
+pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> Monitor {
+    let monitor = Monitor::new().should_restart(|w, e| {
+        // Restarts are immediate; cap them so a broken Redis does not spin the CPU.
+        tracing::error!(worker = %w.name(), error = %e, "job worker stopped");
+        w.restarts() < 50
+    });
+    let monitor = register!(monitor, ctx, conn, name, JobKind::Parse, parse::handle);
+    register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle)
+}
