@@ -134,6 +134,22 @@ ensure_master_key() {
   export DOCKET_MASTER_KEY_FILE="${DOCKET_MASTER_KEY_FILE:-$VAR/master.key}"
 }
 
+# An S3-compatible server for the object-storage tests (moto, a stateful S3 emulator from
+# PyPI) on 127.0.0.1:9000.
+ensure_s3() {
+  local port="${DOCKET_TEST_S3_PORT:-9000}"
+  if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then return 0; fi
+  if ! command -v moto_server >/dev/null 2>&1; then
+    log "installing moto (S3-compatible test server)"
+    python3 -m pip install -q "moto[server]==5.2.5"
+  fi
+  log "starting moto S3 on 127.0.0.1:$port"
+  mkdir -p "$VAR/log"
+  nohup moto_server -H 127.0.0.1 -p "$port" >"$VAR/log/moto.log" 2>&1 &
+  for _ in $(seq 1 40); do curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0; sleep 0.5; done
+  echo "moto S3 did not come up (see var/log/moto.log)" >&2; exit 1
+}
+
 setup_all() {
   ensure_tools
   ensure_postgres

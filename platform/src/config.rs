@@ -164,6 +164,9 @@ pub struct Config {
     pub objects: ObjectStoreConfig,
     /// Directory of the in-process vector engine (owned by one worker process).
     pub vector_dir: PathBuf,
+    /// Whether this worker process owns `vector_dir` (exactly one may; the others run
+    /// only the stages that do not touch vectors).
+    pub owns_vectors: bool,
     /// Name of this worker process (unique per process).
     pub worker_name: String,
     /// Interval of background processes' heartbeats.
@@ -283,6 +286,7 @@ impl Config {
         }
         let objects = r.object_store();
         let vector_dir = PathBuf::from(r.string("DOCKET_VECTOR_DIR", "./var/vectors"));
+        let owns_vectors = r.bool("DOCKET_WORKER_OWNS_VECTORS", true);
         let default_worker = format!("worker-{}", std::process::id());
         let worker_name = r.string("DOCKET_WORKER_NAME", &default_worker);
         let heartbeat_interval = Duration::from_secs(r.ranged("DOCKET_HEARTBEAT_SECS", 5, 1, 300));
@@ -353,6 +357,7 @@ impl Config {
                 },
                 objects,
                 vector_dir,
+                owns_vectors,
                 worker_name,
                 heartbeat_interval,
                 master_key,

@@ -170,6 +170,39 @@ impl Drop for TestApp {
     }
 }
 
+/// A `docket-worker` child process; killed and reaped on drop, so a failing test leaves no
+/// worker running.
+#[derive(Debug)]
+pub struct WorkerProcess(std::process::Child);
+
+impl WorkerProcess {
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit status (`None` if still running).
+    pub async fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.0.id().to_string();
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Starts the API with default test configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -227,6 +260,34 @@ impl TestApp {
         PgPool::connect(&pg_url(role, &self.database))
             .await
             .expect("connect")
+    }
+
+    /// Starts a real `docket-worker` process on this app's configuration (built by
+    /// `scripts/test` next to the test binaries). Its log goes to `{dirs}/{name}.log`.
+    pub fn spawn_worker_process(&self, name: &str, owns_vectors: bool) -> WorkerProcess {
+        let bin = std::env::current_exe()
+            .expect("test binary path")
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target dir")
+            .join("docket-worker");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo build --workspace --bins` (scripts/test does)",
+            bin.display()
+        );
+        let log = std::fs::File::create(self.dirs.path().join(format!("{name}.log"))).expect("log file");
+        std::process::Command::new(bin)
+            .env_clear()
+            .envs(&self.env)
+            .env("DOCKET_WORKER_NAME", name)
+            .env("DOCKET_WORKER_OWNS_VECTORS", owns_vectors.to_string())
+            .env("DOCKET_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map(WorkerProcess)
+            .expect("start docket-worker")
     }
 
     /// Starts a worker process-equivalent (in this process) on this app's configuration;

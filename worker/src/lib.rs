@@ -45,7 +45,8 @@ pub enum WorkerError {
 pub struct Worker {
     ctx: Ctx,
     redis: Redis,
-    vectors: EdgeStore,
+    /// Present in the one process that owns the vector directory.
+    vectors: Option<EdgeStore>,
 }
 
 /// Longest one job attempt may run before it is retried.
@@ -58,7 +59,10 @@ impl Worker {
     /// another process owns the vector directory or the model files are missing.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let db = Db::connect_lazy(&config.database.app_url, config.database.max_connections)?;
-        let vectors = EdgeStore::open(&config.vector_dir, &config.worker_name).await?;
+        let vectors = match config.owns_vectors {
+            true => Some(EdgeStore::open(&config.vector_dir, &config.worker_name).await?),
+            false => None,
+        };
         let settings = ChunkSettings {
             max_tokens: config.ingest.chunk_max_tokens,
             overlap: config.ingest.chunk_overlap,
@@ -103,11 +107,13 @@ impl Worker {
     }
 
     async fn beat(&self) {
-        let vector_store = match self.vectors.health().await {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => format!("error: {e}"),
+        let components = match &self.vectors {
+            Some(v) => match v.health().await {
+                Ok(_) => json!({"vector_store": "ok"}),
+                Err(e) => json!({"vector_store": format!("error: {e}")}),
+            },
+            None => json!({}),
         };
-        let components = json!({"vector_store": vector_store});
         if let Err(e) =
             heartbeat::beat(&self.ctx.db, &self.ctx.config.worker_name, "worker", &components).await
         {

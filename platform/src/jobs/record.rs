@@ -80,7 +80,7 @@ pub enum Start {
 
 /// Marks a job running and counts the attempt. Our own count, because a worker that dies
 /// mid-job does not count as an attempt in the queue.
-pub async fn start(tx: &mut TenantTx, job: JobId) -> Result<Start, DbError> {
+pub async fn start(tx: &mut TenantTx, job: JobId, worker: &str) -> Result<Start, DbError> {
     let row: Option<(String, i32, i32)> =
         sqlx::query_as("SELECT status, attempts, max_attempts FROM jobs WHERE id = $1 FOR UPDATE")
             .bind(job)
@@ -97,9 +97,10 @@ pub async fn start(tx: &mut TenantTx, job: JobId) -> Result<Start, DbError> {
     }
     sqlx::query(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, now()),
-                updated_at = now() WHERE id = $1",
+                worker = $2, updated_at = now() WHERE id = $1",
     )
     .bind(job)
+    .bind(worker)
     .execute(tx.conn())
     .await?;
     Ok(Start::Run(attempts + 1))

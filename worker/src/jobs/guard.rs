@@ -61,7 +61,7 @@ where
     Fut: Future<Output = Result<(), JobError>>,
 {
     let mut tx = ctx.db.begin_tenant(env.tenant_id).await?;
-    let start = record::start(&mut tx, env.job_id).await?;
+    let start = record::start(&mut tx, env.job_id, &ctx.config.worker_name).await?;
     tx.commit().await?;
     let attempt = match start {
         Start::Run(n) => n,
