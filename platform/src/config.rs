@@ -203,6 +203,8 @@ pub struct MasterKey {
     pub kid: String,
     /// 32 secret bytes.
     pub key: Secret<[u8; 32]>,
+    /// Keys rotated out: still opened (by their id), never used to seal.
+    pub previous: Vec<(String, Secret<[u8; 32]>)>,
 }
 
 impl fmt::Debug for MasterKey {
@@ -234,7 +236,19 @@ impl MasterKey {
         Ok(Self {
             kid: kid.to_owned(),
             key: Secret::new(key),
+            previous: vec![],
         })
+    }
+
+    /// The key with id `kid`, current or previous.
+    pub fn by_kid(&self, kid: &str) -> Option<&[u8; 32]> {
+        if kid == self.kid {
+            return Some(self.key.expose());
+        }
+        self.previous
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key.expose())
     }
 }
 
@@ -290,7 +304,7 @@ impl Config {
         let default_worker = format!("worker-{}", std::process::id());
         let worker_name = r.string("DOCKET_WORKER_NAME", &default_worker);
         let heartbeat_interval = Duration::from_secs(r.ranged("DOCKET_HEARTBEAT_SECS", 5, 1, 300));
-        let master_key = match r.secret("DOCKET_MASTER_KEY") {
+        let mut master_key = match r.secret("DOCKET_MASTER_KEY") {
             Some(s) => match MasterKey::parse(s.expose()) {
                 Ok(k) => Some(k),
                 Err(e) => {
@@ -306,6 +320,21 @@ impl Config {
                 None
             }
         };
+        if let (Some(mk), Some(prev)) = (master_key.as_mut(), r.secret("DOCKET_PREVIOUS_MASTER_KEYS")) {
+            for item in prev.expose().split(',').filter(|i| !i.trim().is_empty()) {
+                match MasterKey::parse(item) {
+                    Ok(k) if k.kid != mk.kid => mk.previous.push((k.kid, k.key)),
+                    Ok(_) => r.fail(
+                        "DOCKET_PREVIOUS_MASTER_KEYS",
+                        "must not repeat the current key id",
+                    ),
+                    Err(e) => r.fail(
+                        "DOCKET_PREVIOUS_MASTER_KEYS",
+                        &format!("each entry `kid:base64`: {e}"),
+                    ),
+                }
+            }
+        }
         let access_token_ttl = Duration::from_secs(r.ranged("DOCKET_ACCESS_TOKEN_TTL_SECS", 900, 30, 86_400));
         let key_rotation_window =
             Duration::from_secs(r.ranged("DOCKET_KEY_ROTATION_WINDOW_SECS", 3600, 0, 30 * 86_400));
@@ -604,6 +633,20 @@ mod tests {
                 "DOCKET_S3_SECRET_ACCESS_KEY"
             ]
         );
+    }
+
+    #[test]
+    fn previous_master_keys_are_found_by_id() {
+        let c = Config::load(&env(&[(
+            "DOCKET_PREVIOUS_MASTER_KEYS",
+            "k0:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        )]))
+        .expect("valid");
+        assert_eq!(c.master_key.by_kid("k0"), Some(&[1u8; 32]));
+        assert_eq!(c.master_key.by_kid("k1"), Some(&[0u8; 32]));
+        assert_eq!(c.master_key.by_kid("k9"), None);
+        let err = Config::load(&env(&[("DOCKET_PREVIOUS_MASTER_KEYS", "k0:short")])).expect_err("bad");
+        assert_eq!(err.errors[0].var, "DOCKET_PREVIOUS_MASTER_KEYS");
     }
 
     #[test]

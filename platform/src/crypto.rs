@@ -48,13 +48,13 @@ pub fn open(
     context: &str,
     sealed: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    if master_kid != master.kid {
-        return Err(CryptoError::UnknownMasterKey(master_kid.to_owned()));
-    }
+    let key = master
+        .by_kid(master_kid)
+        .ok_or_else(|| CryptoError::UnknownMasterKey(master_kid.to_owned()))?;
     if sealed.len() < 12 + 16 {
         return Err(CryptoError::Decrypt);
     }
-    let cipher = Aes256Gcm::new(master.key.expose().into());
+    let cipher = Aes256Gcm::new(key.into());
     let (nonce, ct) = sealed.split_at(12);
     cipher
         .decrypt(
@@ -138,6 +138,26 @@ mod tests {
         tampered[20] ^= 1;
         assert!(open(&k, "k1", "ctx", &tampered).is_err());
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn a_rotated_master_key_still_opens_what_it_sealed() {
+        let old = key("k1", 7);
+        let sealed = seal(&old, "ctx", b"tenant data key");
+        let mut new = key("k2", 9);
+        assert!(matches!(
+            open(&new, "k1", "ctx", &sealed),
+            Err(CryptoError::UnknownMasterKey(_))
+        ));
+        new.previous.push(("k1".into(), old.key.clone()));
+        assert_eq!(
+            open(&new, "k1", "ctx", &sealed).expect("open"),
+            b"tenant data key"
+        );
+        // New seals use the current key.
+        let resealed = seal(&new, "ctx", b"x");
+        assert!(open(&old, "k2", "ctx", &resealed).is_err());
+        assert_eq!(open(&new, "k2", "ctx", &resealed).expect("open"), b"x");
     }
 
     #[test]

@@ -131,6 +131,20 @@ async fn a_contract_goes_through_parse_and_chunk() {
         "another tenant's key cannot name it"
     );
 
+    // Crypto-shredding: once the tenant's keys are destroyed, nothing opens its objects.
+    sqlx::query("UPDATE tenant_secrets SET data_key_enc = NULL, pseudonym_key_enc = NULL, destroyed_at = now() WHERE tenant_id = $1")
+        .bind(t.id)
+        .execute(app.control.pool())
+        .await
+        .expect("destroy");
+    let mut tx = app.db.begin_tenant(t.id).await.expect("tx");
+    let gone = tenant_keys::data_key(&mut tx, &app.config.master_key).await;
+    assert!(
+        matches!(gone, Err(tenant_keys::TenantKeyError::Destroyed)),
+        "{gone:?}"
+    );
+    drop(tx);
+
     let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action IN ('documents.upload', 'documents.read')")
         .bind(t.id)
         .fetch_one(app.control.pool())
