@@ -1,6 +1,10 @@
 //! `docketctl`, the operator CLI. Commands are library functions returning JSON so that the
 //! end-to-end tests exercise exactly what operators run.
 
+mod tier_move;
+
+pub use tier_move::tenant_move;
+
 use anyhow::Context;
 use docket_platform::audit::{self, Actor, Auditor, Event, Outcome};
 use docket_platform::authz::Role;

@@ -54,6 +54,21 @@ enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Move a tenant's vectors to another isolation tier (re-indexed from stored vectors,
+    /// switched atomically, old placement purged; searches keep answering).
+    Move {
+        /// shared, dedicated or isolated.
+        #[arg(long)]
+        tier: String,
+        /// Return once requested instead of waiting for the switch.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// The tenant's slug or id.
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +147,16 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
             docketctl::tenant_create(&control()?, &auditor, &args).await
         }
         Command::Tenant(TenantCommand::List) => docketctl::tenant_list(&control()?).await,
+        Command::Tenant(TenantCommand::Move {
+            tier,
+            no_wait,
+            timeout,
+            tenant,
+        }) => {
+            let redis = docket_platform::redis_conn::Redis::new(&config.redis.url, &config.redis.prefix)?;
+            let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
+            docketctl::tenant_move(&control()?, &redis, &auditor, &tenant, &tier, wait).await
+        }
         Command::Operator(OperatorCommand::Create { email, password }) => {
             docketctl::operator_create(&control()?, &auditor, &email, &password).await
         }

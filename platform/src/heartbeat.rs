@@ -30,6 +30,20 @@ pub async fn remove(db: &Db, name: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The sum of a numeric component over live processes (counters that workers report in
+/// their heartbeat, such as isolation violations, rendered by the API's `/metrics`).
+pub async fn component_sum(db: &Db, component: &str, max_age: Duration) -> Result<i64, DbError> {
+    let sum: Option<i64> = sqlx::query_scalar(
+        "SELECT sum((components ->> $1)::bigint)::bigint FROM service_heartbeats
+         WHERE components ? $1 AND last_seen > now() - make_interval(secs => $2)",
+    )
+    .bind(component)
+    .bind(max_age.as_secs_f64())
+    .fetch_one(db.platform_pool())
+    .await?;
+    Ok(sum.unwrap_or(0))
+}
+
 /// The health a fresh heartbeat reports for `component` ("ok" or an error text), from any
 /// process that beat within `max_age`; `None` when no live process reports it.
 pub async fn component_status(

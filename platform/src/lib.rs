@@ -14,6 +14,7 @@ pub mod identity;
 pub mod ids;
 pub mod jobs;
 pub mod metrics;
+pub mod placement;
 pub mod redis_conn;
 pub mod secret;
 pub mod shutdown;

@@ -80,6 +80,26 @@ impl Redis {
         format!("{}t:{tenant}:{name}", self.prefix)
     }
 
+    /// Appends `value` to the platform list `name` (work notifications between processes).
+    pub async fn push_platform_list(&self, name: &str, value: &str) -> Result<(), RedisError> {
+        let mut c = self.conn().await?;
+        redis::cmd("LPUSH")
+            .arg(self.platform_key(name))
+            .arg(value)
+            .query_async::<i64>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the oldest value of the platform list `name`, if any.
+    pub async fn pop_platform_list(&self, name: &str) -> Result<Option<String>, RedisError> {
+        let mut c = self.conn().await?;
+        Ok(redis::cmd("RPOP")
+            .arg(self.platform_key(name))
+            .query_async::<Option<String>>(&mut c)
+            .await?)
+    }
+
     /// The deployment's key prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -4,5 +4,6 @@
 //! `docket-platform`. Every call that touches tenant data takes the tenant explicitly.
 
 pub mod chunk;
+pub mod embed;
 pub mod parse;
 pub mod vectors;

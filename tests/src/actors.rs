@@ -26,15 +26,20 @@ pub struct TestTenant {
 pub const PASSWORD: &str = "correct horse battery staple";
 
 impl TestApp {
-    /// Creates a tenant with an owner through `docketctl tenant create`.
+    /// Creates a tenant with an owner through `docketctl tenant create` (plan `team`).
     pub async fn create_tenant(&self, prefix: &str) -> TestTenant {
+        self.create_tenant_on(prefix, "team", "shared").await
+    }
+
+    /// Creates a tenant on `plan` at `tier`, with an owner.
+    pub async fn create_tenant_on(&self, prefix: &str, plan: &str, tier: &str) -> TestTenant {
         let slug = format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..8]);
         let owner_email = format!("owner@{slug}.example.com");
         let args = docketctl::TenantCreate {
             slug: slug.clone(),
             name: format!("{prefix} Inc."),
-            plan: "team".into(),
-            tier: "shared".into(),
+            plan: plan.into(),
+            tier: tier.into(),
             owner_email: Some(owner_email.clone()),
             owner_password: Some(PASSWORD.into()),
         };

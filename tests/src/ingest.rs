@@ -57,13 +57,13 @@ impl TestApp {
             .expect("json")
     }
 
-    /// Polls a document until it has left the parse/chunk stages (it then waits at `embed`,
-    /// or has failed); panics after `timeout`.
+    /// Polls a document until it is ready (parsed, chunked, embedded and indexed) or has
+    /// failed; panics after `timeout`.
     pub async fn wait_processed(&self, token: &str, id: &str, timeout: Duration) -> Value {
         let started = Instant::now();
         loop {
             let d = self.document(token, id).await;
-            let done = d["status"] == "failed" || d["status"] == "ready" || d["stage"] == "embed";
+            let done = d["status"] == "failed" || d["status"] == "ready";
             if done {
                 return d;
             }

@@ -6,6 +6,7 @@
 //! `DOCKET_TEST_PG` (host:port, default `127.0.0.1:5432`), `DOCKET_TEST_REDIS_URL`.
 
 pub mod actors;
+pub mod clauses;
 pub mod fixtures;
 pub mod ingest;
 pub mod seed;
@@ -288,6 +289,29 @@ impl TestApp {
             .spawn()
             .map(WorkerProcess)
             .expect("start docket-worker")
+    }
+
+    /// Starts an in-process worker and also returns its job context and vector store, for
+    /// tests that search or inspect the index while it runs.
+    pub async fn spawn_worker_with_handles(
+        &self,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        docket_worker::context::Ctx,
+        docket_rag::vectors::EdgeStore,
+    ) {
+        let worker = docket_worker::Worker::start(self.config.clone())
+            .await
+            .expect("worker starts");
+        let (ctx, store) = (worker.context(), worker.vectors().expect("owns the vectors"));
+        let stop = self.shutdown.clone();
+        let handle = tokio::spawn(async move {
+            worker
+                .run(async move { stop.cancelled().await })
+                .await
+                .expect("worker runs");
+        });
+        (handle, ctx, store)
     }
 
     /// Starts a worker process-equivalent (in this process) on this app's configuration;

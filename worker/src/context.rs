@@ -6,7 +6,10 @@ use docket_platform::config::Config;
 use docket_platform::db::Db;
 use docket_platform::jobs::JobQueue;
 use docket_rag::chunk::Chunker;
-use std::sync::Arc;
+use docket_rag::embed::Embedder;
+use docket_rag::vectors::EdgeStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Shared state of job handlers.
@@ -22,6 +25,12 @@ pub struct JobContext {
     pub auditor: Auditor,
     /// The model's chunker (tokenizer loaded once).
     pub chunker: Chunker,
+    /// The embedding model (loaded once per process).
+    pub embedder: Embedder,
+    /// The vector store, in the one process that owns it (runs `index`).
+    pub vectors: Option<EdgeStore>,
+    /// Per-tenant locks serializing indexing with tier moves in this process.
+    pub tenant_locks: Mutex<HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>,
     /// Configuration.
     pub config: Config,
     /// Longest a single attempt may run.
@@ -30,3 +39,12 @@ pub struct JobContext {
 
 /// Cheap-to-clone handle for apalis `Data`.
 pub type Ctx = Arc<JobContext>;
+
+impl JobContext {
+    /// The lock that indexing and tier moves of `tenant` take (so a move never races an
+    /// index job writing to the placement it is leaving).
+    pub fn tenant_lock(&self, tenant: uuid::Uuid) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.tenant_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(tenant).or_default().clone()
+    }
+}

@@ -4,6 +4,9 @@
 
 pub mod context;
 pub mod jobs;
+pub mod retrieve;
+pub mod tier_move;
+pub mod vector_upkeep;
 
 use context::{Ctx, JobContext};
 use docket_platform::audit::Auditor;
@@ -14,6 +17,7 @@ use docket_platform::heartbeat;
 use docket_platform::jobs::JobQueue;
 use docket_platform::redis_conn::{Redis, RedisError};
 use docket_rag::chunk::{ChunkError, ChunkSettings, Chunker};
+use docket_rag::embed::{EmbedError, EmbedSettings, Embedder};
 use docket_rag::vectors::{EdgeStore, VectorError};
 use serde_json::json;
 use std::future::Future;
@@ -38,6 +42,9 @@ pub enum WorkerError {
     /// The model's tokenizer is missing.
     #[error(transparent)]
     Model(#[from] ChunkError),
+    /// The embedding model or runtime is missing.
+    #[error(transparent)]
+    Embedder(#[from] EmbedError),
 }
 
 /// A started worker: owns the vector store until dropped.
@@ -68,13 +75,21 @@ impl Worker {
             overlap: config.ingest.chunk_overlap,
         };
         let chunker = Chunker::new(&config.ingest.model_dir.join("tokenizer.json"), settings)?;
+        let embedder = Embedder::load(&EmbedSettings {
+            model_dir: config.ingest.model_dir.clone(),
+            threads: config.ingest.embed_threads,
+            batch: config.ingest.embed_batch,
+        })?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
         let ctx = Arc::new(JobContext {
+            embedder,
             db,
             blobs: BlobStore::from_config(&config.objects)?,
             queue: JobQueue::new(redis.clone(), config.ingest.job_max_attempts),
             auditor: Auditor::new(config.master_key.clone()),
             chunker,
+            vectors: vectors.clone(),
+            tenant_locks: Default::default(),
             job_timeout: JOB_TIMEOUT,
             config,
         });
@@ -82,10 +97,27 @@ impl Worker {
         Ok(Self { ctx, redis, vectors })
     }
 
+    /// The shared job context (tests and tools run handlers' building blocks with it).
+    pub fn context(&self) -> Ctx {
+        self.ctx.clone()
+    }
+
+    /// The vector store, if this process owns it.
+    pub fn vectors(&self) -> Option<EdgeStore> {
+        self.vectors.clone()
+    }
+
     /// Runs the job queues and heartbeats until `shutdown` resolves; then stops fetching,
     /// lets in-flight jobs finish (up to a grace period) and deregisters.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let upkeep = self.vectors.clone().map(|v| {
+            let moves = tokio::spawn(tier_move::listen(self.ctx.clone(), v.clone(), stop_rx.clone()));
+            (
+                tokio::spawn(vector_upkeep::run(self.ctx.clone(), v, stop_rx.clone())),
+                moves,
+            )
+        });
         let jobs = tokio::spawn(run_jobs(self.ctx.clone(), self.redis.clone(), stop_rx));
         let mut tick = tokio::time::interval(self.ctx.config.heartbeat_interval);
         tokio::pin!(shutdown);
@@ -99,6 +131,14 @@ impl Worker {
         if tokio::time::timeout(SHUTDOWN_GRACE, jobs).await.is_err() {
             tracing::warn!("in-flight jobs did not finish in time; they will be re-delivered");
         }
+        if let Some((upkeep, moves)) = upkeep {
+            upkeep.abort();
+            // Let a move in progress finish its switch and purge; if it cannot, it resumes
+            // (idempotently) at the next start.
+            if tokio::time::timeout(SHUTDOWN_GRACE, moves).await.is_err() {
+                tracing::warn!("a tier move did not finish before shutdown; it resumes at the next start");
+            }
+        }
         if let Err(e) = heartbeat::remove(&self.ctx.db, &self.ctx.config.worker_name).await {
             tracing::warn!(error = %e, "could not remove heartbeat on shutdown");
         }
@@ -108,10 +148,15 @@ impl Worker {
 
     async fn beat(&self) {
         let components = match &self.vectors {
-            Some(v) => match v.health().await {
-                Ok(_) => json!({"vector_store": "ok"}),
-                Err(e) => json!({"vector_store": format!("error: {e}")}),
-            },
+            Some(v) => {
+                let violations = retrieve::ISOLATION_VIOLATIONS.load(std::sync::atomic::Ordering::Relaxed);
+                match v.health().await {
+                    Ok(_) => json!({"vector_store": "ok", "isolation_violations": violations}),
+                    Err(e) => {
+                        json!({"vector_store": format!("error: {e}"), "isolation_violations": violations})
+                    }
+                }
+            }
             None => json!({}),
         };
         if let Err(e) =

@@ -86,8 +86,13 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus text format.
-async fn metrics() -> impl IntoResponse {
+/// Prometheus text format. Counters that only workers see (search hits dropped for naming
+/// another tenant) come from their heartbeats, summed over live workers.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match heartbeat::component_sum(&state.db, "isolation_violations", Duration::from_secs(60)).await {
+        Ok(n) => metrics::gauge!("docket_vector_isolation_violations").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "could not read worker counters for /metrics"),
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         docket_platform::metrics::prometheus().render(),

@@ -1,6 +1,7 @@
 //! Documents of a tenant. Every function takes a [`TenantTx`].
 
 pub mod sniff;
+pub mod vectors;
 
 use crate::db::{DbError, TenantTx};
 use crate::ids::{DocumentId, UserId};

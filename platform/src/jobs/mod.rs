@@ -20,6 +20,8 @@ pub enum JobKind {
     Chunk,
     /// Chunks → vectors.
     Embed,
+    /// Vectors → the tenant's vector placement.
+    Index,
 }
 
 impl JobKind {
@@ -29,6 +31,7 @@ impl JobKind {
             JobKind::Parse => "parse",
             JobKind::Chunk => "chunk",
             JobKind::Embed => "embed",
+            JobKind::Index => "index",
         }
     }
 }

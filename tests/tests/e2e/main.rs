@@ -11,4 +11,5 @@ mod documents;
 mod health;
 mod rls;
 mod s3;
+mod tiers;
 mod worker;

@@ -108,7 +108,7 @@ async fn the_pipeline_runs_on_s3_storage() {
             Duration::from_secs(120),
         )
         .await;
-    assert_eq!(d["stage"], "embed", "{d}");
+    assert_eq!(d["status"], "ready", "{d}");
     assert!(d["chunks"].as_i64().expect("chunks") > 0);
     let listing = reqwest::Client::new()
         .get(format!(

@@ -95,7 +95,6 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     documents::set_chunks(&mut tx, d, n)
         .await
         .map_err(JobError::transient)?;
-    // Embedding is the next stage; until its worker exists the document waits there.
     documents::set_progress(&mut tx, d, "processing", "embed")
         .await
         .map_err(JobError::transient)?;

@@ -2,7 +2,9 @@
 //! becomes an apalis worker on its own queue.
 
 pub mod chunk;
+pub mod embed;
 pub mod guard;
+pub mod index;
 pub mod parse;
 mod poll;
 
@@ -13,9 +15,10 @@ use docket_platform::jobs::{JobEnvelope, JobKind};
 use poll::FastPoll;
 use std::time::Duration;
 
-/// Kinds this build consumes. (`embed` is produced by `chunk` and consumed by the
-/// embedding worker.)
-pub const CONSUMED: [JobKind; 2] = [JobKind::Parse, JobKind::Chunk];
+/// Kinds every worker process consumes.
+pub const CONSUMED: [JobKind; 3] = [JobKind::Parse, JobKind::Chunk, JobKind::Embed];
+/// Kinds only the process that owns the vector store consumes.
+pub const OWNER_CONSUMES: [JobKind; 1] = [JobKind::Index];
 
 /// Idle pickup latency bound.
 const POLL: Duration = Duration::from_millis(50);
@@ -60,5 +63,10 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
         w.restarts() < 50
     });
     let monitor = register!(monitor, ctx, conn, name, JobKind::Parse, parse::handle);
-    register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle)
+    let monitor = register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle);
+    let monitor = register!(monitor, ctx, conn, name, JobKind::Embed, embed::handle);
+    match ctx.vectors.is_some() {
+        true => register!(monitor, ctx, conn, name, JobKind::Index, index::handle),
+        false => monitor,
+    }
 }

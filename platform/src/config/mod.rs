@@ -5,6 +5,12 @@
 //! collected and reported together, each naming its variable; values are never echoed for
 //! secrets.
 
+mod master_key;
+mod reader;
+
+pub use master_key::MasterKey;
+use reader::Reader;
+
 use crate::secret::Secret;
 use std::collections::HashMap;
 use std::fmt;
@@ -194,62 +200,10 @@ pub struct IngestConfig {
     pub worker_concurrency: usize,
     /// Attempts before a job is given up (crashes included).
     pub job_max_attempts: u32,
-}
-
-/// The master key that wraps other keys. Identified by `kid` so it can rotate.
-#[derive(Clone)]
-pub struct MasterKey {
-    /// Key id, stored next to everything it encrypts.
-    pub kid: String,
-    /// 32 secret bytes.
-    pub key: Secret<[u8; 32]>,
-    /// Keys rotated out: still opened (by their id), never used to seal.
-    pub previous: Vec<(String, Secret<[u8; 32]>)>,
-}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MasterKey {{ kid: {:?}, key: [redacted] }}", self.kid)
-    }
-}
-
-impl MasterKey {
-    /// Parses `kid:base64-of-32-bytes`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        use base64::Engine;
-        let (kid, b64) = s
-            .trim()
-            .split_once(':')
-            .ok_or("expected `kid:base64key` (32 random bytes, base64)")?;
-        let valid_kid = !kid.is_empty()
-            && kid.len() <= 32
-            && kid
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid_kid {
-            return Err("the key id must be 1-32 characters of a-z, 0-9, '-' and '_'".into());
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|_| "the key is not valid base64")?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| "the key must be exactly 32 bytes")?;
-        Ok(Self {
-            kid: kid.to_owned(),
-            key: Secret::new(key),
-            previous: vec![],
-        })
-    }
-
-    /// The key with id `kid`, current or previous.
-    pub fn by_kid(&self, kid: &str) -> Option<&[u8; 32]> {
-        if kid == self.kid {
-            return Some(self.key.expose());
-        }
-        self.previous
-            .iter()
-            .find(|(k, _)| k == kid)
-            .map(|(_, key)| key.expose())
-    }
+    /// ONNX Runtime threads per worker process.
+    pub embed_threads: usize,
+    /// Texts per inference batch.
+    pub embed_batch: usize,
 }
 
 const DEFAULT_APP_DB: &str = "postgres://docket_app:docket_app@127.0.0.1:5432/docket";
@@ -363,6 +317,8 @@ impl Config {
             chunk_overlap: r.ranged("DOCKET_CHUNK_OVERLAP", 32, 0, 200) as usize,
             worker_concurrency: r.ranged("DOCKET_WORKER_CONCURRENCY", 2, 1, 256) as usize,
             job_max_attempts: r.ranged("DOCKET_JOB_MAX_ATTEMPTS", 5, 1, 25) as u32,
+            embed_threads: r.ranged("DOCKET_EMBED_THREADS", 2, 1, 64) as usize,
+            embed_batch: r.ranged("DOCKET_EMBED_BATCH", 16, 1, 256) as usize,
         };
         if ingest.chunk_overlap >= ingest.chunk_max_tokens {
             r.fail(
@@ -399,144 +355,6 @@ impl Config {
                     reason: "configuration incomplete".into(),
                 }],
             }),
-        }
-    }
-}
-
-struct Reader<'a> {
-    env: &'a dyn EnvSource,
-    errors: Vec<VarError>,
-}
-
-impl Reader<'_> {
-    fn fail(&mut self, var: &str, reason: &str) {
-        self.errors.push(VarError {
-            var: var.to_owned(),
-            reason: reason.to_owned(),
-        });
-    }
-
-    fn raw(&self, var: &str) -> Option<String> {
-        self.env.get(var).filter(|v| !v.is_empty())
-    }
-
-    fn string(&mut self, var: &str, default: &str) -> String {
-        self.raw(var).unwrap_or_else(|| default.to_owned())
-    }
-
-    /// A secret from `VAR` or from the file named by `VAR_FILE` (not both).
-    fn secret(&mut self, var: &str) -> Option<Secret<String>> {
-        let file_var = format!("{var}_FILE");
-        match (self.raw(var), self.raw(&file_var)) {
-            (Some(_), Some(_)) => {
-                self.fail(var, &format!("set either {var} or {file_var}, not both"));
-                None
-            }
-            (Some(v), None) => Some(Secret::new(v)),
-            (None, Some(path)) => match std::fs::read_to_string(&path) {
-                Ok(v) => Some(Secret::new(v.trim_end_matches(['\n', '\r']).to_owned())),
-                Err(e) => {
-                    self.fail(&file_var, &format!("cannot read {path}: {e}"));
-                    None
-                }
-            },
-            (None, None) => None,
-        }
-    }
-
-    fn db_url(&mut self, var: &str, default: &str) -> Secret<String> {
-        let url = self
-            .secret(var)
-            .unwrap_or_else(|| Secret::new(default.to_owned()));
-        let u = url.expose();
-        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-            self.fail(var, "must be a postgres:// URL");
-        }
-        url
-    }
-
-    fn parsed<T: FromStr>(&mut self, var: &str, default: Option<T>) -> Option<T>
-    where
-        T::Err: fmt::Display,
-    {
-        match self.raw(var) {
-            None => default,
-            Some(v) => match v.parse::<T>() {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.fail(var, &format!("cannot parse {v:?}: {e}"));
-                    None
-                }
-            },
-        }
-    }
-
-    fn ranged(&mut self, var: &str, default: u64, min: u64, max: u64) -> u64 {
-        match self.raw(var) {
-            None => default,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => n,
-                _ => {
-                    self.fail(
-                        var,
-                        &format!("expected a whole number from {min} to {max}, got {v:?}"),
-                    );
-                    default
-                }
-            },
-        }
-    }
-
-    fn bool(&mut self, var: &str, default: bool) -> bool {
-        match self.raw(var).as_deref() {
-            None => default,
-            Some("true" | "1" | "yes") => true,
-            Some("false" | "0" | "no") => false,
-            Some(v) => {
-                self.fail(var, &format!("expected true or false, got {v:?}"));
-                default
-            }
-        }
-    }
-
-    fn object_store(&mut self) -> Option<ObjectStoreConfig> {
-        match self.string("DOCKET_OBJECT_STORE", "local").as_str() {
-            "local" => Some(ObjectStoreConfig::Local {
-                dir: PathBuf::from(self.string("DOCKET_OBJECT_DIR", "./var/objects")),
-            }),
-            "s3" => {
-                let required = |r: &mut Self, var: &str| {
-                    r.raw(var).or_else(|| {
-                        r.fail(var, "is required when DOCKET_OBJECT_STORE=s3");
-                        None
-                    })
-                };
-                let bucket = required(self, "DOCKET_S3_BUCKET");
-                let access_key_id = required(self, "DOCKET_S3_ACCESS_KEY_ID");
-                let secret = self.secret("DOCKET_S3_SECRET_ACCESS_KEY");
-                if secret.is_none() {
-                    self.fail(
-                        "DOCKET_S3_SECRET_ACCESS_KEY",
-                        "is required when DOCKET_OBJECT_STORE=s3",
-                    );
-                }
-                let s3 = S3Config {
-                    endpoint: self.raw("DOCKET_S3_ENDPOINT"),
-                    bucket: bucket?,
-                    region: self.string("DOCKET_S3_REGION", "us-east-1"),
-                    access_key_id: access_key_id?,
-                    secret_access_key: secret?,
-                    allow_http: self.bool("DOCKET_S3_ALLOW_HTTP", false),
-                };
-                Some(ObjectStoreConfig::S3(s3))
-            }
-            other => {
-                self.fail(
-                    "DOCKET_OBJECT_STORE",
-                    &format!("expected `local` or `s3`, got {other:?}"),
-                );
-                None
-            }
         }
     }
 }

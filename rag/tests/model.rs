@@ -1,0 +1,75 @@
+//! The real embedding model (all-MiniLM-L6-v2 via ONNX Runtime, from registry packages).
+
+use docket_rag::embed::{DIMENSION, EmbedError, EmbedSettings, Embedder, cosine};
+use std::path::PathBuf;
+
+fn settings() -> EmbedSettings {
+    let dir = std::env::var("DOCKET_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/model"));
+    EmbedSettings {
+        model_dir: dir,
+        threads: 2,
+        batch: 16,
+    }
+}
+
+#[test]
+fn related_sentences_score_clearly_higher_than_unrelated_ones() {
+    let e = Embedder::load(&settings()).expect("model (run scripts/test to fetch it)");
+    let v = e
+        .embed(&[
+            "This Agreement shall be governed by the laws of the State of Delaware.",
+            "The contract is subject to Delaware law.",
+            "The quarterly sales report shows strong growth in Asia.",
+        ])
+        .expect("embed");
+    assert!(v.iter().all(|x| x.len() == DIMENSION));
+    for x in &v {
+        let norm: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "L2-normalized: {norm}");
+    }
+    let related = cosine(&v[0], &v[1]);
+    let unrelated = cosine(&v[0], &v[2]);
+    println!("cosine related {related:.3}, unrelated {unrelated:.3}");
+    assert!(related > 0.5, "related {related}");
+    assert!(
+        related - unrelated > 0.3,
+        "related {related} vs unrelated {unrelated}"
+    );
+}
+
+#[test]
+fn a_batch_gives_the_same_vectors_as_one_by_one() {
+    let e = Embedder::load(&settings()).expect("model");
+    let texts = [
+        "Either party may terminate this Agreement upon thirty days written notice.",
+        "Licensee shall not compete.",
+        "In no event shall liability exceed the fees paid in the twelve months preceding the claim, whether in contract, tort or otherwise, and the parties agree that this limitation is reasonable.",
+    ];
+    let batch = e.embed(&texts).expect("batch");
+    for (i, t) in texts.iter().enumerate() {
+        let single = e.embed(&[t]).expect("single");
+        let c = cosine(&batch[i], &single[0]);
+        assert!(
+            c > 0.9999,
+            "text {i}: padding in a batch must not change the vector ({c})"
+        );
+    }
+}
+
+#[test]
+fn a_missing_model_is_a_clear_error_naming_the_path() {
+    let s = EmbedSettings {
+        model_dir: PathBuf::from("/nonexistent/models"),
+        threads: 1,
+        batch: 16,
+    };
+    let err = Embedder::load(&s).expect_err("missing");
+    assert!(matches!(err, EmbedError::Missing { .. }));
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/models/libonnxruntime.so.1.31.1"),
+        "{err}"
+    );
+}
