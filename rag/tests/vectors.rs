@@ -3,7 +3,8 @@
 
 use docket_rag::embed::{EmbedSettings, Embedder};
 use docket_rag::vectors::{
-    DIMENSION, EdgeStore, Placement, TenantScope, VectorError, VectorIndex, VectorPoint, point_id,
+    DIMENSION, EdgeStore, Placement, QdrantServer, ServerConfig, TenantScope, VectorError, VectorIndex,
+    VectorPoint, point_id,
 };
 use std::path::PathBuf;
 use uuid::Uuid;
@@ -64,11 +65,11 @@ fn canary(i: usize, n: usize) -> String {
 
 /// Three tenants, one per tier, each with ordinary points and canaries; thousands of
 /// searches, including every other tenant's canary text, never cross a tenant boundary.
-async fn isolation_suite<I: VectorIndex>(index: &I, model: &Embedder) {
+async fn isolation_suite<I: VectorIndex>(index: &I, model: &Embedder, ids: [Uuid; 3]) {
     let tiers = [Placement::Shared, Placement::Dedicated, Placement::Isolated];
     let mut tenants = vec![];
     for (i, tier) in tiers.into_iter().enumerate() {
-        let scope = TenantScope::new(Uuid::new_v4(), tier);
+        let scope = TenantScope::new(ids[i], tier);
         let doc = Uuid::new_v4();
         let canaries: Vec<String> = (0..5).map(|n| canary(i, n)).collect();
         let refs: Vec<&str> = canaries.iter().map(String::as_str).collect();
@@ -236,7 +237,8 @@ async fn lifecycle_suite<I: VectorIndex>(index: &I) {
 async fn in_process_engine_keeps_tenants_apart_on_every_tier() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = EdgeStore::open(dir.path(), "test").await.expect("open");
-    isolation_suite(&store, &embedder()).await;
+    let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    isolation_suite(&store, &embedder(), ids).await;
     // The tenants' own shards were removed with them.
     assert!(
         !dir.path()
@@ -303,4 +305,39 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(e.path(), &target).expect("copy");
         }
     }
+}
+
+/// The same suites against a Qdrant server, when `QDRANT_URL` names one (its gRPC port).
+/// The isolated tenant's "own deployment" is `QDRANT_ISOLATED_URL` (default: the same server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qdrant_server_keeps_tenants_apart_on_every_tier() {
+    let Ok(url) = std::env::var("QDRANT_URL") else {
+        println!(
+            "SKIPPED: QDRANT_URL is not set, so the VectorIndex suite ran against the in-process \
+             engine only (no Qdrant server can be installed from this machine's registries)"
+        );
+        return;
+    };
+    let key = std::env::var("QDRANT_API_KEY").ok();
+    let ids = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let isolated_url = std::env::var("QDRANT_ISOLATED_URL").unwrap_or_else(|_| url.clone());
+    let config = ServerConfig {
+        url,
+        api_key: key.clone(),
+        collection_prefix: format!("docket_test_{}_", Uuid::new_v4().simple()),
+        isolated: [(ids[2], (isolated_url, key))].into_iter().collect(),
+    };
+    let server = QdrantServer::connect(&config).expect("connect");
+    server
+        .health()
+        .await
+        .expect("the Qdrant server at QDRANT_URL answers");
+    isolation_suite(&server, &embedder(), ids).await;
+    lifecycle_suite(&server).await;
+    // An isolated tenant without a configured deployment is refused, never placed elsewhere.
+    let stray = TenantScope::new(Uuid::new_v4(), Placement::Isolated);
+    let refused = server
+        .upsert(stray, vec![point(Uuid::new_v4(), 0, "x".into(), unit_vector(1))])
+        .await;
+    assert!(matches!(refused, Err(VectorError::Engine(m)) if m.contains("no deployment")));
 }

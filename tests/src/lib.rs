@@ -298,7 +298,7 @@ impl TestApp {
     ) -> (
         tokio::task::JoinHandle<()>,
         docket_worker::context::Ctx,
-        docket_rag::vectors::EdgeStore,
+        docket_rag::vectors::Vectors,
     ) {
         let worker = docket_worker::Worker::start(self.config.clone())
             .await

@@ -7,7 +7,7 @@ use docket_platform::db::Db;
 use docket_platform::jobs::JobQueue;
 use docket_rag::chunk::Chunker;
 use docket_rag::embed::Embedder;
-use docket_rag::vectors::EdgeStore;
+use docket_rag::vectors::Vectors;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,8 +27,9 @@ pub struct JobContext {
     pub chunker: Chunker,
     /// The embedding model (loaded once per process).
     pub embedder: Embedder,
-    /// The vector store, in the one process that owns it (runs `index`).
-    pub vectors: Option<EdgeStore>,
+    /// The vector store: with the in-process engine only in the one process that owns it;
+    /// with a Qdrant server in every process. Present ⇔ this process runs `index`.
+    pub vectors: Option<Vectors>,
     /// Per-tenant locks serializing indexing with tier moves in this process.
     pub tenant_locks: Mutex<HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>,
     /// Configuration.

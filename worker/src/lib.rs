@@ -18,7 +18,7 @@ use docket_platform::jobs::JobQueue;
 use docket_platform::redis_conn::{Redis, RedisError};
 use docket_rag::chunk::{ChunkError, ChunkSettings, Chunker};
 use docket_rag::embed::{EmbedError, EmbedSettings, Embedder};
-use docket_rag::vectors::{EdgeStore, VectorError};
+use docket_rag::vectors::{EdgeStore, QdrantServer, ServerConfig, VectorError, Vectors};
 use serde_json::json;
 use std::future::Future;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ pub struct Worker {
     ctx: Ctx,
     redis: Redis,
     /// Present in the one process that owns the vector directory.
-    vectors: Option<EdgeStore>,
+    vectors: Option<Vectors>,
 }
 
 /// Longest one job attempt may run before it is retried.
@@ -66,9 +66,21 @@ impl Worker {
     /// another process owns the vector directory or the model files are missing.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
         let db = Db::connect_lazy(&config.database.app_url, config.database.max_connections)?;
-        let vectors = match config.owns_vectors {
-            true => Some(EdgeStore::open(&config.vector_dir, &config.worker_name).await?),
-            false => None,
+        let vectors = match (&config.qdrant, config.owns_vectors) {
+            (Some(q), _) => Some(Vectors::Server(QdrantServer::connect(&ServerConfig {
+                url: q.url.clone(),
+                api_key: q.api_key.as_ref().map(|k| k.expose().clone()),
+                collection_prefix: q.collection_prefix.clone(),
+                isolated: q
+                    .isolated
+                    .iter()
+                    .map(|(t, (u, k))| (*t, (u.clone(), k.as_ref().map(|k| k.expose().clone()))))
+                    .collect(),
+            })?)),
+            (None, true) => Some(Vectors::Edge(
+                EdgeStore::open(&config.vector_dir, &config.worker_name).await?,
+            )),
+            (None, false) => None,
         };
         let settings = ChunkSettings {
             max_tokens: config.ingest.chunk_max_tokens,
@@ -103,7 +115,7 @@ impl Worker {
     }
 
     /// The vector store, if this process owns it.
-    pub fn vectors(&self) -> Option<EdgeStore> {
+    pub fn vectors(&self) -> Option<Vectors> {
         self.vectors.clone()
     }
 

@@ -15,7 +15,7 @@ use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::ids::{DocumentId, TenantId};
 use docket_platform::tenants::IsolationTier;
 use docket_platform::{placement, tenant_keys};
-use docket_rag::vectors::{EdgeStore, TenantScope, VectorIndex};
+use docket_rag::vectors::{TenantScope, VectorIndex, Vectors};
 use std::time::Duration;
 
 /// How long the old placement stays after the switch, for searches already under way.
@@ -34,7 +34,7 @@ pub struct Moved {
 }
 
 /// Moves `t` to its requested tier if it is not there yet. `Ok(None)`: nothing to do.
-pub async fn move_if_requested(ctx: &Ctx, store: &EdgeStore, t: TenantId) -> Result<Option<Moved>, String> {
+pub async fn move_if_requested(ctx: &Ctx, store: &Vectors, t: TenantId) -> Result<Option<Moved>, String> {
     let lock = ctx.tenant_lock(t.as_uuid());
     let _held = lock.lock().await;
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -102,7 +102,7 @@ pub async fn move_if_requested(ctx: &Ctx, store: &EdgeStore, t: TenantId) -> Res
 }
 
 /// Empties the placement a move left and marks the move complete.
-async fn purge(ctx: &Ctx, store: &EdgeStore, t: TenantId, old: IsolationTier) -> Result<(), String> {
+async fn purge(ctx: &Ctx, store: &Vectors, t: TenantId, old: IsolationTier) -> Result<(), String> {
     let from = TenantScope::new(t.as_uuid(), placement_of(old));
     store.delete_tenant(from).await.map_err(|e| e.to_string())?;
     let mut tx = ctx.db.begin_tenant(t).await.map_err(|e| e.to_string())?;
@@ -130,7 +130,7 @@ pub async fn pending(ctx: &Ctx) -> Result<Vec<TenantId>, String> {
 }
 
 /// Waits for move requests on the Redis list until `stop`, and runs them one at a time.
-pub async fn listen(ctx: Ctx, store: EdgeStore, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn listen(ctx: Ctx, store: Vectors, mut stop: tokio::sync::watch::Receiver<bool>) {
     match pending(&ctx).await {
         Ok(ts) => {
             for t in ts {
@@ -155,7 +155,7 @@ pub async fn listen(ctx: Ctx, store: EdgeStore, mut stop: tokio::sync::watch::Re
     }
 }
 
-async fn run_one(ctx: &Ctx, store: &EdgeStore, t: TenantId) {
+async fn run_one(ctx: &Ctx, store: &Vectors, t: TenantId) {
     if let Err(e) = move_if_requested(ctx, store, t).await {
         tracing::error!(tenant = %t, error = %e, "tier move failed; it is retried at the next request or start");
     }

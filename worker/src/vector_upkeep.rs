@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::jobs::index::{document_points, index_points, placement_of};
 use docket_platform::ids::{DocumentId, TenantId};
 use docket_platform::{placement, tenant_keys};
-use docket_rag::vectors::{EdgeStore, TenantScope, VectorIndex};
+use docket_rag::vectors::{TenantScope, VectorIndex, Vectors};
 use std::time::Duration;
 
 /// How often written shards are optimized.
@@ -23,7 +23,7 @@ pub struct Reconciled {
 }
 
 /// Checks every tenant's ready documents against the index and repairs what differs.
-pub async fn reconcile(ctx: &Ctx, store: &EdgeStore) -> Result<Reconciled, String> {
+pub async fn reconcile(ctx: &Ctx, store: &Vectors) -> Result<Reconciled, String> {
     let tenants: Vec<(TenantId,)> = sqlx::query_as("SELECT id FROM tenants ORDER BY created_at")
         .fetch_all(ctx.db.platform_pool())
         .await
@@ -76,7 +76,7 @@ pub async fn reconcile(ctx: &Ctx, store: &EdgeStore) -> Result<Reconciled, Strin
 }
 
 /// Runs the start-up check once, then optimizes written shards periodically until `stop`.
-pub async fn run(ctx: Ctx, store: EdgeStore, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(ctx: Ctx, store: Vectors, mut stop: tokio::sync::watch::Receiver<bool>) {
     match reconcile(&ctx, &store).await {
         Ok(r) => tracing::info!(
             documents = r.documents,
@@ -92,11 +92,13 @@ pub async fn run(ctx: Ctx, store: EdgeStore, mut stop: tokio::sync::watch::Recei
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        match store.optimize().await {
+        // A Qdrant server optimizes by itself; only the in-process engine needs this.
+        let Some(edge) = store.edge() else { return };
+        match edge.optimize().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 shards = n,
-                disk_bytes = store.disk_bytes(),
+                disk_bytes = edge.disk_bytes(),
                 "vector shards optimized"
             ),
             Err(e) => tracing::warn!(error = %e, "vector optimization failed"),

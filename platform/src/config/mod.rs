@@ -6,9 +6,11 @@
 //! secrets.
 
 mod master_key;
+mod qdrant;
 mod reader;
 
 pub use master_key::MasterKey;
+pub use qdrant::QdrantConfig;
 use reader::Reader;
 
 use crate::secret::Secret;
@@ -170,6 +172,9 @@ pub struct Config {
     pub objects: ObjectStoreConfig,
     /// Directory of the in-process vector engine (owned by one worker process).
     pub vector_dir: PathBuf,
+    /// A Qdrant server to use instead of the in-process engine (every worker then runs
+    /// every queue and `owns_vectors` does not apply).
+    pub qdrant: Option<QdrantConfig>,
     /// Whether this worker process owns `vector_dir` (exactly one may; the others run
     /// only the stages that do not touch vectors).
     pub owns_vectors: bool,
@@ -255,6 +260,7 @@ impl Config {
         let objects = r.object_store();
         let vector_dir = PathBuf::from(r.string("DOCKET_VECTOR_DIR", "./var/vectors"));
         let owns_vectors = r.bool("DOCKET_WORKER_OWNS_VECTORS", true);
+        let qdrant = r.qdrant();
         let default_worker = format!("worker-{}", std::process::id());
         let worker_name = r.string("DOCKET_WORKER_NAME", &default_worker);
         let heartbeat_interval = Duration::from_secs(r.ranged("DOCKET_HEARTBEAT_SECS", 5, 1, 300));
@@ -342,6 +348,7 @@ impl Config {
                 },
                 objects,
                 vector_dir,
+                qdrant,
                 owns_vectors,
                 worker_name,
                 heartbeat_interval,
@@ -437,6 +444,31 @@ mod tests {
         ]))
         .expect_err("ambiguous");
         assert_eq!(err.errors[0].var, "DOCKET_REDIS_URL");
+    }
+
+    #[test]
+    fn qdrant_settings_are_validated_and_parsed() {
+        let c = Config::load(&env(&[])).expect("defaults");
+        assert!(c.qdrant.is_none(), "the in-process engine by default");
+        let t = "7b0c7a4e-1b1e-4a8e-9d55-0d6c8a0b7e11";
+        let spec = format!("{t}=https://iso.example:6334|k3y");
+        let c = Config::load(&env(&[
+            ("QDRANT_URL", "http://qdrant:6334"),
+            ("DOCKET_QDRANT_ISOLATED", spec.as_str()),
+        ]))
+        .expect("valid");
+        let q = c.qdrant.expect("server");
+        let (url, key) = &q.isolated[&t.parse().expect("uuid")];
+        assert_eq!(url, "https://iso.example:6334");
+        assert_eq!(key.as_ref().map(|k| k.expose().as_str()), Some("k3y"));
+        assert!(!format!("{q:?}").contains("k3y"), "keys never print");
+        let err = Config::load(&env(&[
+            ("QDRANT_URL", "qdrant:6334"),
+            ("DOCKET_QDRANT_ISOLATED", "not-a-tenant=http://x"),
+        ]))
+        .expect_err("bad");
+        let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+        assert_eq!(vars, ["QDRANT_URL", "DOCKET_QDRANT_ISOLATED"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The vector index: one [`VectorIndex`] trait whose every method takes the tenant scope
-//! explicitly, and its implementation on the in-process Qdrant engine ([`EdgeStore`], the
-//! single-machine default; exactly one process may own its directory).
+//! explicitly, implemented on the in-process Qdrant engine ([`EdgeStore`], the
+//! single-machine default; exactly one process may own its directory) and on a Qdrant
+//! server ([`QdrantServer`], for production and scale-out).
 //!
 //! Isolation is layered: placement by tier keeps tenants apart physically where they pay for
 //! it, every search, count, scroll and delete also carries the tenant filter (even where the
@@ -8,11 +9,15 @@
 //! the search ([`retain_tenant`]).
 
 mod edge;
+mod either;
 mod owner_lock;
+mod server;
 mod shard;
 
 pub use edge::EdgeStore;
+pub use either::Vectors;
 pub use owner_lock::OwnerLock;
+pub use server::{QdrantServer, ServerConfig};
 
 use std::future::Future;
 use uuid::Uuid;
