@@ -46,8 +46,10 @@ fn runtime(e: impl std::fmt::Display) -> EmbedError {
 /// Embedding settings.
 #[derive(Debug, Clone)]
 pub struct EmbedSettings {
-    /// Folder with `model.onnx`, `tokenizer.json` and the runtime library.
+    /// Folder with `model.onnx`, `tokenizer.json` and (by default) the runtime library.
     pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library; `None`: [`RUNTIME_LIBRARY`] in `model_dir`.
+    pub library: Option<PathBuf>,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
     /// Texts per inference call (16 is as fast as 64 with a third of the memory).
@@ -97,7 +99,10 @@ impl Embedder {
     pub fn load(settings: &EmbedSettings) -> Result<Self, EmbedError> {
         let dir = &settings.model_dir;
         let (library, model, tok) = (
-            dir.join(RUNTIME_LIBRARY),
+            settings
+                .library
+                .clone()
+                .unwrap_or_else(|| dir.join(RUNTIME_LIBRARY)),
             dir.join("model.onnx"),
             dir.join("tokenizer.json"),
         );

@@ -9,6 +9,7 @@ fn settings() -> EmbedSettings {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/model"));
     EmbedSettings {
         model_dir: dir,
+        library: None,
         threads: 2,
         batch: 16,
     }
@@ -62,6 +63,7 @@ fn a_batch_gives_the_same_vectors_as_one_by_one() {
 fn a_missing_model_is_a_clear_error_naming_the_path() {
     let s = EmbedSettings {
         model_dir: PathBuf::from("/nonexistent/models"),
+        library: None,
         threads: 1,
         batch: 16,
     };
@@ -70,6 +72,27 @@ fn a_missing_model_is_a_clear_error_naming_the_path() {
     assert!(
         err.to_string()
             .contains("/nonexistent/models/libonnxruntime.so.1.31.1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_configured_runtime_library_that_is_missing_is_named() {
+    let mut s = settings();
+    s.library = Some(PathBuf::from("/nonexistent/libonnxruntime.so"));
+    let err = Embedder::load(&s).expect_err("missing library");
+    assert!(
+        matches!(
+            err,
+            EmbedError::Missing {
+                what: "ONNX Runtime library",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("/nonexistent/libonnxruntime.so"),
         "{err}"
     );
 }

@@ -15,6 +15,7 @@ fn embedder() -> Embedder {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/model"));
     Embedder::load(&EmbedSettings {
         model_dir: dir,
+        library: None,
         threads: 2,
         batch: 16,
     })

@@ -89,6 +89,7 @@ impl Worker {
         let chunker = Chunker::new(&config.ingest.model_dir.join("tokenizer.json"), settings)?;
         let embedder = Embedder::load(&EmbedSettings {
             model_dir: config.ingest.model_dir.clone(),
+            library: config.ingest.ort_library.clone(),
             threads: config.ingest.embed_threads,
             batch: config.ingest.embed_batch,
         })?;

@@ -47,7 +47,8 @@ pub async fn search(
     Ok(found.hits)
 }
 
-async fn report_violations(ctx: &JobContext, t: TenantId, dropped: &[Hit]) {
+/// Counts, logs and audits hits that named another tenant (already dropped by the search).
+pub async fn report_violations(ctx: &JobContext, t: TenantId, dropped: &[Hit]) {
     ISOLATION_VIOLATIONS.fetch_add(dropped.len() as u64, Ordering::Relaxed);
     tracing::error!(tenant = %t, dropped = dropped.len(), "search returned points of another tenant; dropped");
     let points: Vec<String> = dropped.iter().map(|h| h.id.to_string()).collect();

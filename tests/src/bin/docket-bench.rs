@@ -38,6 +38,7 @@ async fn embed() -> anyhow::Result<()> {
     let ingest = &app.config.ingest;
     let settings = EmbedSettings {
         model_dir: ingest.model_dir.clone(),
+        library: ingest.ort_library.clone(),
         threads: ingest.embed_threads,
         batch: ingest.embed_batch,
     };

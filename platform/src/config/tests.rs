@@ -1,0 +1,139 @@
+//! Configuration parsing and validation.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    m.entry("DOCKET_MASTER_KEY".into())
+        .or_insert_with(|| "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into());
+    m
+}
+
+#[test]
+fn defaults_load() {
+    let c = Config::load(&env(&[])).expect("defaults are valid");
+    assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.auth.access_token_ttl, Duration::from_secs(900));
+    assert!(matches!(c.objects, ObjectStoreConfig::Local { .. }));
+}
+
+#[test]
+fn every_bad_variable_is_named() {
+    let err = Config::load(&env(&[
+        ("DOCKET_BIND", "not-an-address"),
+        ("DOCKET_DB_MAX_CONNECTIONS", "0"),
+        ("DOCKET_OBJECT_STORE", "ftp"),
+        ("DOCKET_LOG_FORMAT", "xml"),
+    ]))
+    .expect_err("invalid");
+    let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+    assert_eq!(
+        vars,
+        [
+            "DOCKET_BIND",
+            "DOCKET_LOG_FORMAT",
+            "DOCKET_DB_MAX_CONNECTIONS",
+            "DOCKET_OBJECT_STORE"
+        ]
+    );
+    assert!(
+        err.to_string()
+            .contains("DOCKET_BIND: cannot parse \"not-an-address\"")
+    );
+}
+
+#[test]
+fn missing_master_key_is_explained() {
+    let mut m = env(&[]);
+    m.remove("DOCKET_MASTER_KEY");
+    let err = Config::load(&m).expect_err("required");
+    assert_eq!(err.errors[0].var, "DOCKET_MASTER_KEY");
+    assert!(err.errors[0].reason.contains("is required"));
+}
+
+#[test]
+fn secrets_come_from_files_and_never_print() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    std::fs::write(&path, "postgres://u:hunter2@h/db\n").expect("write");
+    let c = Config::load(&env(&[(
+        "DOCKET_DATABASE_URL_FILE",
+        path.to_str().expect("utf8"),
+    )]))
+    .expect("valid");
+    assert_eq!(c.database.app_url.expose(), "postgres://u:hunter2@h/db");
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn secret_and_file_together_is_an_error() {
+    let err = Config::load(&env(&[
+        ("DOCKET_REDIS_URL", "redis://a"),
+        ("DOCKET_REDIS_URL_FILE", "/nonexistent"),
+    ]))
+    .expect_err("ambiguous");
+    assert_eq!(err.errors[0].var, "DOCKET_REDIS_URL");
+}
+
+#[test]
+fn qdrant_settings_are_validated_and_parsed() {
+    let c = Config::load(&env(&[])).expect("defaults");
+    assert!(c.qdrant.is_none(), "the in-process engine by default");
+    let t = "7b0c7a4e-1b1e-4a8e-9d55-0d6c8a0b7e11";
+    let spec = format!("{t}=https://iso.example:6334|k3y");
+    let c = Config::load(&env(&[
+        ("QDRANT_URL", "http://qdrant:6334"),
+        ("DOCKET_QDRANT_ISOLATED", spec.as_str()),
+    ]))
+    .expect("valid");
+    let q = c.qdrant.expect("server");
+    let (url, key) = &q.isolated[&t.parse().expect("uuid")];
+    assert_eq!(url, "https://iso.example:6334");
+    assert_eq!(key.as_ref().map(|k| k.expose().as_str()), Some("k3y"));
+    assert!(!format!("{q:?}").contains("k3y"), "keys never print");
+    let err = Config::load(&env(&[
+        ("QDRANT_URL", "qdrant:6334"),
+        ("DOCKET_QDRANT_ISOLATED", "not-a-tenant=http://x"),
+    ]))
+    .expect_err("bad");
+    let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+    assert_eq!(vars, ["QDRANT_URL", "DOCKET_QDRANT_ISOLATED"]);
+}
+
+#[test]
+fn s3_requires_its_credentials() {
+    let err = Config::load(&env(&[("DOCKET_OBJECT_STORE", "s3")])).expect_err("incomplete");
+    let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+    assert_eq!(
+        vars,
+        [
+            "DOCKET_S3_BUCKET",
+            "DOCKET_S3_ACCESS_KEY_ID",
+            "DOCKET_S3_SECRET_ACCESS_KEY"
+        ]
+    );
+}
+
+#[test]
+fn previous_master_keys_are_found_by_id() {
+    let c = Config::load(&env(&[(
+        "DOCKET_PREVIOUS_MASTER_KEYS",
+        "k0:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+    )]))
+    .expect("valid");
+    assert_eq!(c.master_key.by_kid("k0"), Some(&[1u8; 32]));
+    assert_eq!(c.master_key.by_kid("k1"), Some(&[0u8; 32]));
+    assert_eq!(c.master_key.by_kid("k9"), None);
+    let err = Config::load(&env(&[("DOCKET_PREVIOUS_MASTER_KEYS", "k0:short")])).expect_err("bad");
+    assert_eq!(err.errors[0].var, "DOCKET_PREVIOUS_MASTER_KEYS");
+}
+
+#[test]
+fn master_key_must_be_32_bytes() {
+    assert!(MasterKey::parse("k1:AAAA").is_err());
+    assert!(MasterKey::parse("nokid").is_err());
+    assert!(MasterKey::parse("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_ok());
+}
