@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod rate;
 pub mod request_id;
 pub mod routes;
 pub mod state;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::documents::router())
         .merge(routes::ops::router())
         .route_layer(axum::middleware::from_fn(request_id::metrics))
+        .layer(axum::middleware::from_fn(rate::headers))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(state)
 }

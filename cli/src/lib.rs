@@ -1,8 +1,11 @@
 //! `docketctl`, the operator CLI. Commands are library functions returning JSON so that the
 //! end-to-end tests exercise exactly what operators run.
 
+mod limits;
+mod lookup;
 mod tier_move;
 
+pub use limits::{RateOverride, tenant_plan, tenant_rate_override};
 pub use tier_move::tenant_move;
 
 use anyhow::Context;

@@ -69,6 +69,34 @@ enum TenantCommand {
         /// The tenant's slug or id.
         tenant: String,
     },
+    /// Change a tenant's plan (limits and features apply from its next request).
+    Plan {
+        /// free, team, business, enterprise (or any plan row).
+        #[arg(long)]
+        plan: String,
+        /// The tenant's slug or id.
+        tenant: String,
+    },
+    /// Set a temporary rate limit for one endpoint class of a tenant.
+    RateOverride {
+        /// query, upload, read or admin.
+        #[arg(long)]
+        class: String,
+        /// Sustained requests per minute.
+        #[arg(long)]
+        per_minute: u32,
+        /// Requests allowed at once.
+        #[arg(long)]
+        burst: u32,
+        /// Lifetime in seconds, after which the plan's limit applies again.
+        #[arg(long)]
+        expires_in: u64,
+        /// Why (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// The tenant's slug or id.
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +184,26 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
             let redis = docket_platform::redis_conn::Redis::new(&config.redis.url, &config.redis.prefix)?;
             let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
             docketctl::tenant_move(&control()?, &redis, &auditor, &tenant, &tier, wait).await
+        }
+        Command::Tenant(TenantCommand::Plan { plan, tenant }) => {
+            docketctl::tenant_plan(&control()?, &auditor, &tenant, &plan).await
+        }
+        Command::Tenant(TenantCommand::RateOverride {
+            class,
+            per_minute,
+            burst,
+            expires_in,
+            reason,
+            tenant,
+        }) => {
+            let o = docketctl::RateOverride {
+                class,
+                per_minute,
+                burst,
+                expires_in: std::time::Duration::from_secs(expires_in),
+                reason,
+            };
+            docketctl::tenant_rate_override(&control()?, &auditor, &tenant, &o).await
         }
         Command::Operator(OperatorCommand::Create { email, password }) => {
             docketctl::operator_create(&control()?, &auditor, &email, &password).await

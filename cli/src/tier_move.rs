@@ -5,9 +5,8 @@
 use anyhow::Context;
 use docket_platform::audit::{Actor, Auditor, Event, Outcome};
 use docket_platform::db::ControlDb;
-use docket_platform::ids::TenantId;
 use docket_platform::redis_conn::Redis;
-use docket_platform::tenants::{self, IsolationTier};
+use docket_platform::tenants::IsolationTier;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -33,17 +32,7 @@ pub async fn tenant_move(
     wait: Option<Duration>,
 ) -> anyhow::Result<Value> {
     let to: IsolationTier = tier.parse().map_err(anyhow::Error::msg)?;
-    let found = match tenant.parse::<uuid::Uuid>() {
-        Ok(id) => tenants::list(control)
-            .await?
-            .into_iter()
-            .find(|t| t.id == TenantId(id)),
-        Err(_) => tenants::list(control)
-            .await?
-            .into_iter()
-            .find(|t| t.slug == tenant),
-    };
-    let t = found.with_context(|| format!("no tenant {tenant:?} (give its slug or id)"))?;
+    let t = crate::lookup::tenant(control, tenant).await?;
     if let Some(f) = feature(to) {
         let allowed: bool = sqlx::query_scalar("SELECT features ? $2 FROM plans WHERE id = $1")
             .bind(&t.plan_id)

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod jobs;
 pub mod metrics;
 pub mod placement;
+pub mod ratelimit;
 pub mod redis_conn;
 pub mod secret;
 pub mod shutdown;

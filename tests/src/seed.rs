@@ -47,9 +47,10 @@ pub async fn rows_in_every_tenant_table(control: &ControlDb, tenant: TenantId) {
 }
 
 /// Statements that put one row of `$1`'s into each identity table (added with identity).
-pub(crate) const IDENTITY_SEEDS: [&str; 7] = [
+pub(crate) const IDENTITY_SEEDS: [&str; 8] = [
     "INSERT INTO embedding_cache (tenant_id, sha256, model, vector) VALUES ($1, 'seed', 'seed', '\\x00')",
     "INSERT INTO vector_placements (tenant_id, tier) VALUES ($1, 'shared')",
+    "INSERT INTO rate_overrides (tenant_id, class, per_minute, burst, expires_at, reason) VALUES ($1, 'read', 1, 1, now(), 'seed')",
     "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, page_start, page_end, token_count, sha256)
        SELECT gen_random_uuid(), $1, id, 0, 'seed', 1, 1, 1, 'x' FROM documents WHERE tenant_id = $1 LIMIT 1",
     "INSERT INTO refresh_tokens (id, tenant_id, user_id, family_id, token_hash, expires_at)

@@ -1,5 +1,6 @@
 //! Facts about the request that audit events carry: request id and client address.
 
+use crate::rate::RateSlot;
 use crate::request_id::RequestId;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -13,6 +14,8 @@ pub struct RequestCtx {
     pub request_id: Option<String>,
     /// Peer address (no proxy headers are trusted).
     pub ip: Option<IpAddr>,
+    /// Where the rate limiter's decision goes for the response headers.
+    pub rate: RateSlot,
 }
 
 impl RequestCtx {
@@ -24,6 +27,7 @@ impl RequestCtx {
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip()),
+            rate: parts.extensions.get::<RateSlot>().cloned().unwrap_or_default(),
         }
     }
 

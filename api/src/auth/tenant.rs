@@ -16,6 +16,7 @@ use docket_platform::identity::credential::{self, Credential, Kind};
 use docket_platform::identity::jwt::{self, Audience};
 use docket_platform::identity::users;
 use docket_platform::ids::{ApiKeyId, TenantId, UserId};
+use docket_platform::ratelimit::{self, EndpointClass};
 use docket_platform::tenants::{self, Tenant};
 
 /// Who is acting for the tenant.
@@ -92,15 +93,71 @@ impl TenantAuth {
             .await
     }
 
-    /// Refuses (403, audited with the capability) unless the role holds `cap`.
+    /// Refuses (403, audited with the capability) unless the role holds `cap`; then
+    /// applies the rate limit of the capability's endpoint class.
     pub async fn require(&self, state: &AppState, cap: Capability) -> Result<(), ApiError> {
-        if authz::allows(self.role, cap) {
-            return Ok(());
+        if !authz::allows(self.role, cap) {
+            let msg = format!("your role ({}) does not allow {cap}", self.role);
+            return Err(self
+                .refuse(state, "authz.check", StatusCode::FORBIDDEN, "forbidden", msg)
+                .await);
         }
-        let msg = format!("your role ({}) does not allow {cap}", self.role);
-        Err(self
-            .refuse(state, "authz.check", StatusCode::FORBIDDEN, "forbidden", msg)
-            .await)
+        self.rate_limit(state, EndpointClass::of(cap)).await
+    }
+
+    /// Takes one request from the tenant's bucket for `class` (429 `rate_limited` when
+    /// empty). If the limiter is unreachable, classes that create work fail closed (503)
+    /// and reads and administration proceed (logged and counted).
+    pub async fn rate_limit(&self, state: &AppState, class: EndpointClass) -> Result<(), ApiError> {
+        let mut tx = state.db.begin_tenant(self.tenant_id()).await?;
+        let limit = ratelimit::limit_for(&mut tx, class).await?;
+        tx.commit().await?;
+        match ratelimit::check(&state.redis, self.tenant_id(), class, limit).await {
+            Ok(d) => {
+                self.ctx.rate.set(d);
+                if d.allowed {
+                    return Ok(());
+                }
+                let msg = format!(
+                    "too many {} requests: {} per minute with bursts of {}; retry in {} s",
+                    class.as_str(),
+                    limit.per_minute,
+                    limit.burst,
+                    d.retry_after_secs
+                );
+                let mut err = self
+                    .refuse(
+                        state,
+                        "ratelimit.check",
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        msg,
+                    )
+                    .await;
+                err.retry_after = Some(d.retry_after_secs);
+                Err(err)
+            }
+            Err(e) if class.fails_closed() => {
+                tracing::error!(error = %e, class = class.as_str(), "rate limiter unreachable; refusing");
+                let mut err = self
+                    .refuse(
+                        state,
+                        "ratelimit.check",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "rate_limiter_unavailable",
+                        "this kind of request is paused while the rate limiter is unreachable; retry shortly",
+                    )
+                    .await;
+                err.retry_after = Some(5);
+                Err(err)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, class = class.as_str(), "rate limiter unreachable; allowing a read");
+                metrics::counter!("docket_rate_limiter_unavailable_total", "class" => class.as_str())
+                    .increment(1);
+                Ok(())
+            }
+        }
     }
 }
 

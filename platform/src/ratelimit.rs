@@ -1,0 +1,177 @@
+//! Request rate limits: GCRA in one Redis Lua script (atomic across API processes, on the
+//! Redis clock), keyed by tenant and endpoint class, with the plan's rate and burst or an
+//! operator's unexpired override (migration 0008).
+
+use crate::authz::Capability;
+use crate::db::{DbError, TenantTx};
+use crate::ids::TenantId;
+use crate::redis_conn::{Redis, RedisError};
+
+/// The classes requests are limited by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointClass {
+    /// Questions (model work).
+    Query,
+    /// Uploads (parse, embed, index work).
+    Upload,
+    /// Reads.
+    Read,
+    /// Managing users, keys, the tenant.
+    Admin,
+}
+
+impl EndpointClass {
+    /// The class a capability's requests count against.
+    pub fn of(cap: Capability) -> Self {
+        match cap {
+            Capability::QueriesAsk => Self::Query,
+            Capability::DocumentsWrite => Self::Upload,
+            Capability::DocumentsRead
+            | Capability::UsageRead
+            | Capability::BillingRead
+            | Capability::AuditRead => Self::Read,
+            _ => Self::Admin,
+        }
+    }
+
+    /// Stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Upload => "upload",
+            Self::Read => "read",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Query, Self::Upload, Self::Read, Self::Admin]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+
+    /// Whether requests of this class are refused while the limiter is unreachable. Uploads
+    /// and questions create queued work (which needs Redis anyway) and cost money: closed.
+    /// Reads and administration are served from PostgreSQL: open, so an outage of the
+    /// limiter does not lock customers out of their data or their user management.
+    pub fn fails_closed(&self) -> bool {
+        matches!(self, Self::Query | Self::Upload)
+    }
+}
+
+/// A sustained rate and a burst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Requests per minute, sustained.
+    pub per_minute: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+/// The limiter's answer, with what the `RateLimit-*` headers report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// The burst (`RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests left right now (`RateLimit-Remaining`).
+    pub remaining: u32,
+    /// Seconds until the bucket is full again (`RateLimit-Reset`).
+    pub reset_secs: u64,
+    /// Seconds to wait when refused (`Retry-After`).
+    pub retry_after_secs: u64,
+}
+
+/// GCRA. KEYS[1]: the bucket; ARGV[1]: emission interval in ms; ARGV[2]: burst. The theoretical
+/// arrival time (TAT) is stored with an expiry at which the bucket would be full anyway.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - burst * interval
+if allow_at > now then
+  return {0, 0, tat - now, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return {1, math.floor((now - allow_at) / interval), new_tat - now, 0}
+";
+
+fn secs(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000)
+}
+
+/// Takes one request from `tenant`'s bucket for `class`.
+pub async fn check(
+    redis: &Redis,
+    tenant: TenantId,
+    class: EndpointClass,
+    limit: Limit,
+) -> Result<Decision, RedisError> {
+    let interval = 60_000u64.div_ceil(u64::from(limit.per_minute.max(1)));
+    let key = redis.tenant_key(tenant, &format!("rl:{}", class.as_str()));
+    let mut conn = redis.conn().await?;
+    let (ok, remaining, reset_ms, retry_ms): (i64, i64, i64, i64) = redis::Script::new(GCRA)
+        .key(key)
+        .arg(interval)
+        .arg(limit.burst.max(1))
+        .invoke_async(&mut conn)
+        .await?;
+    Ok(Decision {
+        allowed: ok == 1,
+        limit: limit.burst,
+        remaining: remaining.max(0) as u32,
+        reset_secs: secs(reset_ms),
+        retry_after_secs: secs(retry_ms).max(1),
+    })
+}
+
+/// The limit that applies to the tenant for `class` now: an unexpired override, else its
+/// plan's (read on every request, so plan changes apply at once).
+pub async fn limit_for(tx: &mut TenantTx, class: EndpointClass) -> Result<Limit, DbError> {
+    let tenant = tx.tenant_id();
+    let (per_minute, burst): (Option<i32>, Option<i32>) = sqlx::query_as(
+        "SELECT COALESCE(o.per_minute, (p.rate_limits -> $2 ->> 'per_minute')::int),
+                COALESCE(o.burst, (p.rate_limits -> $2 ->> 'burst')::int)
+         FROM tenants t JOIN plans p ON p.id = t.plan_id
+         LEFT JOIN rate_overrides o ON o.tenant_id = t.id AND o.class = $2 AND o.expires_at > now()
+         WHERE t.id = $1",
+    )
+    .bind(tenant)
+    .bind(class.as_str())
+    .fetch_one(tx.conn())
+    .await?;
+    // A plan without a row for the class is not limited by rate (only by its quotas).
+    Ok(Limit {
+        per_minute: per_minute.map_or(u32::MAX / 2, |n| n.max(1) as u32),
+        burst: burst.map_or(u32::MAX / 2, |n| n.max(1) as u32),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_map_to_classes() {
+        assert_eq!(
+            EndpointClass::of(Capability::DocumentsWrite),
+            EndpointClass::Upload
+        );
+        assert_eq!(EndpointClass::of(Capability::QueriesAsk), EndpointClass::Query);
+        assert_eq!(EndpointClass::of(Capability::AuditRead), EndpointClass::Read);
+        assert_eq!(EndpointClass::of(Capability::UsersManage), EndpointClass::Admin);
+        assert!(EndpointClass::Upload.fails_closed() && !EndpointClass::Read.fails_closed());
+        assert_eq!(EndpointClass::parse("read"), Some(EndpointClass::Read));
+        assert_eq!(EndpointClass::parse("everything"), None);
+        assert_eq!(secs(1), 1);
+        assert_eq!(secs(1000), 1);
+        assert_eq!(secs(1001), 2);
+        assert_eq!(secs(-5), 0);
+    }
+}
