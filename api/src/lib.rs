@@ -8,6 +8,7 @@ pub mod rate;
 pub mod request_id;
 pub mod routes;
 pub mod state;
+pub mod switchboard;
 
 use axum::Router;
 use state::AppState;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::documents::router())
         .merge(routes::ops::router())
+        .merge(routes::switches::router())
         .route_layer(axum::middleware::from_fn(request_id::metrics))
         .layer(axum::middleware::from_fn(rate::headers))
         .layer(axum::middleware::from_fn(request_id::middleware))
@@ -38,6 +40,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let _ = docket_platform::metrics::prometheus();
+    let refresher = tokio::spawn(switchboard::run(state.switches.clone(), state.db.clone()));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    refresher.abort();
+    served
 }

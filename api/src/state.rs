@@ -42,6 +42,8 @@ pub struct AppState {
     pub queue: JobQueue,
     /// Configuration.
     pub config: Arc<Config>,
+    /// Incident switches in force (refreshed in the background by `serve`).
+    pub switches: crate::switchboard::SwitchBoard,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             redis,
             blobs: BlobStore::from_config(&config.objects)?,
             config: Arc::new(config.clone()),
+            switches: Default::default(),
         })
     }
 }

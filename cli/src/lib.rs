@@ -3,9 +3,11 @@
 
 mod limits;
 mod lookup;
+mod switch;
 mod tier_move;
 
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};
+pub use switch::{switch_lift, switch_list, switch_set};
 pub use tier_move::tenant_move;
 
 use anyhow::Context;

@@ -32,6 +32,34 @@ enum Command {
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Incident switches: turn an endpoint class off globally or for one tenant.
+    #[command(subcommand)]
+    Switch(SwitchCommand),
+}
+
+#[derive(Subcommand)]
+enum SwitchCommand {
+    /// Turn a class (query, upload, read, admin) off.
+    Set {
+        #[arg(long)]
+        class: String,
+        /// Only this tenant (slug or id); everyone when absent.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Shown to callers and kept in the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Lifts itself after this many seconds.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Lift a switch.
+    Lift {
+        /// The switch id.
+        id: uuid::Uuid,
+    },
+    /// The switches in force.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -209,6 +237,19 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
             docketctl::operator_create(&control()?, &auditor, &email, &password).await
         }
         Command::Keys(KeysCommand::Rotate) => docketctl::keys_rotate(&control()?, &auditor, config).await,
+        Command::Switch(SwitchCommand::Set {
+            class,
+            tenant,
+            reason,
+            expires_in,
+        }) => {
+            let expires = expires_in.map(std::time::Duration::from_secs);
+            docketctl::switch_set(&control()?, &auditor, &class, tenant.as_deref(), &reason, expires).await
+        }
+        Command::Switch(SwitchCommand::Lift { id }) => {
+            docketctl::switch_lift(&control()?, &auditor, id).await
+        }
+        Command::Switch(SwitchCommand::List) => docketctl::switch_list(&control()?).await,
         Command::Audit(AuditCommand::Verify { tenant }) => docketctl::audit_verify(&control()?, tenant).await,
     }
 }

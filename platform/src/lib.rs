@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod redis_conn;
 pub mod secret;
 pub mod shutdown;
+pub mod switches;
 pub mod telemetry;
 pub mod tenant_keys;
 pub mod tenants;

@@ -17,6 +17,7 @@ use docket_platform::identity::jwt::{self, Audience};
 use docket_platform::identity::users;
 use docket_platform::ids::{ApiKeyId, TenantId, UserId};
 use docket_platform::ratelimit::{self, EndpointClass};
+use docket_platform::switches;
 use docket_platform::tenants::{self, Tenant};
 
 /// Who is acting for the tenant.
@@ -102,7 +103,59 @@ impl TenantAuth {
                 .refuse(state, "authz.check", StatusCode::FORBIDDEN, "forbidden", msg)
                 .await);
         }
-        self.rate_limit(state, EndpointClass::of(cap)).await
+        let class = EndpointClass::of(cap);
+        self.check_switches(state, class).await?;
+        self.rate_limit(state, class).await
+    }
+
+    /// Refuses (503 `disabled_by_operator`, audited with the switch id) when an operator
+    /// has turned `class` off for everyone or for this tenant; refuses all requests while
+    /// the switches cannot be read (fail closed).
+    pub async fn check_switches(&self, state: &AppState, class: EndpointClass) -> Result<(), ApiError> {
+        let Some(list) = state.switches.current(&state.db).await else {
+            let mut err = self
+                .refuse(
+                    state,
+                    "switch.check",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "switches_unavailable",
+                    "requests are paused because the operators' incident switches cannot be read; retry shortly",
+                )
+                .await;
+            err.retry_after = Some(5);
+            return Err(err);
+        };
+        let Some(sw) = switches::blocking(&list, class, self.tenant_id()) else {
+            return Ok(());
+        };
+        let ev = self
+            .event("switch.check", Outcome::Refused)
+            .reason("disabled_by_operator")
+            .detail("switch", sw.id.to_string())
+            .detail("class", class.as_str());
+        if let Err(e) = state
+            .auditor
+            .tenant_standalone(&state.db, self.tenant_id(), ev)
+            .await
+        {
+            tracing::error!(error = %e, "could not audit a switch refusal");
+        }
+        let scope = if sw.target_tenant.is_some() {
+            "for your organisation"
+        } else {
+            "for everyone"
+        };
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "disabled_by_operator",
+            format!(
+                "{} requests are switched off {scope} by the operators: {}",
+                class.as_str(),
+                sw.reason
+            ),
+        );
+        err.retry_after = Some(30);
+        Err(err)
     }
 
     /// Takes one request from the tenant's bucket for `class` (429 `rate_limited` when

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod health;
 pub mod me;
 pub mod ops;
+pub mod switches;
 pub mod users;
 
 use crate::error::ApiError;

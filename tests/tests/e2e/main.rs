@@ -14,5 +14,6 @@ mod health;
 mod ratelimit;
 mod rls;
 mod s3;
+mod switches;
 mod tiers;
 mod worker;

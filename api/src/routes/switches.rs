@@ -1,0 +1,123 @@
+//! `/ops/switches`: operators turn an endpoint class off globally or for one tenant, with a
+//! reason and an optional expiry, and lift it again. Every change is audited.
+
+use crate::auth::OperatorAuth;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use docket_platform::audit::{Event, Outcome};
+use docket_platform::ids::TenantId;
+use docket_platform::ratelimit::EndpointClass;
+use docket_platform::{switches, tenants};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// `/ops/switches`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ops/switches", get(list).post(set))
+        .route("/ops/switches/{id}", delete(lift))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetBody {
+    class: String,
+    tenant_id: Option<uuid::Uuid>,
+    reason: String,
+    expires_in_secs: Option<u64>,
+}
+
+async fn audit(state: &AppState, ev: Event, tenant: Option<TenantId>) -> Result<(), ApiError> {
+    state
+        .auditor
+        .platform(state.control.pool(), ev.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    if let Some(t) = tenant {
+        state
+            .auditor
+            .tenant_standalone(&state.db, t, ev)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    Ok(())
+}
+
+async fn set(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    ApiJson(body): ApiJson<SetBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let class = EndpointClass::parse(&body.class).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_class",
+            format!(
+                "unknown endpoint class {:?}: expected query, upload, read or admin",
+                body.class
+            ),
+        )
+    })?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "a reason of 1 to 500 printable characters is required: callers see it",
+        ));
+    }
+    if body.expires_in_secs == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_in_secs must be at least 1",
+        ));
+    }
+    let tenant = match body.tenant_id {
+        Some(id) => {
+            let t = tenants::get(&state.db, TenantId(id))
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| ApiError::not_found("tenant"))?;
+            Some(t.id)
+        }
+        None => None,
+    };
+    let by = format!("operator:{}", op.operator);
+    let expires = body.expires_in_secs.map(Duration::from_secs);
+    let sw = switches::set(&state.control, class, tenant, reason, &by, expires).await?;
+    let ev = op
+        .event("ops.switches.set", Outcome::Allowed)
+        .target(format!("switch:{}", sw.id))
+        .reason(reason.to_owned())
+        .detail("class", class.as_str())
+        .detail("tenant", tenant.map(|t| t.to_string()));
+    audit(&state, ev, tenant).await?;
+    Ok((StatusCode::CREATED, Json(json!(sw))))
+}
+
+async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+    let list = switches::active(&state.db).await?;
+    audit(&state, op.event("ops.switches.list", Outcome::Allowed), None).await?;
+    Ok(Json(json!({"switches": list})))
+}
+
+async fn lift(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id, "switch")?;
+    if !switches::lift(&state.control, id).await? {
+        return Err(ApiError::not_found("switch"));
+    }
+    let ev = op
+        .event("ops.switches.lift", Outcome::Allowed)
+        .target(format!("switch:{id}"));
+    audit(&state, ev, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

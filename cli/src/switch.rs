@@ -1,0 +1,68 @@
+//! `docketctl switch set|lift|list`: the same incident switches as `/ops/switches`, for
+//! operators at a shell (audited on the platform chain, and the tenant's for a tenant switch).
+
+use docket_platform::audit::{Actor, Auditor, Event, Outcome};
+use docket_platform::db::ControlDb;
+use docket_platform::ratelimit::EndpointClass;
+use docket_platform::switches;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn audit(
+    control: &ControlDb,
+    auditor: &Auditor,
+    ev: Event,
+    tenant: Option<docket_platform::ids::TenantId>,
+) -> anyhow::Result<()> {
+    auditor.platform(control.pool(), ev.clone()).await?;
+    if let Some(t) = tenant {
+        let mut tx = ControlDb::scope_to_tenant(control.pool().begin().await?, t).await?;
+        auditor.tenant(&mut tx, ev).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Turns `class` off globally (`tenant` = None) or for one tenant (slug or id).
+pub async fn switch_set(
+    control: &ControlDb,
+    auditor: &Auditor,
+    class: &str,
+    tenant: Option<&str>,
+    reason: &str,
+    expires_in: Option<Duration>,
+) -> anyhow::Result<Value> {
+    let class = EndpointClass::parse(class).ok_or_else(|| {
+        anyhow::anyhow!("unknown endpoint class {class:?}: expected query, upload, read or admin")
+    })?;
+    let reason = reason.trim();
+    anyhow::ensure!(
+        !reason.is_empty() && reason.len() <= 500,
+        "--reason of 1 to 500 characters is required: callers see it"
+    );
+    let tenant = match tenant {
+        Some(name) => Some(crate::lookup::tenant(control, name).await?.id),
+        None => None,
+    };
+    let sw = switches::set(control, class, tenant, reason, "docketctl", expires_in).await?;
+    let ev = Event::new("ops.switches.set", Outcome::Allowed, Actor::System)
+        .target(format!("switch:{}", sw.id))
+        .reason(reason.to_owned())
+        .detail("class", class.as_str());
+    audit(control, auditor, ev, tenant).await?;
+    Ok(json!(sw))
+}
+
+/// Lifts a switch by id.
+pub async fn switch_lift(control: &ControlDb, auditor: &Auditor, id: uuid::Uuid) -> anyhow::Result<Value> {
+    anyhow::ensure!(switches::lift(control, id).await?, "no active switch {id}");
+    let ev = Event::new("ops.switches.lift", Outcome::Allowed, Actor::System).target(format!("switch:{id}"));
+    audit(control, auditor, ev, None).await?;
+    Ok(json!({"lifted": id}))
+}
+
+/// The switches in force.
+pub async fn switch_list(control: &ControlDb) -> anyhow::Result<Value> {
+    let list = switches::active_in(control.pool()).await?;
+    Ok(json!({"switches": list}))
+}
