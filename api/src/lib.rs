@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::documents::router())
         .merge(routes::ops::router())
         .merge(routes::switches::router())
+        .merge(routes::usage::router())
         .route_layer(axum::middleware::from_fn(request_id::metrics))
         .layer(axum::middleware::from_fn(rate::headers))
         .layer(axum::middleware::from_fn(request_id::middleware))

@@ -23,3 +23,4 @@ pub mod switches;
 pub mod telemetry;
 pub mod tenant_keys;
 pub mod tenants;
+pub mod usage;

@@ -57,6 +57,20 @@ impl TestApp {
             .expect("json")
     }
 
+    /// Uploads `bytes` as `filename` and waits until the document is ready; returns it.
+    pub async fn upload_ready(&self, token: &str, filename: &str, bytes: Vec<u8>) -> Value {
+        let v: Value = self
+            .upload_raw(token, filename, bytes, None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let id = v["document_id"].as_str().expect("document id").to_owned();
+        let d = self.wait_processed(token, &id, Duration::from_secs(180)).await;
+        assert_eq!(d["status"], "ready", "{d}");
+        d
+    }
+
     /// Polls a document until it is ready (parsed, chunked, embedded and indexed) or has
     /// failed; panics after `timeout`.
     pub async fn wait_processed(&self, token: &str, id: &str, timeout: Duration) -> Value {

@@ -8,6 +8,7 @@ pub mod health;
 pub mod me;
 pub mod ops;
 pub mod switches;
+pub mod usage;
 pub mod users;
 
 use crate::error::ApiError;

@@ -16,4 +16,5 @@ mod rls;
 mod s3;
 mod switches;
 mod tiers;
+mod usage;
 mod worker;

@@ -1,0 +1,116 @@
+//! `GET /v1/usage` (the tenant's own, capability `usage.read`) and
+//! `GET /ops/tenants/{id}/usage` (operators): the usage ledger by period and kind.
+
+use crate::auth::{OperatorAuth, TenantAuth};
+use crate::error::ApiError;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use docket_platform::audit::Outcome;
+use docket_platform::authz::Capability;
+use docket_platform::db::{ControlDb, TenantTx};
+use docket_platform::ids::TenantId;
+use docket_platform::usage::{self, Granularity, Period};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// `/v1/usage`, `/ops/tenants/{id}/usage`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/usage", get(mine))
+        .route("/ops/tenants/{id}/usage", get(of_tenant))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    granularity: Option<String>,
+}
+
+type QueryResult = Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>;
+
+fn validate(query: QueryResult) -> Result<(Period, Granularity), ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let g = match q.granularity.as_deref() {
+        None => Granularity::Day,
+        Some(s) => Granularity::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_granularity",
+                format!("granularity {s:?} must be day or month"),
+            )
+        })?,
+    };
+    let period = Period::parse(q.from.as_deref(), q.to.as_deref(), chrono::Utc::now())
+        .map_err(|m| ApiError::bad_request("invalid_period", m))?;
+    Ok((period, g))
+}
+
+async fn report(tx: &mut TenantTx, period: Period, g: Granularity) -> Result<Value, ApiError> {
+    let rows = usage::summary(tx, period, g).await?;
+    let mut totals = Map::new();
+    for r in &rows {
+        let t = totals.entry(r.kind.clone()).or_insert(json!(0));
+        *t = json!(t.as_i64().unwrap_or(0) + r.quantity);
+    }
+    Ok(json!({
+        "from": period.from, "to": period.to, "granularity": g.as_str(),
+        "usage": rows, "totals": totals,
+    }))
+}
+
+async fn mine(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    query: QueryResult,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::UsageRead).await?;
+    let (period, g) = validate(query)?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let body = report(&mut tx, period, g).await?;
+    state
+        .auditor
+        .tenant(&mut tx, auth.event("usage.read", Outcome::Allowed))
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(body))
+}
+
+async fn of_tenant(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    Path(id): Path<String>,
+    query: QueryResult,
+) -> Result<Json<Value>, ApiError> {
+    let t = TenantId(parse_id(&id, "tenant")?);
+    let (period, g) = validate(query)?;
+    if docket_platform::tenants::get(&state.db, t)
+        .await
+        .map_err(ApiError::internal)?
+        .is_none()
+    {
+        return Err(ApiError::not_found("tenant"));
+    }
+    let tx = state.control.pool().begin().await?;
+    let mut tx = ControlDb::scope_to_tenant(tx, t).await?;
+    let body = report(&mut tx, period, g).await?;
+    let ev = op
+        .event("ops.usage.read", Outcome::Allowed)
+        .target(format!("tenant:{t}"));
+    state
+        .auditor
+        .tenant(&mut tx, ev.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    state
+        .auditor
+        .platform(state.control.pool(), ev)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(body))
+}
