@@ -15,6 +15,7 @@ pub mod ids;
 pub mod jobs;
 pub mod metrics;
 pub mod placement;
+pub mod plans;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod secret;

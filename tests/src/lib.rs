@@ -256,6 +256,25 @@ impl TestApp {
         docket_platform::audit::Auditor::new(self.config.master_key.clone())
     }
 
+    /// How many audit events of `tenant` have `action` (and `reason`, when given).
+    pub async fn audit_count(
+        &self,
+        tenant: docket_platform::ids::TenantId,
+        action: &str,
+        reason: Option<&str>,
+    ) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action = $2
+             AND ($3::text IS NULL OR reason = $3)",
+        )
+        .bind(tenant)
+        .bind(action)
+        .bind(reason)
+        .fetch_one(self.control.pool())
+        .await
+        .expect("audit count")
+    }
+
     /// A pool connecting as `role` to this test's database.
     pub async fn pool_as(&self, role: &str) -> PgPool {
         PgPool::connect(&pg_url(role, &self.database))

@@ -17,8 +17,8 @@ use docket_platform::identity::jwt::{self, Audience};
 use docket_platform::identity::users;
 use docket_platform::ids::{ApiKeyId, TenantId, UserId};
 use docket_platform::ratelimit::{self, EndpointClass};
-use docket_platform::switches;
 use docket_platform::tenants::{self, Tenant};
+use docket_platform::{plans, switches};
 
 /// Who is acting for the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,30 @@ impl TenantAuth {
         let class = EndpointClass::of(cap);
         self.check_switches(state, class).await?;
         self.rate_limit(state, class).await
+    }
+
+    /// Refuses (403 `feature_not_in_plan`, audited as `plan.feature`) unless the tenant's
+    /// plan includes `feature`.
+    pub async fn require_feature(&self, state: &AppState, feature: &str) -> Result<(), ApiError> {
+        let mut tx = state.db.begin_tenant(self.tenant_id()).await?;
+        let has = plans::has_feature(&mut tx, feature).await?;
+        tx.commit().await?;
+        if has {
+            return Ok(());
+        }
+        let msg = format!(
+            "your plan ({}) does not include {feature}; an owner can upgrade the plan",
+            self.tenant.plan_id
+        );
+        Err(self
+            .refuse(
+                state,
+                "plan.feature",
+                StatusCode::FORBIDDEN,
+                "feature_not_in_plan",
+                msg,
+            )
+            .await)
     }
 
     /// Refuses (503 `disabled_by_operator`, audited with the switch id) when an operator

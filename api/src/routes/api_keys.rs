@@ -44,6 +44,7 @@ async fn create(
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&state, Capability::KeysManage).await?;
+    auth.require_feature(&state, "api_keys").await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

@@ -70,6 +70,7 @@ async fn upload(
     req: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&state, Capability::DocumentsWrite).await?;
+    within_document_limit(&state, &auth).await?;
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let idem = match headers.get("idempotency-key") {
         None => None,
@@ -411,4 +412,24 @@ async fn job(
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(serde_json::to_value(j).map_err(ApiError::internal)?))
+}
+
+/// Refuses an upload (403 `plan_limit`, audited) once the tenant holds its plan's maximum
+/// number of documents.
+async fn within_document_limit(state: &AppState, auth: &TenantAuth) -> Result<(), ApiError> {
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let (limit, used) = docket_platform::plans::documents_used(&mut tx).await?;
+    tx.commit().await?;
+    match limit {
+        Some(max) if used >= max => {
+            let msg = format!(
+                "your plan ({}) holds at most {max} documents and you have {used}; delete some or upgrade the plan",
+                auth.tenant.plan_id
+            );
+            Err(auth
+                .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
+                .await)
+        }
+        _ => Ok(()),
+    }
 }

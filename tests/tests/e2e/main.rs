@@ -11,6 +11,7 @@ mod credentials;
 mod cross_tenant;
 mod documents;
 mod health;
+mod plans;
 mod ratelimit;
 mod rls;
 mod s3;
