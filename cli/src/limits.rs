@@ -8,6 +8,9 @@ use docket_platform::ratelimit::EndpointClass;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// Longest override or switch an operator can set (the database's interval has limits).
+pub(crate) const MAX_EXPIRY: Duration = Duration::from_secs(365 * 24 * 3600);
+
 async fn audit(
     control: &ControlDb,
     auditor: &Auditor,
@@ -79,16 +82,16 @@ pub async fn tenant_rate_override(
         )
     })?;
     anyhow::ensure!(
-        o.per_minute > 0 && o.burst > 0,
-        "--per-minute and --burst must be at least 1"
+        (1..=1_000_000).contains(&o.per_minute) && (1..=1_000_000).contains(&o.burst),
+        "--per-minute and --burst must be at least 1 and at most 1000000"
     );
     anyhow::ensure!(
         !o.reason.trim().is_empty(),
         "--reason is required (it goes into the audit trail)"
     );
     anyhow::ensure!(
-        o.expires_in >= Duration::from_secs(1),
-        "--expires-in must be at least 1 second"
+        (Duration::from_secs(1)..=MAX_EXPIRY).contains(&o.expires_in),
+        "--expires-in must be from 1 second to one year"
     );
     let t = crate::lookup::tenant(control, tenant).await?;
     let expires_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(

@@ -40,6 +40,10 @@ pub async fn switch_set(
         !reason.is_empty() && reason.len() <= 500,
         "--reason of 1 to 500 characters is required: callers see it"
     );
+    anyhow::ensure!(
+        expires_in.is_none_or(|d| (Duration::from_secs(1)..=crate::limits::MAX_EXPIRY).contains(&d)),
+        "--expires-in must be from 1 second to one year"
+    );
     let tenant = match tenant {
         Some(name) => Some(crate::lookup::tenant(control, name).await?.id),
         None => None,

@@ -10,9 +10,6 @@ use docket_platform::tenants::IsolationTier;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// The Redis list the owning worker listens on (`docket_worker::tier_move::MOVES_LIST`).
-const MOVES_LIST: &str = "vectors:moves";
-
 /// The plan feature a tier needs (`shared` needs none).
 fn feature(tier: IsolationTier) -> Option<&'static str> {
     match tier {
@@ -64,8 +61,7 @@ pub async fn tenant_move(
     auditor.tenant(&mut tx, ev("tenant")).await?;
     tx.commit().await?;
     auditor.platform(control.pool(), ev("platform")).await?;
-    redis
-        .push_platform_list(MOVES_LIST, &t.id.to_string())
+    docket_platform::placement::notify_move(redis, t.id)
         .await
         .context("could not notify the worker that owns the vector store (it also picks the move up at its next start)")?;
 

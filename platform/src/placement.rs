@@ -3,6 +3,8 @@
 //! the end of a tier move (see migration 0007).
 
 use crate::db::{DbError, TenantTx};
+use crate::ids::TenantId;
+use crate::redis_conn::{Redis, RedisError};
 use crate::tenants::IsolationTier;
 
 /// The tenant's placement as searches use it, and the tier it should have.
@@ -78,4 +80,22 @@ pub async fn purged(tx: &mut TenantTx) -> Result<(), DbError> {
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// The Redis list (under the deployment prefix) on which the vector-owning worker is woken
+/// for tier moves.
+pub const MOVES_LIST: &str = "vectors:moves";
+
+/// Wakes the worker that owns the vector store to carry out `tenant`'s requested move.
+pub async fn notify_move(redis: &Redis, tenant: TenantId) -> Result<(), RedisError> {
+    redis.push_platform_list(MOVES_LIST, &tenant.to_string()).await
+}
+
+/// The next tenant whose move was requested, if any.
+pub async fn next_move(redis: &Redis) -> Result<Option<TenantId>, RedisError> {
+    Ok(redis
+        .pop_platform_list(MOVES_LIST)
+        .await?
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .map(TenantId))
 }

@@ -92,6 +92,11 @@ pub fn corpus() -> std::path::PathBuf {
         .unwrap_or_else(|_| workspace().join("../shared/corpus/cuad-dev"))
 }
 
+/// The bytes of cuad-dev contract `n` (`pdf/cuad-{n:02}.pdf`).
+pub fn contract(n: u32) -> Vec<u8> {
+    std::fs::read(corpus().join(format!("pdf/cuad-{n:02}.pdf"))).expect("corpus pdf")
+}
+
 /// Configuration for one test: its database, Redis prefix and folders; `overrides` win.
 pub fn test_config(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> Config {
     Config::load(&test_env(database, dirs, overrides)).expect("test configuration is valid")
@@ -254,6 +259,16 @@ impl TestApp {
     /// An audit writer with this app's master key.
     pub fn auditor(&self) -> docket_platform::audit::Auditor {
         docket_platform::audit::Auditor::new(self.config.master_key.clone())
+    }
+
+    /// The tenant's data key (to read its encrypted objects directly).
+    pub async fn data_key(&self, t: docket_platform::ids::TenantId) -> docket_platform::tenant_keys::DataKey {
+        let mut tx = self.db.begin_tenant(t).await.expect("tx");
+        let k = docket_platform::tenant_keys::data_key(&mut tx, &self.config.master_key)
+            .await
+            .expect("key");
+        tx.commit().await.expect("commit");
+        k
     }
 
     /// How many audit events of `tenant` have `action` (and `reason`, when given).

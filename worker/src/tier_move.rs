@@ -21,9 +21,6 @@ use std::time::Duration;
 /// How long the old placement stays after the switch, for searches already under way.
 const DRAIN: Duration = Duration::from_secs(2);
 
-/// Name of the Redis list (under the deployment prefix) that wakes the owner.
-pub const MOVES_LIST: &str = "vectors:moves";
-
 /// A finished move.
 #[derive(Debug, Clone, Copy)]
 pub struct Moved {
@@ -65,7 +62,7 @@ pub async fn move_if_requested(ctx: &Ctx, store: &Vectors, t: TenantId) -> Resul
     // is replaced: same ids).
     let mut points = 0;
     for (d,) in &docs {
-        let p = document_points(ctx, &ctx.blobs, &key, t, *d)
+        let p = document_points(ctx, &key, t, *d)
             .await
             .map_err(|e| format!("{e:?}"))?;
         points += p.len();
@@ -139,12 +136,11 @@ pub async fn listen(ctx: Ctx, store: Vectors, mut stop: tokio::sync::watch::Rece
         }
         Err(e) => tracing::warn!(error = %e, "could not look for pending tier moves"),
     }
-    let redis = docket_platform::redis_conn::Redis::new(&ctx.config.redis.url, &ctx.config.redis.prefix);
-    let Ok(redis) = redis else { return };
+    // The worker's own Redis handle (the queues'), not a second client.
+    let redis = ctx.queue.redis().clone();
     loop {
-        let popped = redis.pop_platform_list(MOVES_LIST).await.unwrap_or(None);
-        match popped.and_then(|s| s.parse::<uuid::Uuid>().ok()) {
-            Some(t) => run_one(&ctx, &store, TenantId(t)).await,
+        match placement::next_move(&redis).await.unwrap_or(None) {
+            Some(t) => run_one(&ctx, &store, t).await,
             None => {
                 tokio::select! {
                     _ = stop.changed() => return,

@@ -63,7 +63,7 @@ pub async fn reconcile(ctx: &Ctx, store: &Vectors) -> Result<Reconciled, String>
                 .delete_document(scope, d.as_uuid())
                 .await
                 .map_err(|e| e.to_string())?;
-            let points = document_points(ctx, &ctx.blobs, &key, t, d)
+            let points = document_points(ctx, &key, t, d)
                 .await
                 .map_err(|e| format!("{e:?}"))?;
             index_points(store, scope, points)

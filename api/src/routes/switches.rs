@@ -18,6 +18,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// Longest expiry accepted (larger values would overflow the database's interval).
+const MAX_EXPIRY_SECS: u64 = 365 * 24 * 3600;
+
 /// `/ops/switches`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -71,10 +74,13 @@ async fn set(
             "a reason of 1 to 500 printable characters is required: callers see it",
         ));
     }
-    if body.expires_in_secs == Some(0) {
+    if body
+        .expires_in_secs
+        .is_some_and(|s| !(1..=MAX_EXPIRY_SECS).contains(&s))
+    {
         return Err(ApiError::bad_request(
             "invalid_expiry",
-            "expires_in_secs must be at least 1",
+            "expires_in_secs must be from 1 to 31536000 (one year)",
         ));
     }
     let tenant = match body.tenant_id {

@@ -233,6 +233,61 @@ pub fn point_id(tenant: Uuid, document: Uuid, ordinal: u32) -> Uuid {
     Uuid::new_v5(&POINT_NAMESPACE, &name)
 }
 
+/// The payload stored with a point (both implementations store the same fields).
+fn payload(tenant: Uuid, p: &VectorPoint) -> serde_json::Value {
+    serde_json::json!({
+        "tenant_id": tenant.to_string(),
+        "document_id": p.document.to_string(),
+        "ordinal": p.ordinal,
+        "page_start": p.page_start,
+        "page_end": p.page_end,
+        "text": p.text,
+    })
+}
+
+/// A point's tenant and content back from its payload; `None` if a field is missing.
+fn from_payload(
+    payload: &serde_json::Map<String, serde_json::Value>,
+    vector: Vec<f32>,
+) -> Option<(Uuid, VectorPoint)> {
+    let uuid = |k: &str| payload.get(k)?.as_str()?.parse::<Uuid>().ok();
+    let num = |k: &str| payload.get(k)?.as_u64().and_then(|n| u32::try_from(n).ok());
+    Some((
+        uuid("tenant_id")?,
+        VectorPoint {
+            document: uuid("document_id")?,
+            ordinal: num("ordinal")?,
+            page_start: num("page_start").unwrap_or(0),
+            page_end: num("page_end").unwrap_or(0),
+            text: payload.get("text")?.as_str()?.to_owned(),
+            vector,
+        },
+    ))
+}
+
+impl Hit {
+    fn new(id: Uuid, score: f32, tenant: Uuid, p: VectorPoint) -> Self {
+        Self {
+            id,
+            score,
+            tenant,
+            document: p.document,
+            ordinal: p.ordinal,
+            page_start: p.page_start,
+            page_end: p.page_end,
+            text: p.text,
+        }
+    }
+}
+
+/// Refuses a vector of the wrong size before it reaches an engine.
+fn check_dimension(v: &[f32]) -> Result<(), VectorError> {
+    match v.len() {
+        DIMENSION => Ok(()),
+        got => Err(VectorError::Dimension { got }),
+    }
+}
+
 /// Splits raw hits into the scope tenant's and the others (the last line of defence: a
 /// filter bug, a mis-tagged point or a placement mix-up must never reach an answer).
 pub fn retain_tenant(scope: TenantScope, raw: Vec<Hit>) -> Searched {

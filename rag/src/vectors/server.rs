@@ -5,7 +5,7 @@
 
 use super::{
     DIMENSION, Hit, Placement, Searched, StoredPoint, TenantScope, VectorError, VectorIndex, VectorPoint,
-    point_id, retain_tenant,
+    check_dimension, from_payload, payload, point_id, retain_tenant,
 };
 use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::vector_output::Vector as OutVector;
@@ -79,22 +79,10 @@ fn uuid_of(id: Option<PointId>) -> Option<Uuid> {
     }
 }
 
+/// The payload from the server's value type, then the shared decoding.
 fn decode(payload: HashMap<String, QValue>, vector: Vec<f32>) -> Option<(Uuid, VectorPoint)> {
-    let json: serde_json::Map<String, serde_json::Value> =
-        payload.into_iter().map(|(k, v)| (k, v.into_json())).collect();
-    let uuid = |k: &str| json.get(k)?.as_str()?.parse::<Uuid>().ok();
-    let num = |k: &str| json.get(k)?.as_u64().and_then(|n| u32::try_from(n).ok());
-    Some((
-        uuid("tenant_id")?,
-        VectorPoint {
-            document: uuid("document_id")?,
-            ordinal: num("ordinal")?,
-            page_start: num("page_start").unwrap_or(0),
-            page_end: num("page_end").unwrap_or(0),
-            text: json.get("text")?.as_str()?.to_owned(),
-            vector,
-        },
-    ))
+    let json = payload.into_iter().map(|(k, v)| (k, v.into_json())).collect();
+    from_payload(&json, vector)
 }
 
 impl QdrantServer {
@@ -193,18 +181,8 @@ impl VectorIndex for QdrantServer {
         let tenant = scope.tenant();
         let mut batch = Vec::with_capacity(points.len());
         for p in points {
-            if p.vector.len() != DIMENSION {
-                return Err(VectorError::Dimension { got: p.vector.len() });
-            }
-            let payload = Payload::try_from(serde_json::json!({
-                "tenant_id": tenant.to_string(),
-                "document_id": p.document.to_string(),
-                "ordinal": p.ordinal,
-                "page_start": p.page_start,
-                "page_end": p.page_end,
-                "text": p.text,
-            }))
-            .map_err(engine)?;
+            check_dimension(&p.vector)?;
+            let payload = Payload::try_from(payload(tenant, &p)).map_err(engine)?;
             let id = point_id(tenant, p.document, p.ordinal).to_string();
             batch.push(PointStruct::new(id, p.vector, payload));
         }
@@ -222,9 +200,7 @@ impl VectorIndex for QdrantServer {
         limit: usize,
         document: Option<Uuid>,
     ) -> Result<Searched, VectorError> {
-        if query.len() != DIMENSION {
-            return Err(VectorError::Dimension { got: query.len() });
-        }
+        check_dimension(&query)?;
         let Some((client, name)) = self.existing(scope).await? else {
             return Ok(Searched::default());
         };
@@ -244,16 +220,7 @@ impl VectorIndex for QdrantServer {
             .filter_map(|p| {
                 let id = uuid_of(p.id)?;
                 let (tenant, point) = decode(p.payload, vec![])?;
-                Some(Hit {
-                    id,
-                    score: p.score,
-                    tenant,
-                    document: point.document,
-                    ordinal: point.ordinal,
-                    page_start: point.page_start,
-                    page_end: point.page_end,
-                    text: point.text,
-                })
+                Some(Hit::new(id, p.score, tenant, point))
             })
             .collect();
         Ok(retain_tenant(scope, raw))

@@ -2,7 +2,9 @@
 //! API needs: `flush` panics unless it takes the WAL and segment locks at once, so updates,
 //! flushes and optimizations are serialized by `writer`; searches run concurrently.
 
-use super::{DIMENSION, Hit, StoredPoint, VectorError, VectorPoint, point_id};
+use super::{
+    DIMENSION, Hit, StoredPoint, VectorError, VectorPoint, check_dimension, from_payload, payload, point_id,
+};
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, JsonPath, KeywordIndexParams, Match,
@@ -10,7 +12,6 @@ use qdrant_edge::{
     PointOperations, PointStruct, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, UpdateOperation,
     ValueVariants, VectorStructInternal, WithPayloadInterface, WithVector,
 };
-use serde_json::{Map, Value, json};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Mutex;
@@ -164,18 +165,9 @@ impl Shard {
         }
         let mut batch = Vec::with_capacity(points.len());
         for p in points {
-            if p.vector.len() != DIMENSION {
-                return Err(VectorError::Dimension { got: p.vector.len() });
-            }
+            check_dimension(&p.vector)?;
             let id = point_id(tenant, p.document, p.ordinal);
-            let payload = json!({
-                "tenant_id": tenant.to_string(),
-                "document_id": p.document.to_string(),
-                "ordinal": p.ordinal,
-                "page_start": p.page_start,
-                "page_end": p.page_end,
-                "text": p.text,
-            });
+            let payload = payload(tenant, &p);
             batch.push(PointStruct::new(PointId::Uuid(id), p.vector, payload).into());
         }
         self.write(UpdateOperation::PointOperation(PointOperations::UpsertPoints(
@@ -190,9 +182,7 @@ impl Shard {
         limit: usize,
         document: Option<Uuid>,
     ) -> Result<Vec<Hit>, VectorError> {
-        if query.len() != DIMENSION {
-            return Err(VectorError::Dimension { got: query.len() });
-        }
+        check_dimension(&query)?;
         let found = self
             .engine()
             .query(QueryRequest {
@@ -212,18 +202,8 @@ impl Shard {
         Ok(found
             .into_iter()
             .filter_map(|p| {
-                let payload = p.payload?.0;
-                let (tenant, point) = decode(&payload, None)?;
-                Some(Hit {
-                    id: uuid_of(p.id)?,
-                    score: p.score,
-                    tenant,
-                    document: point.document,
-                    ordinal: point.ordinal,
-                    page_start: point.page_start,
-                    page_end: point.page_end,
-                    text: point.text,
-                })
+                let (tenant, point) = from_payload(&p.payload?.0, vec![])?;
+                Some(Hit::new(uuid_of(p.id)?, p.score, tenant, point))
             })
             .collect())
     }
@@ -283,7 +263,7 @@ impl Shard {
                 },
                 _ => continue,
             };
-            if let Some((tenant, point)) = decode(&payload.0, Some(vector)) {
+            if let Some((tenant, point)) = from_payload(&payload.0, vector) {
                 out.push(StoredPoint { id, tenant, point });
             }
         }
@@ -296,20 +276,4 @@ fn uuid_of(id: PointId) -> Option<Uuid> {
         PointId::Uuid(u) => Some(u),
         PointId::NumId(_) => None,
     }
-}
-
-fn decode(payload: &Map<String, Value>, vector: Option<Vec<f32>>) -> Option<(Uuid, VectorPoint)> {
-    let uuid = |k: &str| payload.get(k)?.as_str()?.parse::<Uuid>().ok();
-    let num = |k: &str| payload.get(k)?.as_u64().and_then(|n| u32::try_from(n).ok());
-    Some((
-        uuid("tenant_id")?,
-        VectorPoint {
-            document: uuid("document_id")?,
-            ordinal: num("ordinal")?,
-            page_start: num("page_start").unwrap_or(0),
-            page_end: num("page_end").unwrap_or(0),
-            text: payload.get("text")?.as_str()?.to_owned(),
-            vector: vector.unwrap_or_default(),
-        },
-    ))
 }

@@ -3,27 +3,13 @@
 //! chunk, and retrieval of each contract's annotated governing-law clause.
 
 use docket_platform::documents;
-use docket_platform::ids::{DocumentId, TenantId};
-use docket_platform::tenant_keys::{self, DataKey};
+use docket_platform::ids::DocumentId;
 use docket_rag::embed::{EmbedSettings, Embedder};
 use docket_rag::vectors::{EdgeStore, Placement, TenantScope, VectorIndex};
 use docket_tests::ingest::token_f1;
-use docket_tests::{clauses, corpus, spawn_app};
+use docket_tests::{clauses, contract, corpus, spawn_app};
 use serde_json::Value;
 use std::time::Duration;
-
-fn contract(n: u32) -> Vec<u8> {
-    std::fs::read(corpus().join(format!("pdf/cuad-{n:02}.pdf"))).expect("corpus pdf")
-}
-
-async fn data_key(app: &docket_tests::TestApp, t: TenantId) -> DataKey {
-    let mut tx = app.db.begin_tenant(t).await.expect("tx");
-    let k = tenant_keys::data_key(&mut tx, &app.config.master_key)
-        .await
-        .expect("key");
-    tx.commit().await.expect("commit");
-    k
-}
 
 #[tokio::test]
 async fn all_forty_contracts_reach_ready_faithfully_and_retrieve_their_governing_law() {
@@ -40,7 +26,7 @@ async fn all_forty_contracts_reach_ready_faithfully_and_retrieve_their_governing
         let v: Value = r.json().await.expect("json");
         ids.push((n, v["document_id"].as_str().expect("id").to_owned()));
     }
-    let key = data_key(&app, t.id).await;
+    let key = app.data_key(t.id).await;
     let blobs = docket_platform::blobs::BlobStore::from_config(&app.config.objects).expect("blobs");
     let (mut sum, mut min, mut chunks) = (0.0, 1.0f64, 0);
     let mut per_doc = vec![];

@@ -5,25 +5,12 @@ use docket_platform::documents;
 use docket_platform::ids::DocumentId;
 use docket_platform::tenant_keys::{self, DataKey};
 use docket_tests::actors::expect_error;
-use docket_tests::{corpus, fixtures, spawn_app, spawn_app_with};
+use docket_tests::{contract, corpus, fixtures, spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn contract(n: u32) -> Vec<u8> {
-    std::fs::read(corpus().join(format!("pdf/cuad-{n:02}.pdf"))).expect("corpus pdf")
-}
-
-async fn data_key(app: &docket_tests::TestApp, t: docket_platform::ids::TenantId) -> DataKey {
-    let mut tx = app.db.begin_tenant(t).await.expect("tx");
-    let k = tenant_keys::data_key(&mut tx, &app.config.master_key)
-        .await
-        .expect("key");
-    tx.commit().await.expect("commit");
-    k
-}
 
 #[tokio::test]
 async fn a_contract_goes_through_parse_chunk_embed_and_index() {
@@ -108,7 +95,7 @@ async fn a_contract_goes_through_parse_chunk_embed_and_index() {
         !sealed.windows(5).any(|w| w == b"%PDF-"),
         "original stored encrypted"
     );
-    let key = data_key(&app, t.id).await;
+    let key = app.data_key(t.id).await;
     assert_eq!(
         blobs
             .get(&key, &documents::original_key(doc))
@@ -122,7 +109,7 @@ async fn a_contract_goes_through_parse_chunk_embed_and_index() {
         blobs.get(&wrong, &documents::original_key(doc)).await.is_err(),
         "wrong key fails"
     );
-    let other_key = data_key(&app, other.id).await;
+    let other_key = app.data_key(other.id).await;
     assert!(
         blobs
             .get(&other_key, &documents::original_key(doc))

@@ -130,6 +130,11 @@ async fn switches_refuse_bad_input_and_tenant_tokens() {
             json!({"class": "read", "reason": "x", "expires_in_secs": 0}),
             "invalid_expiry",
         ),
+        // Past a year the database's interval would overflow: a 400, not a 500.
+        (
+            json!({"class": "read", "reason": "x", "expires_in_secs": u64::MAX}),
+            "invalid_expiry",
+        ),
     ] {
         expect_error(
             app.call(Method::POST, "/ops/switches", Some(&op), Some(body))

@@ -5,7 +5,6 @@
 use super::guard::{JobError, guarded};
 use crate::context::{Ctx, JobContext};
 use apalis::prelude::{BoxDynError, Data};
-use docket_platform::blobs::BlobStore;
 use docket_platform::documents::{self, vectors};
 use docket_platform::ids::DocumentId;
 use docket_platform::jobs::JobEnvelope;
@@ -61,7 +60,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     tx.commit().await.map_err(JobError::transient)?;
     let scope = TenantScope::new(t.as_uuid(), placement_of(place.current));
 
-    let points = document_points(ctx, &ctx.blobs, &key, t, d).await?;
+    let points = document_points(ctx, &key, t, d).await?;
     let expected = points.len();
     index_points(&store, scope, points).await?;
     let indexed = store
@@ -99,7 +98,6 @@ pub async fn index_points(
 /// embedded again).
 pub async fn document_points(
     ctx: &JobContext,
-    blobs: &BlobStore,
     key: &DataKey,
     t: docket_platform::ids::TenantId,
     d: DocumentId,
@@ -114,12 +112,14 @@ pub async fn document_points(
     .map_err(JobError::transient)?;
     tx.commit().await.map_err(JobError::transient)?;
 
-    let manifest = blobs
+    let manifest = ctx
+        .blobs
         .get(key, &vectors::manifest_key(d))
         .await
         .map_err(JobError::transient)?;
     let manifest: vectors::VectorManifest = serde_json::from_slice(&manifest).map_err(JobError::transient)?;
-    let raw = blobs
+    let raw = ctx
+        .blobs
         .get(key, &vectors::vectors_key(d))
         .await
         .map_err(JobError::transient)?;
