@@ -41,7 +41,7 @@ pub async fn switch_set(
         "--reason of 1 to 500 characters is required: callers see it"
     );
     anyhow::ensure!(
-        expires_in.is_none_or(|d| (Duration::from_secs(1)..=crate::limits::MAX_EXPIRY).contains(&d)),
+        expires_in.is_none_or(|d| (Duration::from_secs(1)..=docket_platform::plans::MAX_EXPIRY).contains(&d)),
         "--expires-in must be from 1 second to one year"
     );
     let tenant = match tenant {

@@ -3,7 +3,6 @@
 //! operator's unexpired override (migration 0008).
 
 use crate::authz::Capability;
-use crate::db::{DbError, TenantTx};
 use crate::ids::TenantId;
 use crate::redis_conn::{Redis, RedisError};
 
@@ -27,6 +26,7 @@ impl EndpointClass {
             Capability::QueriesAsk => Self::Query,
             Capability::DocumentsWrite => Self::Upload,
             Capability::DocumentsRead
+            | Capability::QueriesRead
             | Capability::UsageRead
             | Capability::BillingRead
             | Capability::AuditRead => Self::Read,
@@ -114,7 +114,12 @@ pub async fn check(
     limit: Limit,
 ) -> Result<Decision, RedisError> {
     let interval = 60_000u64.div_ceil(u64::from(limit.per_minute.max(1)));
-    let key = redis.tenant_key(tenant, &format!("rl:{}", class.as_str()));
+    // The limit is part of the key: when it changes (plan change, override set or expired)
+    // the new limit starts from a full bucket instead of inheriting a stricter one's debt.
+    let key = redis.tenant_key(
+        tenant,
+        &format!("rl:{}:{}x{}", class.as_str(), limit.per_minute, limit.burst),
+    );
     let mut conn = redis.conn().await?;
     let (ok, remaining, reset_ms, retry_ms): (i64, i64, i64, i64) = redis::Script::new(GCRA)
         .key(key)
@@ -128,28 +133,6 @@ pub async fn check(
         remaining: remaining.max(0) as u32,
         reset_secs: secs(reset_ms),
         retry_after_secs: secs(retry_ms).max(1),
-    })
-}
-
-/// The limit that applies to the tenant for `class` now: an unexpired override, else its
-/// plan's (read on every request, so plan changes apply at once).
-pub async fn limit_for(tx: &mut TenantTx, class: EndpointClass) -> Result<Limit, DbError> {
-    let tenant = tx.tenant_id();
-    let (per_minute, burst): (Option<i32>, Option<i32>) = sqlx::query_as(
-        "SELECT COALESCE(o.per_minute, (p.rate_limits -> $2 ->> 'per_minute')::int),
-                COALESCE(o.burst, (p.rate_limits -> $2 ->> 'burst')::int)
-         FROM tenants t JOIN plans p ON p.id = t.plan_id
-         LEFT JOIN rate_overrides o ON o.tenant_id = t.id AND o.class = $2 AND o.expires_at > now()
-         WHERE t.id = $1",
-    )
-    .bind(tenant)
-    .bind(class.as_str())
-    .fetch_one(tx.conn())
-    .await?;
-    // A plan without a row for the class is not limited by rate (only by its quotas).
-    Ok(Limit {
-        per_minute: per_minute.map_or(u32::MAX / 2, |n| n.max(1) as u32),
-        burst: burst.map_or(u32::MAX / 2, |n| n.max(1) as u32),
     })
 }
 

@@ -2,11 +2,13 @@
 
 pub mod bearer;
 pub mod context;
+pub mod govern;
 pub mod operator;
 pub mod refusal;
 pub mod tenant;
 pub mod tokens;
 
 pub use context::RequestCtx;
+pub use govern::{Gate, Governed};
 pub use operator::OperatorAuth;
 pub use tenant::{Principal, TenantAuth};

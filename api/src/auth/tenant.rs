@@ -10,15 +10,13 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use docket_platform::audit::{Actor, Event, Outcome};
-use docket_platform::authz::{self, Capability, Role};
+use docket_platform::authz::Role;
 use docket_platform::identity::api_keys::{self, KeyRefusal};
 use docket_platform::identity::credential::{self, Credential, Kind};
 use docket_platform::identity::jwt::{self, Audience};
 use docket_platform::identity::users;
 use docket_platform::ids::{ApiKeyId, TenantId, UserId};
-use docket_platform::ratelimit::{self, EndpointClass};
 use docket_platform::tenants::{self, Tenant};
-use docket_platform::{plans, switches};
 
 /// Who is acting for the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,149 +90,6 @@ impl TenantAuth {
             .action(action)
             .record(state, &self.ctx)
             .await
-    }
-
-    /// Refuses (403, audited with the capability) unless the role holds `cap`; then
-    /// applies the rate limit of the capability's endpoint class.
-    pub async fn require(&self, state: &AppState, cap: Capability) -> Result<(), ApiError> {
-        if !authz::allows(self.role, cap) {
-            let msg = format!("your role ({}) does not allow {cap}", self.role);
-            return Err(self
-                .refuse(state, "authz.check", StatusCode::FORBIDDEN, "forbidden", msg)
-                .await);
-        }
-        let class = EndpointClass::of(cap);
-        self.check_switches(state, class).await?;
-        self.rate_limit(state, class).await
-    }
-
-    /// Refuses (403 `feature_not_in_plan`, audited as `plan.feature`) unless the tenant's
-    /// plan includes `feature`.
-    pub async fn require_feature(&self, state: &AppState, feature: &str) -> Result<(), ApiError> {
-        let mut tx = state.db.begin_tenant(self.tenant_id()).await?;
-        let has = plans::has_feature(&mut tx, feature).await?;
-        tx.commit().await?;
-        if has {
-            return Ok(());
-        }
-        let msg = format!(
-            "your plan ({}) does not include {feature}; an owner can upgrade the plan",
-            self.tenant.plan_id
-        );
-        Err(self
-            .refuse(
-                state,
-                "plan.feature",
-                StatusCode::FORBIDDEN,
-                "feature_not_in_plan",
-                msg,
-            )
-            .await)
-    }
-
-    /// Refuses (503 `disabled_by_operator`, audited with the switch id) when an operator
-    /// has turned `class` off for everyone or for this tenant; refuses all requests while
-    /// the switches cannot be read (fail closed).
-    pub async fn check_switches(&self, state: &AppState, class: EndpointClass) -> Result<(), ApiError> {
-        let Some(list) = state.switches.current(&state.db).await else {
-            let mut err = self
-                .refuse(
-                    state,
-                    "switch.check",
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "switches_unavailable",
-                    "requests are paused because the operators' incident switches cannot be read; retry shortly",
-                )
-                .await;
-            err.retry_after = Some(5);
-            return Err(err);
-        };
-        let Some(sw) = switches::blocking(&list, class, self.tenant_id()) else {
-            return Ok(());
-        };
-        let ev = self
-            .event("switch.check", Outcome::Refused)
-            .reason("disabled_by_operator")
-            .detail("switch", sw.id.to_string())
-            .detail("class", class.as_str());
-        if let Err(e) = state
-            .auditor
-            .tenant_standalone(&state.db, self.tenant_id(), ev)
-            .await
-        {
-            tracing::error!(error = %e, "could not audit a switch refusal");
-        }
-        let scope = if sw.target_tenant.is_some() {
-            "for your organisation"
-        } else {
-            "for everyone"
-        };
-        let mut err = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "disabled_by_operator",
-            format!(
-                "{} requests are switched off {scope} by the operators: {}",
-                class.as_str(),
-                sw.reason
-            ),
-        );
-        err.retry_after = Some(30);
-        Err(err)
-    }
-
-    /// Takes one request from the tenant's bucket for `class` (429 `rate_limited` when
-    /// empty). If the limiter is unreachable, classes that create work fail closed (503)
-    /// and reads and administration proceed (logged and counted).
-    pub async fn rate_limit(&self, state: &AppState, class: EndpointClass) -> Result<(), ApiError> {
-        let mut tx = state.db.begin_tenant(self.tenant_id()).await?;
-        let limit = ratelimit::limit_for(&mut tx, class).await?;
-        tx.commit().await?;
-        match ratelimit::check(&state.redis, self.tenant_id(), class, limit).await {
-            Ok(d) => {
-                self.ctx.rate.set(d);
-                if d.allowed {
-                    return Ok(());
-                }
-                let msg = format!(
-                    "too many {} requests: {} per minute with bursts of {}; retry in {} s",
-                    class.as_str(),
-                    limit.per_minute,
-                    limit.burst,
-                    d.retry_after_secs
-                );
-                let mut err = self
-                    .refuse(
-                        state,
-                        "ratelimit.check",
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        msg,
-                    )
-                    .await;
-                err.retry_after = Some(d.retry_after_secs);
-                Err(err)
-            }
-            Err(e) if class.fails_closed() => {
-                tracing::error!(error = %e, class = class.as_str(), "rate limiter unreachable; refusing");
-                let mut err = self
-                    .refuse(
-                        state,
-                        "ratelimit.check",
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "rate_limiter_unavailable",
-                        "this kind of request is paused while the rate limiter is unreachable; retry shortly",
-                    )
-                    .await;
-                err.retry_after = Some(5);
-                Err(err)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, class = class.as_str(), "rate limiter unreachable; allowing a read");
-                metrics::counter!("docket_rate_limiter_unavailable_total", "class" => class.as_str())
-                    .increment(1);
-                Ok(())
-            }
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! API keys of the caller's tenant (`keys.manage`).
 
-use crate::auth::TenantAuth;
+use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
@@ -43,8 +43,8 @@ async fn create(
     auth: TenantAuth,
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    auth.require(&state, Capability::KeysManage).await?;
-    auth.require_feature(&state, "api_keys").await?;
+    auth.govern(&state, Gate::new(Capability::KeysManage).feature("api_keys"))
+        .await?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

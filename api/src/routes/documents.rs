@@ -1,6 +1,6 @@
 //! Documents: streaming upload, status, listing, and job records.
 
-use crate::auth::TenantAuth;
+use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
@@ -15,6 +15,7 @@ use docket_platform::authz::Capability;
 use docket_platform::blobs::BlobError;
 use docket_platform::documents::sniff::{SNIFF_LEN, sniff};
 use docket_platform::documents::{self, Document, NewDocument};
+use docket_platform::entitlements::{self, Entitlements};
 use docket_platform::ids::{DocumentId, JobId};
 use docket_platform::jobs::{JobKind, record};
 use docket_platform::tenant_keys;
@@ -69,8 +70,12 @@ async fn upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    auth.require(&state, Capability::DocumentsWrite).await?;
-    within_document_limit(&state, &auth).await?;
+    let governed = auth
+        .govern(&state, Gate::new(Capability::DocumentsWrite).metered())
+        .await?;
+    let ent = &governed.entitlements;
+    within_plan_limits(&state, &auth, ent).await?;
+    let max_bytes = state.config.ingest.max_upload_bytes.min(ent.max_upload_bytes);
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let idem = match headers.get("idempotency-key") {
         None => None,
@@ -107,7 +112,7 @@ async fn upload(
                 .unwrap_or_else(|| "upload".into());
             let declared = field.content_type().map(str::to_owned);
             let body: ByteStream<'_> = field.map(|r| r.map_err(|e| e.to_string())).boxed();
-            return receive(&state, &auth, idem, &name, declared, body).await;
+            return receive(&state, &auth, idem, &name, declared, body, max_bytes).await;
         }
         Err(ApiError::bad_request(
             "missing_file",
@@ -124,7 +129,7 @@ async fn upload(
             .into_data_stream()
             .map(|r| r.map_err(|e| e.to_string()))
             .boxed();
-        receive(&state, &auth, idem, &name, declared, body).await
+        receive(&state, &auth, idem, &name, declared, body, max_bytes).await
     }
 }
 
@@ -136,6 +141,7 @@ async fn receive(
     name: &str,
     declared: Option<String>,
     mut body: ByteStream<'_>,
+    limit: u64,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let filename = clean_filename(name)?;
 
@@ -182,7 +188,6 @@ async fn receive(
     tx.commit().await?;
     let id = DocumentId::new_random();
     let object = documents::original_key(id);
-    let limit = state.config.ingest.max_upload_bytes;
     let full = stream::iter([Ok(Bytes::from(prefix))]).chain(body);
     let stored = match state.blobs.put_stream(&key, &object, full, limit).await {
         Ok(s) => s,
@@ -414,22 +419,26 @@ async fn job(
     Ok(Json(serde_json::to_value(j).map_err(ApiError::internal)?))
 }
 
-/// Refuses an upload (403 `plan_limit`, audited) once the tenant holds its plan's maximum
-/// number of documents.
-async fn within_document_limit(state: &AppState, auth: &TenantAuth) -> Result<(), ApiError> {
-    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let (limit, used) = docket_platform::plans::documents_used(&mut tx).await?;
-    tx.commit().await?;
-    match limit {
-        Some(max) if used >= max => {
-            let msg = format!(
-                "your plan ({}) holds at most {max} documents and you have {used}; delete some or upgrade the plan",
-                auth.tenant.plan_id
-            );
-            Err(auth
-                .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
-                .await)
-        }
-        _ => Ok(()),
+/// Refuses an upload (403 `plan_limit`, audited, naming the limit) once the tenant holds
+/// its plan's maximum number of documents or bytes.
+async fn within_plan_limits(state: &AppState, auth: &TenantAuth, ent: &Entitlements) -> Result<(), ApiError> {
+    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
+        return Ok(());
     }
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let (docs, bytes) = entitlements::documents_held(&mut tx).await?;
+    tx.commit().await?;
+    let plan = &ent.plan_id;
+    let msg = match (ent.max_documents, ent.max_storage_bytes) {
+        (Some(max), _) if docs >= max => format!(
+            "your plan ({plan}) holds at most {max} documents and you have {docs}; delete some or upgrade the plan"
+        ),
+        (_, Some(max)) if bytes >= max => format!(
+            "your plan ({plan}) stores at most {max} bytes and your documents take {bytes}; delete some or upgrade the plan"
+        ),
+        _ => return Ok(()),
+    };
+    Err(auth
+        .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
+        .await)
 }

@@ -154,8 +154,11 @@ async fn bad_operator_input_is_refused_with_a_sentence() {
     for (o, says) in [
         (bad("everything", 1, 1, 60, "r"), "unknown endpoint class"),
         (bad("read", 0, 1, 60, "r"), "at least 1"),
-        (bad("read", 1, 1, 60, " "), "--reason is required"),
-        (bad("read", 1, 1, 0, "r"), "--expires-in"),
+        (
+            bad("read", 1, 1, 60, " "),
+            "reason of 1-500 characters is required",
+        ),
+        (bad("read", 1, 1, 0, "r"), "expiry must be from 1 second"),
     ] {
         let err = docketctl::tenant_rate_override(&app.control, &app.auditor(), &t.slug, &o)
             .await

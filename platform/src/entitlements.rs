@@ -1,0 +1,195 @@
+//! What a tenant may do and how much, read in one query per governed request (plan row,
+//! unexpired rate override, this month's token total and safety policy), so a plan change
+//! applies on the next request and governance costs one round trip.
+
+use crate::db::{DbError, TenantTx};
+use crate::ratelimit::{EndpointClass, Limit};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+/// Ledger kinds that count against the monthly token quota.
+pub const TOKEN_KINDS: [&str; 3] = ["query_tokens_in", "query_tokens_out", "embedding_tokens"];
+
+/// The tenant's entitlements for one endpoint class, as of this request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entitlements {
+    /// Plan id.
+    pub plan_id: String,
+    /// Plan features (`api_keys`, `bulk_import`, …).
+    pub features: Vec<String>,
+    /// The rate that applies to the class (override or plan).
+    pub rate: Limit,
+    /// Monthly token quota (`None`: unlimited).
+    pub token_quota: Option<i64>,
+    /// Whether tokens past the quota are billed as overage instead of refused.
+    pub overage_allowed: bool,
+    /// Tokens used this calendar month (UTC), from the ledger's monthly totals.
+    pub tokens_used: i64,
+    /// Largest `top_k` a question may ask for.
+    pub max_top_k: u32,
+    /// Document limit (`None`: unlimited).
+    pub max_documents: Option<i64>,
+    /// Storage limit in bytes (`None`: unlimited).
+    pub max_storage_bytes: Option<i64>,
+    /// Largest single upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Whether flagged input is refused (not only flagged).
+    pub refuse_flagged_input: bool,
+}
+
+impl Entitlements {
+    /// Whether the plan includes `feature`.
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
+
+    /// Whether the monthly quota is used up and the plan has no overage.
+    pub fn quota_exhausted(&self) -> bool {
+        match self.token_quota {
+            Some(q) => !self.overage_allowed && self.tokens_used >= q,
+            None => false,
+        }
+    }
+}
+
+/// The first instant of the next calendar month (UTC): when the quota resets.
+pub fn quota_resets_at(now: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = match now.month() {
+        12 => (now.year() + 1, 1),
+        m => (now.year(), m + 1),
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+        .unwrap_or(now)
+}
+
+type Row = (
+    String,
+    serde_json::Value,
+    Option<i32>,
+    Option<i32>,
+    Option<i64>,
+    bool,
+    i64,
+    i32,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    bool,
+);
+
+/// The tenant's entitlements for `class`.
+pub async fn load(tx: &mut TenantTx, class: EndpointClass) -> Result<Entitlements, DbError> {
+    let tenant = tx.tenant_id();
+    let r: Row = sqlx::query_as(
+        "SELECT p.id, p.features,
+                COALESCE(o.per_minute, (p.rate_limits -> $2 ->> 'per_minute')::int),
+                COALESCE(o.burst, (p.rate_limits -> $2 ->> 'burst')::int),
+                p.monthly_token_quota, p.overage_cents_per_1k IS NOT NULL,
+                COALESCE((SELECT sum(u.quantity) FROM usage_monthly u
+                          WHERE u.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
+                            AND u.kind = ANY($3)), 0)::bigint,
+                p.max_top_k, p.max_documents, p.max_storage_bytes, p.max_upload_bytes,
+                t.refuse_flagged_input
+         FROM tenants t JOIN plans p ON p.id = t.plan_id
+         LEFT JOIN rate_overrides o ON o.tenant_id = t.id AND o.class = $2 AND o.expires_at > now()
+         WHERE t.id = $1",
+    )
+    .bind(tenant)
+    .bind(class.as_str())
+    .bind(&TOKEN_KINDS[..])
+    .fetch_one(tx.conn())
+    .await?;
+    let features =
+        r.1.as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+    // A plan without a row for the class is not limited by rate (only by its quotas).
+    let rate = Limit {
+        per_minute: r.2.map_or(u32::MAX / 2, |n| n.max(1) as u32),
+        burst: r.3.map_or(u32::MAX / 2, |n| n.max(1) as u32),
+    };
+    Ok(Entitlements {
+        plan_id: r.0,
+        features,
+        rate,
+        token_quota: r.4,
+        overage_allowed: r.5,
+        tokens_used: r.6,
+        max_top_k: r.7.max(1) as u32,
+        max_documents: r.8,
+        max_storage_bytes: r.9,
+        max_upload_bytes: r.10.max(1) as u64,
+        refuse_flagged_input: r.11,
+    })
+}
+
+/// Documents the tenant keeps and the bytes they take (failed ones hold no searchable
+/// content and do not count).
+pub async fn documents_held(tx: &mut TenantTx) -> Result<(i64, i64), DbError> {
+    Ok(sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(byte_size), 0)::bigint FROM documents WHERE status <> 'failed'",
+    )
+    .fetch_one(tx.conn())
+    .await?)
+}
+
+/// Recomputes the tenant's monthly totals from the ledger (the ledger is the truth).
+pub async fn rebuild_totals(tx: &mut TenantTx) -> Result<(), DbError> {
+    let tenant = tx.tenant_id();
+    sqlx::query("SELECT docket_rebuild_usage_monthly($1)")
+        .bind(tenant)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+    }
+
+    #[test]
+    fn quota_resets_on_the_first_of_next_month() {
+        assert_eq!(
+            quota_resets_at(at("2026-11-22T10:00:00Z")),
+            at("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            quota_resets_at(at("2026-12-31T23:59:59Z")),
+            at("2027-01-01T00:00:00Z")
+        );
+    }
+
+    #[test]
+    fn exhaustion_needs_a_quota_used_up_without_overage() {
+        let mut e = Entitlements {
+            plan_id: "free".into(),
+            features: vec!["api_keys".into()],
+            rate: Limit {
+                per_minute: 1,
+                burst: 1,
+            },
+            token_quota: Some(100),
+            overage_allowed: false,
+            tokens_used: 99,
+            max_top_k: 5,
+            max_documents: None,
+            max_storage_bytes: None,
+            max_upload_bytes: 1,
+            refuse_flagged_input: false,
+        };
+        assert!(!e.quota_exhausted());
+        e.tokens_used = 100;
+        assert!(e.quota_exhausted());
+        e.overage_allowed = true;
+        assert!(!e.quota_exhausted());
+        e.token_quota = None;
+        e.overage_allowed = false;
+        assert!(!e.quota_exhausted());
+        assert!(e.has("api_keys") && !e.has("exports"));
+    }
+}
