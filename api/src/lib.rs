@@ -1,6 +1,7 @@
 //! Docket's HTTP API: authenticates, authorizes, meters and enqueues. It never loads the
 //! model or talks to the vector store; heavy work happens in workers.
 
+pub mod answers;
 pub mod auth;
 pub mod error;
 pub mod json;
@@ -26,8 +27,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::documents::router())
         .merge(routes::ops::router())
+        .merge(routes::ops_limits::router())
         .merge(routes::switches::router())
         .merge(routes::usage::router())
+        .merge(routes::queries::router())
+        .merge(routes::policy::router())
         .route_layer(axum::middleware::from_fn(request_id::metrics))
         .layer(axum::middleware::from_fn(rate::headers))
         .layer(axum::middleware::from_fn(request_id::middleware))
@@ -42,8 +46,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let _ = docket_platform::metrics::prometheus();
     let refresher = tokio::spawn(switchboard::run(state.switches.clone(), state.db.clone()));
+    let listener_task = tokio::spawn(answers::run(state.answers.clone(), state.db.clone()));
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     refresher.abort();
+    listener_task.abort();
     served
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Incident switches in force (refreshed in the background by `serve`).
     pub switches: crate::switchboard::SwitchBoard,
+    /// Finished-query announcements (fed by `serve`'s listener).
+    pub answers: crate::answers::AnswerBoard,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             blobs: BlobStore::from_config(&config.objects)?,
             config: Arc::new(config.clone()),
             switches: Default::default(),
+            answers: Default::default(),
         })
     }
 }

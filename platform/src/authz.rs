@@ -65,6 +65,8 @@ pub enum Capability {
     DocumentsWrite,
     /// Ask questions.
     QueriesAsk,
+    /// Read questions and answers (one's own; admins and owners: everyone's).
+    QueriesRead,
     /// Create, change and disable users.
     UsersManage,
     /// Create and revoke API keys.
@@ -85,10 +87,11 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability, in README order.
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 12] = [
         Capability::DocumentsRead,
         Capability::DocumentsWrite,
         Capability::QueriesAsk,
+        Capability::QueriesRead,
         Capability::UsersManage,
         Capability::KeysManage,
         Capability::UsageRead,
@@ -105,6 +108,7 @@ impl Capability {
             Capability::DocumentsRead => "documents.read",
             Capability::DocumentsWrite => "documents.write",
             Capability::QueriesAsk => "queries.ask",
+            Capability::QueriesRead => "queries.read",
             Capability::UsersManage => "users.manage",
             Capability::KeysManage => "keys.manage",
             Capability::UsageRead => "usage.read",
@@ -138,7 +142,7 @@ pub fn allows(role: Role, cap: Capability) -> bool {
     use Capability::*;
     use Role::*;
     match cap {
-        DocumentsRead | QueriesAsk => true,
+        DocumentsRead | QueriesAsk | QueriesRead => true,
         DocumentsWrite => matches!(role, Owner | Admin | Member),
         UsersManage | KeysManage | UsageRead | BillingRead | AuditRead | ExportsRequest => {
             matches!(role, Owner | Admin)

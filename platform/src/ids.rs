@@ -63,6 +63,10 @@ id_type!(
     /// A background job's tenant-visible record.
     JobId
 );
+id_type!(
+    /// A question a tenant asked, and its answer.
+    QueryId
+);
 
 /// A tenant's URL-safe handle: 3–40 characters of `a-z`, `0-9` and inner `-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

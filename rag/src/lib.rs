@@ -3,6 +3,7 @@
 //! This crate knows nothing of plans, money or HTTP, and never depends on
 //! `docket-platform`. Every call that touches tenant data takes the tenant explicitly.
 
+pub mod answer;
 pub mod chunk;
 pub mod embed;
 pub mod parse;

@@ -6,6 +6,7 @@
 //! `DOCKET_TEST_PG` (host:port, default `127.0.0.1:5432`), `DOCKET_TEST_REDIS_URL`.
 
 pub mod actors;
+pub mod asking;
 pub mod clauses;
 pub mod fixtures;
 pub mod ingest;

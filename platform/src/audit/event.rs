@@ -42,6 +42,17 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The actor a job's `user:{id}` / `api_key:{id}` label names.
+    pub fn parse_label(label: &str) -> Option<Self> {
+        let (kind, id) = label.split_once(':')?;
+        let id = uuid::Uuid::try_parse(id).ok()?;
+        match kind {
+            "user" => Some(Actor::User(UserId(id))),
+            "api_key" => Some(Actor::ApiKey(ApiKeyId(id))),
+            _ => None,
+        }
+    }
+
     /// Stored kind.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -8,7 +8,7 @@ use docket_rag::embed::{EmbedSettings, Embedder};
 use docket_rag::vectors::{EdgeStore, Placement, TenantScope, VectorIndex};
 use docket_tests::ingest::token_f1;
 use docket_tests::{clauses, contract, corpus, spawn_app};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test]
@@ -48,6 +48,14 @@ async fn all_forty_contracts_reach_ready_faithfully_and_retrieve_their_governing
         "e2e extraction fidelity on cuad-dev: mean token-level F1 {mean:.4} (min {min:.4}), {chunks} chunks"
     );
     assert!(mean >= 0.90, "mean F1 {mean}");
+
+    // Grounded answers: the natural question for each clause category, restricted to each
+    // contract the lawyers annotated; a citation's quote must overlap the annotated clause.
+    docketctl::tenant_plan(&app.control, &app.auditor(), &t.slug, "enterprise")
+        .await
+        .expect("plan with room for 300 questions a minute");
+    let rate = answer_hit_rates(&app, &token, &ids).await;
+    assert!(rate >= 0.7, "clause answer hit rate {rate}");
 
     // Stop the owning worker (it flushes), then read its index directly.
     let status = worker.terminate(Duration::from_secs(70)).await.expect("stops");
@@ -124,4 +132,89 @@ async fn all_forty_contracts_reach_ready_faithfully_and_retrieve_their_governing
         bytes as f64 / 1048576.0,
         bytes as f64 / 1024.0 / chunks as f64
     );
+}
+
+/// The question a user would ask for each clause category.
+const CLAUSE_QUESTIONS: [(&str, &str); 8] = [
+    (
+        "Governing Law",
+        "Which state's or country's law governs this agreement?",
+    ),
+    ("Parties", "Who are the parties to this agreement?"),
+    ("Agreement Date", "What is the date of this agreement?"),
+    ("Expiration Date", "When does this agreement expire?"),
+    (
+        "Renewal Term",
+        "Does this agreement renew automatically, and for how long?",
+    ),
+    (
+        "Termination For Convenience",
+        "Can a party terminate this agreement for convenience, without cause?",
+    ),
+    ("Cap On Liability", "Is there a cap or limit on liability?"),
+    (
+        "Non-Compete",
+        "Does this agreement restrict a party from competing?",
+    ),
+];
+
+/// Asks every category's question of every annotated contract; prints the hit rate per
+/// category and returns the overall rate.
+async fn answer_hit_rates(app: &docket_tests::TestApp, token: &str, ids: &[(u32, String)]) -> f64 {
+    use docket_tests::asking::overlaps;
+    use futures::StreamExt;
+    let (mut hits, mut cases) = (0usize, 0usize);
+    for (category, question) in CLAUSE_QUESTIONS {
+        let labels = clauses::annotations(category);
+        let asks: Vec<(u32, String, Vec<String>)> = ids
+            .iter()
+            .filter_map(|(n, id)| {
+                let snippets = labels.get(n)?;
+                // Very short labels ("Company") overlap anything; keep the substantive ones.
+                let long: Vec<String> = snippets
+                    .iter()
+                    .filter(|s| s.split_whitespace().count() >= 3)
+                    .cloned()
+                    .collect();
+                Some((
+                    *n,
+                    id.clone(),
+                    if long.is_empty() { snippets.clone() } else { long },
+                ))
+            })
+            .collect();
+        let results: Vec<(u32, bool, Value)> = futures::stream::iter(asks)
+            .map(|(n, id, snippets)| async move {
+                let v = app
+                    .ask(token, question, json!({"document_ids": [id], "top_k": 8}))
+                    .await;
+                let hit = v["citations"].as_array().into_iter().flatten().any(|c| {
+                    snippets
+                        .iter()
+                        .any(|s| overlaps(c["quote"].as_str().unwrap_or(""), s))
+                });
+                (n, hit, v)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        let n_hit = results.iter().filter(|r| r.1).count();
+        for (n, hit, v) in &results {
+            if !hit {
+                let first = v["citations"][0]["quote"].as_str().unwrap_or("-");
+                let short: String = first.chars().take(140).collect();
+                println!("  miss {category} cuad-{n:02}: {} | {short}", v["status"]);
+            }
+        }
+        println!(
+            "answer hit rate {category}: {n_hit}/{} ({:.2})",
+            results.len(),
+            n_hit as f64 / results.len().max(1) as f64
+        );
+        hits += n_hit;
+        cases += results.len();
+    }
+    let rate = hits as f64 / cases as f64;
+    println!("answer hit rate overall: {hits}/{cases} ({rate:.3})");
+    rate
 }

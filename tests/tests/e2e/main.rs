@@ -1,6 +1,7 @@
 //! End-to-end tests against real PostgreSQL, Redis, object storage and the vector engine.
 //! One binary with modules: linking is the slow part of a test build.
 
+mod answer_isolation;
 mod audit;
 mod auth;
 mod authz;
@@ -12,6 +13,8 @@ mod cross_tenant;
 mod documents;
 mod health;
 mod plans;
+mod queries;
+mod quotas;
 mod ratelimit;
 mod rls;
 mod s3;

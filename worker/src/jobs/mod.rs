@@ -1,6 +1,7 @@
 //! The job registry: every job kind this worker runs, one file per kind, and how each
 //! becomes an apalis worker on its own queue.
 
+pub mod answer;
 pub mod chunk;
 pub mod embed;
 pub mod guard;
@@ -12,6 +13,7 @@ use crate::context::Ctx;
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use docket_platform::jobs::{JobEnvelope, JobKind};
+use docket_platform::queries::job::AnswerJob;
 use poll::FastPoll;
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ pub const OWNER_CONSUMES: [JobKind; 1] = [JobKind::Index];
 
 /// Idle pickup latency bound.
 const POLL: Duration = Duration::from_millis(50);
+/// Idle pickup latency bound for questions (someone is waiting for each one).
+const ANSWER_POLL: Duration = Duration::from_millis(10);
 
 /// Registers one apalis worker for `$kind` running `$handler`. A macro because each
 /// handler makes a worker of a different type.
@@ -66,7 +70,35 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
     let monitor = register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle);
     let monitor = register!(monitor, ctx, conn, name, JobKind::Embed, embed::handle);
     match ctx.vectors.is_some() {
-        true => register!(monitor, ctx, conn, name, JobKind::Index, index::handle),
+        true => {
+            let monitor = register!(monitor, ctx, conn, name, JobKind::Index, index::handle);
+            register_answer(monitor, ctx, conn, name)
+        }
         false => monitor,
     }
+}
+
+/// Questions in flight per worker process: answering mostly waits (database, search), and
+/// the model call itself runs on the blocking pool.
+const ANSWER_CONCURRENCY: usize = 16;
+
+/// Registers the `answer` worker: only where searches can run (the process owning the
+/// in-process engine, or every process with a Qdrant server).
+fn register_answer(monitor: Monitor, ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> Monitor {
+    let base = format!("{name}-answer");
+    monitor.register(move |restarts| {
+        let config = docket_platform::queries::job::config(&ctx.queue)
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(2)
+            .batch_size(4);
+        let backend = RedisStorage::<AnswerJob>::new(conn.clone())
+            .with_config(config)
+            .poll_with_strategy(FastPoll::new(ANSWER_POLL));
+        WorkerBuilder::new(format!("{base}-r{restarts}"))
+            .backend(backend)
+            .parallelize(tokio::spawn)
+            .concurrency(ANSWER_CONCURRENCY)
+            .data(ctx.clone())
+            .build(answer::handle)
+    })
 }

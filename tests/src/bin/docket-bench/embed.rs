@@ -6,21 +6,13 @@
 //! Runs against the same real services as the tests (a fresh database, Redis, the local
 //! object folder, the in-process vector engine) — `scripts/bench` sets them up.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use docket_rag::chunk::{ChunkSettings, Chunker};
 use docket_rag::embed::{EmbedSettings, Embedder};
 use docket_rag::parse::{ContentKind, parse};
 use docket_tests::{corpus, spawn_app};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
-    match std::env::args().nth(1).as_deref().unwrap_or("embed") {
-        "embed" => embed().await,
-        other => bail!("unknown benchmark {other:?}: expected `embed`"),
-    }
-}
 
 fn contracts() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     (0..40)
@@ -32,7 +24,8 @@ fn contracts() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         .collect()
 }
 
-async fn embed() -> anyhow::Result<()> {
+/// Runs the embedding benchmark.
+pub async fn embed() -> anyhow::Result<()> {
     let docs = contracts()?;
     let app = spawn_app().await;
     let ingest = &app.config.ingest;

@@ -1,0 +1,237 @@
+//! Questions: `POST /v1/queries` (governed, then an `answer` job; `?wait=N` waits for the
+//! worker's announcement), `GET /v1/queries/{id}`, `GET /v1/queries` (history: members see
+//! their own, admins and owners everyone's).
+
+use crate::answers::{Waited, wait_for};
+use crate::auth::{Gate, TenantAuth};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use docket_platform::authz::{Capability, Role};
+use docket_platform::documents;
+use docket_platform::ids::{DocumentId, QueryId};
+use docket_platform::queries::job::{self, AnswerJob};
+use docket_platform::queries::{self, NewQuery};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Longest `?wait=` honoured, in seconds.
+pub const MAX_WAIT_SECS: u64 = 30;
+/// Default `top_k` (before the plan's maximum).
+const DEFAULT_TOP_K: u32 = 5;
+/// Most documents one question may be restricted to.
+const MAX_DOCUMENT_FILTER: usize = 20;
+
+/// `/v1/queries`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/queries", get(list).post(ask))
+        .route("/v1/queries/{id}", get(show))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ask {
+    question: String,
+    top_k: Option<u32>,
+    #[serde(default)]
+    document_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskParams {
+    wait: Option<u64>,
+}
+
+/// Whose queries this principal may read: everyone's for admins and owners, else its own.
+fn only_actor(auth: &TenantAuth) -> Option<String> {
+    (auth.role > Role::Admin).then(|| auth.actor_label())
+}
+
+fn result(q: &queries::Query, notices: &[String]) -> Value {
+    let mut v = serde_json::to_value(q).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("notices".into(), json!(notices));
+    }
+    v
+}
+
+async fn ask(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    params: Result<Query<AskParams>, axum::extract::rejection::QueryRejection>,
+    ApiJson(body): ApiJson<Ask>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let governed = auth
+        .govern(
+            &state,
+            Gate::new(Capability::QueriesAsk)
+                .question(&body.question)
+                .metered(),
+        )
+        .await?;
+    let ent = &governed.entitlements;
+    let requested = body.top_k.unwrap_or(DEFAULT_TOP_K.min(ent.max_top_k));
+    if requested == 0 {
+        return Err(ApiError::bad_request("invalid_top_k", "top_k must be at least 1"));
+    }
+    let mut notices = Vec::new();
+    let top_k = requested.min(ent.max_top_k);
+    if top_k < requested {
+        notices.push(format!(
+            "top_k was lowered from {requested} to {top_k}, the maximum of your plan ({})",
+            ent.plan_id
+        ));
+    }
+    if body.document_ids.len() > MAX_DOCUMENT_FILTER {
+        return Err(ApiError::bad_request(
+            "too_many_documents",
+            format!("a question can be restricted to at most {MAX_DOCUMENT_FILTER} documents"),
+        ));
+    }
+    let mut docs: Vec<DocumentId> = Vec::with_capacity(body.document_ids.len());
+    for d in &body.document_ids {
+        docs.push(DocumentId(parse_id(d, "document")?));
+    }
+    docs.sort_unstable();
+    docs.dedup();
+
+    let id = QueryId::new_random();
+    let actor = auth.actor_label();
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    // Another tenant's document is simply not found here (RLS): 404, never its content.
+    for d in &docs {
+        if documents::get(&mut tx, *d).await?.is_none() {
+            return Err(ApiError::not_found("document"));
+        }
+    }
+    let new = NewQuery {
+        id,
+        asked_by: auth.user_id(),
+        actor: &actor,
+        question: &body.question,
+        document_ids: &docs,
+        top_k,
+        clamped: top_k < requested,
+        flags: &governed.flags,
+        request_id: auth.ctx.request_id.as_deref(),
+    };
+    queries::insert(&mut tx, &new).await?;
+    tx.commit().await?;
+
+    // Subscribe before the job exists, so its announcement cannot be missed.
+    let wait = params.wait.unwrap_or(0).min(MAX_WAIT_SECS);
+    let mut rx = (wait > 0).then(|| state.answers.subscribe());
+    let envelope = AnswerJob {
+        v: job::ANSWER_VERSION,
+        tenant_id: auth.tenant_id(),
+        query_id: id,
+        request_id: auth.ctx.request_id.clone(),
+        actor,
+    };
+    if let Err(e) = job::push(&state.queue, &envelope).await {
+        tracing::error!(error = %e, query = %id, "could not queue an answer job");
+        let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+        job::fail(
+            &mut tx,
+            id,
+            "queue_unavailable",
+            "the question could not be queued",
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "questions cannot be queued right now; retry shortly",
+        )
+        .with_retry_after(5));
+    }
+    if let Some(rx) = rx.as_mut() {
+        let waited = wait_for(rx, id, Duration::from_secs(wait)).await;
+        if waited != Waited::TimedOut {
+            let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+            let q = queries::get(&mut tx, id, None).await?;
+            tx.commit().await?;
+            if let Some(q) = q.filter(queries::Query::is_final) {
+                return Ok((StatusCode::OK, Json(result(&q, &notices))));
+            }
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "query_id": id, "status": "queued", "status_url": format!("/v1/queries/{id}"),
+            "top_k_applied": top_k, "notices": notices,
+        })),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::QueriesRead).await?;
+    let id = QueryId(parse_id(&id, "query")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let q = queries::get(&mut tx, id, only_actor(&auth).as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("query"))?;
+    tx.commit().await?;
+    Ok(Json(result(&q, &[])))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, QueryId)> {
+    let (micros, id) = c.split_once('_')?;
+    Some((
+        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        QueryId(uuid::Uuid::try_parse(id).ok()?),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    auth.require(&state, Capability::QueriesRead).await?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 200"));
+    }
+    let after = match p.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
+        })?),
+    };
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let rows = queries::list(&mut tx, only_actor(&auth).as_deref(), after, limit).await?;
+    tx.commit().await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| {
+            rows.last()
+                .map(|q| format!("{}_{}", q.created_at.timestamp_micros(), q.query_id))
+        })
+        .flatten();
+    let items: Vec<Value> = rows.iter().map(|q| result(q, &[])).collect();
+    Ok(Json(json!({"queries": items, "next_cursor": next})))
+}

@@ -1,0 +1,189 @@
+//! The `answer` job: its versioned envelope, its queue, and the record transitions the
+//! worker makes (claim, store the result with its usage and the completion signal, fail).
+
+use super::{Citation, DONE_CHANNEL};
+use crate::db::{DbError, TenantTx};
+use crate::ids::{QueryId, TenantId};
+use crate::jobs::{JobQueue, QueueError};
+use apalis::prelude::TaskSink;
+use apalis_redis::{Config, RedisStorage};
+use serde::{Deserialize, Serialize};
+
+/// Current envelope version. Add fields only with `#[serde(default)]`.
+pub const ANSWER_VERSION: u16 = 1;
+
+/// What an `answer` job carries: the tenant (never optional) and the query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerJob {
+    /// Envelope version.
+    #[serde(default = "one")]
+    pub v: u16,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The query to answer.
+    pub query_id: QueryId,
+    /// The request that asked.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Who asked (`user:…`, `api_key:…`).
+    #[serde(default)]
+    pub actor: String,
+}
+
+fn one() -> u16 {
+    1
+}
+
+/// The backend configuration producers and consumers of `answer` share.
+pub fn config(queue: &JobQueue) -> Config {
+    Config::default().queue(format!("{}queue:answer", queue.redis().prefix()))
+}
+
+/// Pushes an `answer` job (after the query's row is committed).
+pub async fn push(queue: &JobQueue, job: &AnswerJob) -> Result<(), QueueError> {
+    let conn = queue.redis().conn().await?;
+    let mut storage = RedisStorage::<AnswerJob>::new(conn).with_config(config(queue));
+    storage
+        .push(job.clone())
+        .await
+        .map_err(|e| QueueError::Push(e.to_string()))
+}
+
+/// What the worker needs to answer a claimed query.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    /// The question.
+    pub question: String,
+    /// Restriction to documents (empty: all).
+    pub document_ids: Vec<uuid::Uuid>,
+    /// How many chunks to retrieve.
+    pub top_k_applied: i32,
+    /// This attempt's number.
+    pub attempts: i32,
+    /// When it was asked (latency is measured from here).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Claims the query for an attempt; `None` when it is already final (a replayed job does
+/// nothing, so nothing is charged twice) or gone.
+pub async fn claim(tx: &mut TenantTx, id: QueryId) -> Result<Option<Claimed>, DbError> {
+    Ok(sqlx::query_as(
+        "UPDATE queries SET status = 'running', attempts = attempts + 1
+         WHERE id = $1 AND status IN ('queued', 'running')
+         RETURNING question, document_ids, top_k_applied, attempts, created_at",
+    )
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// A finished answer.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// `answered` or `no_answer`.
+    pub status: &'static str,
+    /// Answer text or the no-answer message.
+    pub answer: String,
+    /// Filtered citations.
+    pub citations: Vec<Citation>,
+    /// Question plus retrieved tokens.
+    pub tokens_in: i32,
+    /// Answer tokens.
+    pub tokens_out: i32,
+    /// Who asked (ledger actor).
+    pub actor: String,
+}
+
+/// Stores the result, charges the ledger (idempotent by query id) and announces it; returns
+/// the latency in ms. Only a query still `running` is finished.
+pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Option<i32>, DbError> {
+    let latency: Option<i32> = sqlx::query_scalar(
+        "UPDATE queries SET status = $2, answer = $3, citations = $4, tokens_in = $5, tokens_out = $6,
+                finished_at = clock_timestamp(), error_code = NULL, error_message = NULL,
+                latency_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int
+         WHERE id = $1 AND status = 'running' RETURNING latency_ms",
+    )
+    .bind(id)
+    .bind(f.status)
+    .bind(&f.answer)
+    .bind(sqlx::types::Json(&f.citations))
+    .bind(f.tokens_in)
+    .bind(f.tokens_out)
+    .fetch_optional(tx.conn())
+    .await?;
+    if latency.is_none() {
+        return Ok(None);
+    }
+    charge(tx, id, "query_tokens_in", f.tokens_in, &f.actor).await?;
+    charge(tx, id, "query_tokens_out", f.tokens_out, &f.actor).await?;
+    announce(tx, id).await?;
+    Ok(latency)
+}
+
+async fn charge(
+    tx: &mut TenantTx,
+    id: QueryId,
+    kind: &str,
+    quantity: i32,
+    actor: &str,
+) -> Result<(), DbError> {
+    let tenant = tx.tenant_id();
+    sqlx::query(
+        "INSERT INTO usage_events (tenant_id, kind, quantity, actor, idempotency_key)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(kind)
+    .bind(i64::from(quantity))
+    .bind(actor)
+    .bind(format!("{kind}:{id}"))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+async fn announce(tx: &mut TenantTx, id: QueryId) -> Result<(), DbError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(DONE_CHANNEL)
+        .bind(id.to_string())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Marks the query failed (and announces it, so waiters stop waiting).
+pub async fn fail(tx: &mut TenantTx, id: QueryId, code: &str, message: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE queries SET status = 'failed', error_code = $2, error_message = $3, finished_at = clock_timestamp(),
+                latency_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int
+         WHERE id = $1 AND status IN ('queued', 'running')",
+    )
+    .bind(id)
+    .bind(code)
+    .bind(message)
+    .execute(tx.conn())
+    .await?;
+    announce(tx, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_old_ones_decode() {
+        let j = AnswerJob {
+            v: ANSWER_VERSION,
+            tenant_id: TenantId::new_random(),
+            query_id: QueryId::new_random(),
+            request_id: Some("r".into()),
+            actor: "user:x".into(),
+        };
+        let back: AnswerJob =
+            serde_json::from_str(&serde_json::to_string(&j).expect("json")).expect("decodes");
+        assert_eq!(back, j);
+        let minimal = format!(r#"{{"tenant_id":"{}","query_id":"{}"}}"#, j.tenant_id, j.query_id);
+        let old: AnswerJob = serde_json::from_str(&minimal).expect("decodes");
+        assert_eq!((old.v, old.actor.as_str()), (1, ""));
+    }
+}

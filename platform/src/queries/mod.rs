@@ -1,0 +1,184 @@
+//! Questions and their answers (`queries`, migration 0012): the record the API creates and
+//! reports, the `answer` job that fills it, and the completion signal API processes wait on.
+
+pub mod job;
+
+use crate::db::{DbError, TenantTx};
+use crate::ids::{DocumentId, QueryId, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The PostgreSQL channel a finished query is announced on (payload: the query id). The
+/// notification is sent in the transaction that stores the result, so a waiter woken by it
+/// always reads the stored answer.
+pub const DONE_CHANNEL: &str = "docket_query_done";
+
+/// One citation as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// Cited document.
+    pub document_id: DocumentId,
+    /// Its file name.
+    pub filename: String,
+    /// Cited chunk.
+    pub chunk_id: uuid::Uuid,
+    /// First page of the chunk.
+    pub page_start: u32,
+    /// Last page of the chunk.
+    pub page_end: u32,
+    /// The exact quoted text.
+    pub quote: String,
+    /// How well the quote answers the question (0..1).
+    pub score: f32,
+}
+
+/// A query as the API reports it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Query {
+    /// Id.
+    #[sqlx(rename = "id")]
+    pub query_id: QueryId,
+    /// `queued`, `running`, `answered`, `no_answer` or `failed`.
+    pub status: String,
+    /// The question.
+    pub question: String,
+    /// Documents the question was restricted to (empty: all).
+    pub document_ids: Vec<uuid::Uuid>,
+    /// The answer text (or the no-answer message).
+    pub answer: Option<String>,
+    /// Citations.
+    #[sqlx(json)]
+    pub citations: Vec<Citation>,
+    /// Token usage.
+    #[sqlx(skip)]
+    pub usage: Option<Usage>,
+    #[serde(skip)]
+    tokens_in: Option<i32>,
+    #[serde(skip)]
+    tokens_out: Option<i32>,
+    /// Time from asking to the stored answer.
+    pub latency_ms: Option<i32>,
+    /// `top_k` used for retrieval.
+    pub top_k_applied: i32,
+    /// Whether the requested `top_k` was lowered to the plan's maximum.
+    pub top_k_clamped: bool,
+    /// Failure code, if failed.
+    pub error_code: Option<String>,
+    /// Who asked (a user), if a user asked.
+    pub asked_by: Option<UserId>,
+    /// When asked.
+    pub created_at: DateTime<Utc>,
+    /// When finished.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Tokens a query counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Question plus retrieved passages.
+    pub tokens_in: i32,
+    /// The answer.
+    pub tokens_out: i32,
+}
+
+impl Query {
+    fn finish_usage(mut self) -> Self {
+        if let (Some(i), Some(o)) = (self.tokens_in, self.tokens_out) {
+            self.usage = Some(Usage {
+                tokens_in: i,
+                tokens_out: o,
+            });
+        }
+        self
+    }
+
+    /// Whether the query has reached a final state.
+    pub fn is_final(&self) -> bool {
+        matches!(self.status.as_str(), "answered" | "no_answer" | "failed")
+    }
+}
+
+const COLS: &str = "id, status, question, document_ids, answer, citations, tokens_in, tokens_out, latency_ms,
+                    top_k_applied, top_k_clamped, error_code, asked_by, created_at, finished_at";
+
+/// What the API records when a question is accepted.
+#[derive(Debug, Clone)]
+pub struct NewQuery<'a> {
+    /// Id (also the job's idempotency key).
+    pub id: QueryId,
+    /// The user asking, if a user.
+    pub asked_by: Option<UserId>,
+    /// `user:…` or `api_key:…`.
+    pub actor: &'a str,
+    /// The question.
+    pub question: &'a str,
+    /// Restriction to documents (empty: all).
+    pub document_ids: &'a [DocumentId],
+    /// `top_k` after the plan's maximum.
+    pub top_k: u32,
+    /// Whether it was lowered.
+    pub clamped: bool,
+    /// Safety flags raised by the question.
+    pub flags: &'a [&'a str],
+    /// Request id.
+    pub request_id: Option<&'a str>,
+}
+
+/// Records a new query (status `queued`).
+pub async fn insert(tx: &mut TenantTx, q: &NewQuery<'_>) -> Result<(), DbError> {
+    let tenant = tx.tenant_id();
+    let docs: Vec<uuid::Uuid> = q.document_ids.iter().map(|d| d.as_uuid()).collect();
+    let flags: Vec<&str> = q.flags.to_vec();
+    sqlx::query(
+        "INSERT INTO queries (id, tenant_id, asked_by, actor, question, document_ids, top_k_applied, top_k_clamped, flags, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(q.id)
+    .bind(tenant)
+    .bind(q.asked_by)
+    .bind(q.actor)
+    .bind(q.question)
+    .bind(&docs)
+    .bind(q.top_k as i32)
+    .bind(q.clamped)
+    .bind(&flags)
+    .bind(q.request_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// One query of the tenant; with `only_actor`, only if that principal asked it.
+pub async fn get(tx: &mut TenantTx, id: QueryId, only_actor: Option<&str>) -> Result<Option<Query>, DbError> {
+    let sql = format!("SELECT {COLS} FROM queries WHERE id = $1 AND ($2::text IS NULL OR actor = $2)");
+    let q: Option<Query> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(only_actor)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(q.map(Query::finish_usage))
+}
+
+/// A page of the tenant's queries, newest first, after the cursor `(created_at, id)`;
+/// with `only_actor`, only that principal's.
+pub async fn list(
+    tx: &mut TenantTx,
+    only_actor: Option<&str>,
+    after: Option<(DateTime<Utc>, QueryId)>,
+    limit: i64,
+) -> Result<Vec<Query>, DbError> {
+    let sql = format!(
+        "SELECT {COLS} FROM queries
+         WHERE ($1::text IS NULL OR actor = $1)
+           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    );
+    let rows: Vec<Query> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(only_actor)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(limit)
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(Query::finish_usage).collect())
+}

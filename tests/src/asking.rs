@@ -1,0 +1,95 @@
+//! Asking questions through the real API, and reading what it answered.
+
+use crate::TestApp;
+use reqwest::Response;
+use serde_json::{Value, json};
+
+impl TestApp {
+    /// `POST /v1/queries?wait={wait}` with `question` and any extra body fields.
+    pub async fn ask_raw(&self, token: &str, question: &str, extra: Value, wait: u64) -> Response {
+        let mut body = json!({"question": question});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.client
+            .post(format!("{}/v1/queries?wait={wait}", self.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("ask")
+    }
+
+    /// Asks and waits (up to 30 s) for the finished result; panics unless it is 200.
+    pub async fn ask(&self, token: &str, question: &str, extra: Value) -> Value {
+        let r = self.ask_raw(token, question, extra, 30).await;
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 200, "{question}: {v}");
+        v
+    }
+
+    /// Rows in `queries` and token rows in the ledger for the tenant (what a refusal must
+    /// not create).
+    pub async fn query_footprint(&self, t: docket_platform::ids::TenantId) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM queries WHERE tenant_id = $1),
+                    (SELECT count(*) FROM usage_events WHERE tenant_id = $1 AND kind LIKE 'query_tokens%')",
+        )
+        .bind(t)
+        .fetch_one(self.control.pool())
+        .await
+        .expect("footprint")
+    }
+}
+
+/// Words of `s`, lowercased (for overlap checks robust to PDF whitespace).
+pub fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Whether `quote` overlaps the annotated `clause`: they share a run of consecutive words
+/// at least as long as the clause or six words, whichever is shorter.
+pub fn overlaps(quote: &str, clause: &str) -> bool {
+    let (q, c) = (words(quote), words(clause));
+    if c.is_empty() || q.is_empty() {
+        return false;
+    }
+    let need = c.len().min(6);
+    // Longest common run of words (dynamic programming over the two sequences).
+    let mut prev = vec![0usize; c.len() + 1];
+    for qw in &q {
+        let mut cur = vec![0usize; c.len() + 1];
+        for (j, cw) in c.iter().enumerate() {
+            if qw == cw {
+                cur[j + 1] = prev[j] + 1;
+                if cur[j + 1] >= need {
+                    return true;
+                }
+            }
+        }
+        prev = cur;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn overlap_needs_a_shared_run_of_words() {
+        let clause = "This Agreement shall be governed by the laws of the State of Delaware";
+        assert!(super::overlaps(
+            "... shall be governed by the laws of the State of Delaware, without",
+            clause
+        ));
+        assert!(!super::overlaps(
+            "governed by New York law; the laws of Delaware do not apply",
+            clause
+        ));
+        assert!(super::overlaps("made by Glu Mobile Inc. and", "Glu Mobile Inc."));
+        assert!(!super::overlaps("Glu", "Glu Mobile Inc."));
+    }
+}

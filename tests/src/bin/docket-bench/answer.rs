@@ -1,0 +1,193 @@
+//! `scripts/bench answer [--seconds N] [--tenants N] [--clients N]`: N tenants (default
+//! 100) with small corpora each, C concurrent clients (default 32) asking varied questions
+//! through the real API with `wait`, for a fixed time. Prints end-to-end latency
+//! percentiles and throughput, and, in the same run, the raw cost of the two steps an
+//! answer cannot avoid (embedding the question, searching the index) so the overhead shows
+//! as a ratio. Goal on the 2-core machine: p99 under 250 ms.
+
+use crate::percentile;
+use anyhow::Context;
+use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
+use docket_tests::spawn_app;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const STATES: [&str; 8] = [
+    "Ohio",
+    "Delaware",
+    "New York",
+    "California",
+    "Texas",
+    "Oregon",
+    "Florida",
+    "Nevada",
+];
+const GOODS: [&str; 6] = [
+    "widgets",
+    "software licences",
+    "steel coils",
+    "medical gloves",
+    "solar panels",
+    "coffee beans",
+];
+
+fn contract_text(tenant: usize, doc: usize) -> String {
+    let state = STATES[(tenant + doc) % STATES.len()];
+    let goods = GOODS[(tenant * 3 + doc) % GOODS.len()];
+    let years = 1 + (tenant + doc) % 5;
+    let days = [15, 30, 45, 60, 90][(tenant + 2 * doc) % 5];
+    format!(
+        "SUPPLY AGREEMENT {tenant}-{doc}\n\nThis Supply Agreement is made between Vendor {tenant} Inc. and Buyer {doc} LLC.\n\n\
+         1. Supply. The Vendor shall deliver {goods} to the Buyer every month in the quantities ordered.\n\n\
+         2. Term. This Agreement begins on the Effective Date and expires after {years} years unless renewed. \
+         It renews automatically for successive one-year terms unless either party gives notice.\n\n\
+         3. Payment. The Buyer shall pay each invoice within {days} days. Late payments bear interest of one percent per month.\n\n\
+         4. Termination. Either party may terminate this Agreement for convenience on {days} days written notice.\n\n\
+         5. Liability. In no event shall either party's aggregate liability exceed the fees paid in the prior twelve months.\n\n\
+         6. Governing Law. This Agreement shall be governed by the laws of the State of {state}.\n\n\
+         7. Confidentiality. Each party shall keep the other's confidential information secret for five years.\n"
+    )
+}
+
+const QUESTIONS: [&str; 10] = [
+    "Which state's law governs this agreement?",
+    "When does the agreement expire?",
+    "Does the agreement renew automatically?",
+    "How many days does the buyer have to pay an invoice?",
+    "Can either party terminate for convenience?",
+    "Is there a cap on liability?",
+    "What goods does the vendor deliver?",
+    "How long must confidential information be kept secret?",
+    "What interest do late payments bear?",
+    "Who are the parties to the supply agreement?",
+];
+
+fn arg(args: &[String], name: &str, default: u64) -> anyhow::Result<u64> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .context("a value after the flag")?
+            .parse()
+            .with_context(|| format!("{name} takes a number")),
+    }
+}
+
+/// Runs the benchmark.
+pub async fn run(args: &[String]) -> anyhow::Result<()> {
+    let seconds = arg(args, "--seconds", 30)?;
+    let tenants = arg(args, "--tenants", 100)? as usize;
+    let clients = arg(args, "--clients", 32)? as usize;
+    let app = spawn_app().await;
+    let (_worker, ctx, store) = app.spawn_worker_with_handles().await;
+
+    // Seed: tenants with two small contracts each, uploaded concurrently (not timed).
+    let seeded = Instant::now();
+    let mut accounts = Vec::with_capacity(tenants);
+    for i in 0..tenants {
+        let t = app
+            .create_tenant_on(&format!("b{i}"), "enterprise", "shared")
+            .await;
+        let token = app.owner_token(&t).await;
+        accounts.push((t, token));
+    }
+    let uploads: Vec<anyhow::Result<()>> = futures::stream::iter(accounts.iter().enumerate())
+        .map(|(i, (_, token))| {
+            let app = &app;
+            async move {
+                for d in 0..2 {
+                    let name = format!("supply-{i}-{d}.txt");
+                    app.upload_ready(token, &name, contract_text(i, d).into_bytes())
+                        .await;
+                }
+                Ok(())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    uploads.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    println!(
+        "answer benchmark: {tenants} tenants x 2 contracts seeded in {:.1} s; {clients} clients for {seconds} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    // Raw costs, in this process, of the two steps every answer takes.
+    let mut embed_ms = Vec::new();
+    let mut search_ms = Vec::new();
+    for i in 0..200 {
+        let q = QUESTIONS[i % QUESTIONS.len()];
+        let started = Instant::now();
+        let v = ctx.embedder.embed(&[q])?.remove(0);
+        embed_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let scope = TenantScope::new(accounts[i % tenants].0.id.as_uuid(), Placement::Shared);
+        let started = Instant::now();
+        let found = store.search(scope, v, 5, None).await?;
+        search_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(!found.hits.is_empty(), "every tenant has chunks");
+    }
+    embed_ms.sort_by(f64::total_cmp);
+    search_ms.sort_by(f64::total_cmp);
+    let raw_p50 = percentile(&embed_ms, 50.0) + percentile(&search_ms, 50.0);
+
+    // Load: each client asks a different tenant a varied question, waits for the answer.
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let per_client: Vec<anyhow::Result<(Vec<f64>, usize, usize)>> = futures::stream::iter(0..clients)
+        .map(|c| {
+            let (app, accounts) = (&app, &accounts);
+            async move {
+                let (mut lat, mut answered, mut other) = (Vec::new(), 0, 0);
+                let mut i = c;
+                while Instant::now() < deadline {
+                    let (_, token) = &accounts[i % accounts.len()];
+                    let q = format!("{} ({})", QUESTIONS[(i / 7) % QUESTIONS.len()], i % 97);
+                    let t0 = Instant::now();
+                    let r = app.ask_raw(token, &q, json!({}), 10).await;
+                    let status = r.status().as_u16();
+                    let v: Value = r.json().await?;
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    anyhow::ensure!(status == 200, "{status}: {v}");
+                    if v["status"] == "answered" {
+                        answered += 1;
+                    } else {
+                        other += 1;
+                    }
+                    i += clients;
+                }
+                Ok((lat, answered, other))
+            }
+        })
+        .buffer_unordered(clients)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (mut all, mut answered, mut other) = (Vec::new(), 0, 0);
+    for r in per_client {
+        let (l, a, o) = r?;
+        all.extend(l);
+        answered += a;
+        other += o;
+    }
+    all.sort_by(f64::total_cmp);
+    let (p50, p95, p99) = (
+        percentile(&all, 50.0),
+        percentile(&all, 95.0),
+        percentile(&all, 99.0),
+    );
+    println!(
+        "end to end (POST /v1/queries?wait, {} questions, {answered} answered, {other} no_answer): p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, {:.1} questions/s",
+        all.len(),
+        all.len() as f64 / elapsed
+    );
+    println!(
+        "raw steps alone (one at a time): embed question p50 {:.2} ms, search p50 {:.2} ms; end-to-end p50 / raw p50 = {:.1}",
+        percentile(&embed_ms, 50.0),
+        percentile(&search_ms, 50.0),
+        p50 / raw_p50
+    );
+    println!("goal: p99 under 250 ms");
+    app.shutdown.cancel();
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! `scripts/bench <name>`: benchmarks against the same real services as the tests (a fresh
+//! database, Redis, the local object folder, the in-process vector engine, the real model).
+//!
+//! - `embed`: raw ONNX Runtime vs end-to-end ingestion throughput on cuad-dev.
+//! - `governance`: the same request through the full governance chain vs a bare handler.
+//! - `answer`: 100 tenants, 32 concurrent clients asking through the API with `wait`.
+
+mod answer;
+mod embed;
+mod governance;
+
+use anyhow::bail;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str).unwrap_or("embed") {
+        "embed" => embed::embed().await,
+        "governance" => governance::run().await,
+        "answer" => answer::run(&args[1..]).await,
+        other => bail!("unknown benchmark {other:?}: expected embed, governance or answer"),
+    }
+}
+
+/// The `p`-th percentile (0..=100) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -1,0 +1,249 @@
+//! `answer`: embed the question, search the tenant's placement (tenant filter always, the
+//! query's documents if any), answer extractively, filter the citations (each must be one
+//! of the retrieved chunks, of a document this tenant can see, inside the query's document
+//! filter; anything else is dropped and audited as an isolation violation), then store the
+//! result, charge the ledger by query id and announce completion, in one transaction.
+
+use crate::context::{Ctx, JobContext};
+use crate::retrieve::{self, report_violations};
+use apalis::prelude::{AbortError, BoxDynError, Data};
+use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::ids::DocumentId;
+use docket_platform::queries::Citation;
+use docket_platform::queries::job::{self, AnswerJob, Finished};
+use docket_rag::answer::extractive::Extractive;
+use docket_rag::answer::{Answer, Answerer, Passage};
+use docket_rag::vectors::Hit;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Attempts before a query is failed.
+const MAX_ATTEMPTS: i32 = 3;
+/// Longest one attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The apalis handler.
+pub async fn handle(job: AnswerJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+    let ctx: Ctx = (*ctx).clone();
+    let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, run(&ctx, &job)).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::Transient("the attempt timed out".into())),
+    };
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Failure::Transient(m)) => {
+            tracing::warn!(query = %job.query_id, error = %m, "answer attempt failed");
+            let attempts = attempts(&ctx, &job).await;
+            if attempts >= MAX_ATTEMPTS {
+                fail(
+                    &ctx,
+                    &job,
+                    "answer_failed",
+                    "the question could not be answered; please retry",
+                )
+                .await?;
+                return Err(AbortError::new(m).into());
+            }
+            tokio::time::sleep(Duration::from_millis(200 * attempts as u64)).await;
+            Err(m.into())
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    Transient(String),
+}
+
+fn transient(e: impl std::fmt::Display) -> Failure {
+    Failure::Transient(e.to_string())
+}
+
+async fn attempts(ctx: &JobContext, job: &AnswerJob) -> i32 {
+    let read = async {
+        let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+        let n: Option<i32> = sqlx::query_scalar("SELECT attempts FROM queries WHERE id = $1")
+            .bind(job.query_id)
+            .fetch_optional(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok::<_, docket_platform::db::DbError>(n.unwrap_or(MAX_ATTEMPTS))
+    };
+    read.await.unwrap_or(0)
+}
+
+async fn fail(ctx: &JobContext, job: &AnswerJob, code: &str, message: &str) -> Result<(), BoxDynError> {
+    let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+    job::fail(&mut tx, job.query_id, code, message).await?;
+    let ev = Event::new("queries.answer", Outcome::Failed, actor(job))
+        .target(format!("query:{}", job.query_id))
+        .reason(code);
+    ctx.auditor.tenant(&mut tx, ev).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn actor(job: &AnswerJob) -> Actor {
+    Actor::parse_label(&job.actor).unwrap_or(Actor::System)
+}
+
+async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
+    let t = job.tenant_id;
+    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
+    let claimed = job::claim(&mut tx, job.query_id).await.map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
+    // Already answered (a replayed job) or gone: nothing to do, nothing to charge.
+    let Some(q) = claimed else { return Ok(()) };
+
+    let for_blocking = ctx.clone();
+    let question = q.question.clone();
+    let vector = tokio::task::spawn_blocking(move || for_blocking.embedder.embed(&[question.as_str()]))
+        .await
+        .map_err(transient)?
+        .map_err(transient)?
+        .pop()
+        .ok_or_else(|| transient("the model returned no vector"))?;
+    let store = ctx
+        .vectors
+        .as_ref()
+        .ok_or_else(|| transient("this worker has no vector store"))?;
+    let limit = q.top_k_applied.max(1) as usize;
+    let filter: Vec<DocumentId> = q.document_ids.iter().map(|d| DocumentId(*d)).collect();
+    let mut hits: Vec<Hit> = if filter.is_empty() {
+        retrieve::search(ctx, store, t, vector, limit, None)
+            .await
+            .map_err(transient)?
+    } else {
+        let mut all = Vec::new();
+        for d in &filter {
+            all.extend(
+                retrieve::search(ctx, store, t, vector.clone(), limit, Some(*d))
+                    .await
+                    .map_err(transient)?,
+            );
+        }
+        all
+    };
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(limit);
+
+    let passages: Vec<Passage> = hits
+        .iter()
+        .map(|h| Passage {
+            chunk_id: h.id,
+            document_id: h.document,
+            text: h.text.clone(),
+            page_start: h.page_start,
+            page_end: h.page_end,
+            score: h.score,
+        })
+        .collect();
+    let answerer = Extractive::default();
+    let answer = answerer.answer(&q.question, &passages);
+
+    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
+    let doc_ids: Vec<uuid::Uuid> = passages.iter().map(|p| p.document_id).collect();
+    // Filenames through RLS: a document this tenant cannot see has no row here.
+    let names: HashMap<uuid::Uuid, String> =
+        sqlx::query_as::<_, (uuid::Uuid, String)>("SELECT id, filename FROM documents WHERE id = ANY($1)")
+            .bind(&doc_ids)
+            .fetch_all(tx.conn())
+            .await
+            .map_err(transient)?
+            .into_iter()
+            .collect();
+    let (status, text, citations, dropped) = match answer {
+        Answer::NoAnswer { message } => ("no_answer", message, Vec::new(), Vec::new()),
+        Answer::Answered { text, citations } => {
+            let mut kept = Vec::new();
+            let mut dropped = Vec::new();
+            for c in citations {
+                let p = &passages[c.passage];
+                let hit = &hits[c.passage];
+                let in_filter = filter.is_empty() || filter.iter().any(|d| d.as_uuid() == p.document_id);
+                match names.get(&p.document_id) {
+                    Some(name) if hit.tenant == t.as_uuid() && in_filter => kept.push(Citation {
+                        document_id: DocumentId(p.document_id),
+                        filename: name.clone(),
+                        chunk_id: p.chunk_id,
+                        page_start: p.page_start,
+                        page_end: p.page_end,
+                        quote: p.text[c.span.clone()].to_owned(),
+                        score: c.score,
+                    }),
+                    _ => dropped.push(hit.clone()),
+                }
+            }
+            if kept.is_empty() {
+                (
+                    "no_answer",
+                    docket_rag::answer::extractive::NO_ANSWER.to_owned(),
+                    kept,
+                    dropped,
+                )
+            } else if dropped.is_empty() {
+                ("answered", text, kept, dropped)
+            } else {
+                // The text numbered the dropped citations too: rebuild it from what is kept.
+                let text = kept
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        format!(
+                            "{} [{}]",
+                            c.quote.split_whitespace().collect::<Vec<_>>().join(" "),
+                            i + 1
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                ("answered", text, kept, dropped)
+            }
+        }
+    };
+    let tokens_in = ctx.chunker.count_tokens(&q.question)
+        + passages
+            .iter()
+            .map(|p| ctx.chunker.count_tokens(&p.text))
+            .sum::<usize>();
+    let tokens_out = if status == "answered" {
+        ctx.chunker.count_tokens(&text)
+    } else {
+        0
+    };
+    let finished = Finished {
+        status,
+        answer: text,
+        citations,
+        tokens_in: tokens_in as i32,
+        tokens_out: tokens_out as i32,
+        actor: job.actor.clone(),
+    };
+    let latency = job::finish(&mut tx, job.query_id, &finished)
+        .await
+        .map_err(transient)?;
+    if let Some(ms) = latency {
+        let cited: Vec<String> = finished
+            .citations
+            .iter()
+            .map(|c| c.document_id.to_string())
+            .collect();
+        let ev = Event::new("queries.answer", Outcome::Allowed, actor(job))
+            .target(format!("query:{}", job.query_id))
+            .reason(status)
+            .detail("citations", finished.citations.len())
+            .detail("documents", cited)
+            .detail("latency_ms", ms)
+            .detail("attempt", q.attempts);
+        let ev = match &job.request_id {
+            Some(r) => ev.detail("request_id", r.clone()),
+            None => ev,
+        };
+        ctx.auditor.tenant(&mut tx, ev).await.map_err(transient)?;
+    }
+    tx.commit().await.map_err(transient)?;
+    if !dropped.is_empty() {
+        report_violations(ctx, t, &dropped).await;
+    }
+    Ok(())
+}
