@@ -6,6 +6,7 @@
 pub mod extractive;
 pub mod sentences;
 pub mod terms;
+pub mod types;
 
 use uuid::Uuid;
 
@@ -22,6 +23,9 @@ pub struct Passage {
     pub page_start: u32,
     /// Last page.
     pub page_end: u32,
+    /// Position of the chunk in its document (0: the opening, where contracts name their
+    /// parties and date).
+    pub ordinal: u32,
     /// Similarity of the chunk to the question (cosine).
     pub score: f32,
 }

@@ -161,14 +161,18 @@ pub fn stem(word: &str) -> String {
     w
 }
 
-/// Stems of the meaningful words of `text`, in order (duplicates kept).
-pub fn terms(text: &str) -> Vec<String> {
+/// The meaningful words of `text`, lowercased, in order (duplicates kept).
+pub fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.len() >= 2)
         .map(str::to_lowercase)
         .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| stem(&w))
         .collect()
+}
+
+/// Stems of the meaningful words of `text`, in order (duplicates kept).
+pub fn terms(text: &str) -> Vec<String> {
+    words(text).iter().map(|w| stem(w)).collect()
 }
 
 /// Groups of stems that mean the same thing in contracts. A question term matches text

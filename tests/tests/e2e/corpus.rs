@@ -134,37 +134,13 @@ async fn all_forty_contracts_reach_ready_faithfully_and_retrieve_their_governing
     );
 }
 
-/// The question a user would ask for each clause category.
-const CLAUSE_QUESTIONS: [(&str, &str); 8] = [
-    (
-        "Governing Law",
-        "Which state's or country's law governs this agreement?",
-    ),
-    ("Parties", "Who are the parties to this agreement?"),
-    ("Agreement Date", "What is the date of this agreement?"),
-    ("Expiration Date", "When does this agreement expire?"),
-    (
-        "Renewal Term",
-        "Does this agreement renew automatically, and for how long?",
-    ),
-    (
-        "Termination For Convenience",
-        "Can a party terminate this agreement for convenience, without cause?",
-    ),
-    ("Cap On Liability", "Is there a cap or limit on liability?"),
-    (
-        "Non-Compete",
-        "Does this agreement restrict a party from competing?",
-    ),
-];
-
 /// Asks every category's question of every annotated contract; prints the hit rate per
 /// category and returns the overall rate.
 async fn answer_hit_rates(app: &docket_tests::TestApp, token: &str, ids: &[(u32, String)]) -> f64 {
     use docket_tests::asking::overlaps;
     use futures::StreamExt;
     let (mut hits, mut cases) = (0usize, 0usize);
-    for (category, question) in CLAUSE_QUESTIONS {
+    for (category, question) in docket_tests::asking::CLAUSE_QUESTIONS {
         let labels = clauses::annotations(category);
         let asks: Vec<(u32, String, Vec<String>)> = ids
             .iter()
@@ -186,7 +162,7 @@ async fn answer_hit_rates(app: &docket_tests::TestApp, token: &str, ids: &[(u32,
         let results: Vec<(u32, bool, Value)> = futures::stream::iter(asks)
             .map(|(n, id, snippets)| async move {
                 let v = app
-                    .ask(token, question, json!({"document_ids": [id], "top_k": 8}))
+                    .ask(token, question, json!({"document_ids": [id], "top_k": 20}))
                     .await;
                 let hit = v["citations"].as_array().into_iter().flatten().any(|c| {
                     snippets

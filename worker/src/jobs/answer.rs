@@ -12,7 +12,7 @@ use docket_platform::ids::DocumentId;
 use docket_platform::queries::Citation;
 use docket_platform::queries::job::{self, AnswerJob, Finished};
 use docket_rag::answer::extractive::Extractive;
-use docket_rag::answer::{Answer, Answerer, Passage};
+use docket_rag::answer::{Answer, Passage};
 use docket_rag::vectors::Hit;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -127,6 +127,8 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     hits.truncate(limit);
 
+    add_openings(ctx, t, &mut hits).await.map_err(transient)?;
+
     let passages: Vec<Passage> = hits
         .iter()
         .map(|h| Passage {
@@ -135,11 +137,14 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
             text: h.text.clone(),
             page_start: h.page_start,
             page_end: h.page_end,
+            ordinal: h.ordinal,
             score: h.score,
         })
         .collect();
     let answerer = Extractive::default();
-    let answer = answerer.answer(&q.question, &passages);
+    // Words the model's vocabulary does not hold whole (names, codes) must be found.
+    let specific = |w: &str| w.chars().any(|c| c.is_ascii_digit()) || ctx.chunker.count_tokens(w) > 1;
+    let answer = answerer.answer_with(&q.question, &passages, &specific);
 
     let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
     let doc_ids: Vec<uuid::Uuid> = passages.iter().map(|p| p.document_id).collect();
@@ -245,5 +250,48 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
     if !dropped.is_empty() {
         report_violations(ctx, t, &dropped).await;
     }
+    Ok(())
+}
+
+/// Adds the opening chunk of every document among `hits` (contracts name their parties,
+/// date and subject there), read through RLS, scored as the weakest hit so it competes on
+/// its words alone.
+async fn add_openings(
+    ctx: &JobContext,
+    t: docket_platform::ids::TenantId,
+    hits: &mut Vec<Hit>,
+) -> Result<(), docket_platform::db::DbError> {
+    let missing: Vec<uuid::Uuid> = {
+        let mut docs: Vec<uuid::Uuid> = hits.iter().map(|h| h.document).collect();
+        docs.sort_unstable();
+        docs.dedup();
+        docs.retain(|d| !hits.iter().any(|h| h.document == *d && h.ordinal == 0));
+        docs
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let floor = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
+    let mut tx = ctx.db.begin_tenant(t).await?;
+    let rows: Vec<(uuid::Uuid, uuid::Uuid, String, i32, i32)> = sqlx::query_as(
+        "SELECT id, document_id, text, page_start, page_end FROM chunks WHERE document_id = ANY($1) AND ordinal = 0",
+    )
+    .bind(&missing)
+    .fetch_all(tx.conn())
+    .await?;
+    tx.commit().await?;
+    hits.extend(
+        rows.into_iter()
+            .map(|(id, document, text, page_start, page_end)| Hit {
+                id,
+                score: floor,
+                tenant: t.as_uuid(),
+                document,
+                ordinal: 0,
+                page_start: page_start as u32,
+                page_end: page_end as u32,
+                text,
+            }),
+    );
     Ok(())
 }

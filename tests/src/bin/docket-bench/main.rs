@@ -4,10 +4,12 @@
 //! - `embed`: raw ONNX Runtime vs end-to-end ingestion throughput on cuad-dev.
 //! - `governance`: the same request through the full governance chain vs a bare handler.
 //! - `answer`: 100 tenants, 32 concurrent clients asking through the API with `wait`.
+//! - `answer-quality`: the extractive answerer alone on cuad-dev's annotated clauses.
 
 mod answer;
 mod embed;
 mod governance;
+mod quality;
 
 use anyhow::bail;
 
@@ -18,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
         "embed" => embed::embed().await,
         "governance" => governance::run().await,
         "answer" => answer::run(&args[1..]).await,
-        other => bail!("unknown benchmark {other:?}: expected embed, governance or answer"),
+        "answer-quality" => quality::run(&args[1..]).await,
+        other => bail!("unknown benchmark {other:?}: expected embed, governance, answer or answer-quality"),
     }
 }
 
