@@ -9,15 +9,16 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 /// Ledger kinds that count against the monthly token quota.
 pub const TOKEN_KINDS: [&str; 3] = ["query_tokens_in", "query_tokens_out", "embedding_tokens"];
 
-/// The tenant's entitlements for one endpoint class, as of this request.
+/// The tenant's entitlements, as of this request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entitlements {
     /// Plan id.
     pub plan_id: String,
     /// Plan features (`api_keys`, `bulk_import`, …).
     pub features: Vec<String>,
-    /// The rate that applies to the class (override or plan).
-    pub rate: Limit,
+    /// The rate per endpoint class (an unexpired override, else the plan's), in
+    /// [`EndpointClass::ALL`] order.
+    pub rates: [Limit; 4],
     /// Monthly token quota (`None`: unlimited).
     pub token_quota: Option<i64>,
     /// Whether tokens past the quota are billed as overage instead of refused.
@@ -37,6 +38,11 @@ pub struct Entitlements {
 }
 
 impl Entitlements {
+    /// The rate that applies to `class`.
+    pub fn rate(&self, class: EndpointClass) -> Limit {
+        self.rates[class.index()]
+    }
+
     /// Whether the plan includes `feature`.
     pub fn has(&self, feature: &str) -> bool {
         self.features.iter().any(|f| f == feature)
@@ -66,8 +72,8 @@ pub fn quota_resets_at(now: DateTime<Utc>) -> DateTime<Utc> {
 type Row = (
     String,
     serde_json::Value,
-    Option<i32>,
-    Option<i32>,
+    serde_json::Value,
+    serde_json::Value,
     Option<i64>,
     bool,
     i64,
@@ -78,25 +84,35 @@ type Row = (
     bool,
 );
 
-/// The tenant's entitlements for `class`.
-pub async fn load(tx: &mut TenantTx, class: EndpointClass) -> Result<Entitlements, DbError> {
+fn limit(v: &serde_json::Value) -> Option<Limit> {
+    let n = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_i64)
+            .map(|n| n.clamp(1, i64::from(u32::MAX / 2)) as u32)
+    };
+    Some(Limit {
+        per_minute: n("per_minute")?,
+        burst: n("burst")?,
+    })
+}
+
+/// The tenant's entitlements (read with the principal, in the extractor's transaction).
+pub async fn load(tx: &mut TenantTx) -> Result<Entitlements, DbError> {
     let tenant = tx.tenant_id();
     let r: Row = sqlx::query_as(
-        "SELECT p.id, p.features,
-                COALESCE(o.per_minute, (p.rate_limits -> $2 ->> 'per_minute')::int),
-                COALESCE(o.burst, (p.rate_limits -> $2 ->> 'burst')::int),
+        "SELECT p.id, p.features, p.rate_limits,
+                COALESCE((SELECT jsonb_object_agg(o.class, jsonb_build_object('per_minute', o.per_minute, 'burst', o.burst))
+                          FROM rate_overrides o WHERE o.tenant_id = t.id AND o.expires_at > now()), '{}'::jsonb),
                 p.monthly_token_quota, p.overage_cents_per_1k IS NOT NULL,
                 COALESCE((SELECT sum(u.quantity) FROM usage_monthly u
                           WHERE u.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
-                            AND u.kind = ANY($3)), 0)::bigint,
+                            AND u.kind = ANY($2)), 0)::bigint,
                 p.max_top_k, p.max_documents, p.max_storage_bytes, p.max_upload_bytes,
                 t.refuse_flagged_input
          FROM tenants t JOIN plans p ON p.id = t.plan_id
-         LEFT JOIN rate_overrides o ON o.tenant_id = t.id AND o.class = $2 AND o.expires_at > now()
          WHERE t.id = $1",
     )
     .bind(tenant)
-    .bind(class.as_str())
     .bind(&TOKEN_KINDS[..])
     .fetch_one(tx.conn())
     .await?;
@@ -104,15 +120,19 @@ pub async fn load(tx: &mut TenantTx, class: EndpointClass) -> Result<Entitlement
         r.1.as_array()
             .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
-    // A plan without a row for the class is not limited by rate (only by its quotas).
-    let rate = Limit {
-        per_minute: r.2.map_or(u32::MAX / 2, |n| n.max(1) as u32),
-        burst: r.3.map_or(u32::MAX / 2, |n| n.max(1) as u32),
-    };
+    // A plan without a row for a class is not limited by rate there (only by its quotas).
+    let rates = EndpointClass::ALL.map(|c| {
+        limit(&r.3[c.as_str()])
+            .or_else(|| limit(&r.2[c.as_str()]))
+            .unwrap_or(Limit {
+                per_minute: u32::MAX / 2,
+                burst: u32::MAX / 2,
+            })
+    });
     Ok(Entitlements {
         plan_id: r.0,
         features,
-        rate,
+        rates,
         token_quota: r.4,
         overage_allowed: r.5,
         tokens_used: r.6,
@@ -169,10 +189,10 @@ mod tests {
         let mut e = Entitlements {
             plan_id: "free".into(),
             features: vec!["api_keys".into()],
-            rate: Limit {
+            rates: [Limit {
                 per_minute: 1,
                 burst: 1,
-            },
+            }; 4],
             token_quota: Some(100),
             overage_allowed: false,
             tokens_used: 99,
@@ -191,5 +211,6 @@ mod tests {
         e.overage_allowed = false;
         assert!(!e.quota_exhausted());
         assert!(e.has("api_keys") && !e.has("exports"));
+        assert_eq!(e.rate(EndpointClass::Admin).burst, 1);
     }
 }

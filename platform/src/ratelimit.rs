@@ -34,6 +34,14 @@ impl EndpointClass {
         }
     }
 
+    /// Every class.
+    pub const ALL: [Self; 4] = [Self::Query, Self::Upload, Self::Read, Self::Admin];
+
+    /// Position in [`EndpointClass::ALL`].
+    pub fn index(&self) -> usize {
+        *self as usize
+    }
+
     /// Stored name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -46,9 +54,7 @@ impl EndpointClass {
 
     /// Parses a stored name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Query, Self::Upload, Self::Read, Self::Admin]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// Whether requests of this class are refused while the limiter is unreachable. Uploads

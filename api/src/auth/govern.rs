@@ -79,9 +79,7 @@ impl TenantAuth {
                 .await);
         }
         let class = EndpointClass::of(cap);
-        let mut tx = state.db.begin_tenant(self.tenant_id()).await?;
-        let ent = entitlements::load(&mut tx, class).await?;
-        tx.commit().await?;
+        let ent = self.entitlements.clone();
         if let Some(f) = gate.feature {
             self.feature_gate(state, &ent, f).await?;
         }
@@ -230,7 +228,7 @@ impl TenantAuth {
         class: EndpointClass,
         ent: &Entitlements,
     ) -> Result<(), ApiError> {
-        let limit = ent.rate;
+        let limit = ent.rate(class);
         match ratelimit::check(&state.redis, self.tenant_id(), class, limit).await {
             Ok(d) => {
                 self.ctx.rate.set(d);

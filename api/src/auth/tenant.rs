@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::authz::Role;
+use docket_platform::db::TenantTx;
+use docket_platform::entitlements::{self, Entitlements};
 use docket_platform::identity::api_keys::{self, KeyRefusal};
 use docket_platform::identity::credential::{self, Credential, Kind};
 use docket_platform::identity::jwt::{self, Audience};
@@ -36,6 +38,8 @@ pub struct TenantAuth {
     pub principal: Principal,
     /// Their current role (re-read on this request, not taken from the token).
     pub role: Role,
+    /// The tenant's plan entitlements, read on this request.
+    pub entitlements: Entitlements,
     /// Request id and address.
     pub ctx: RequestCtx,
 }
@@ -113,10 +117,11 @@ impl FromRequestParts<AppState> for TenantAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ctx = RequestCtx::from_parts(parts);
         match authenticate(parts, state).await {
-            Ok((tenant, principal, role)) => Ok(TenantAuth {
+            Ok((tenant, principal, role, entitlements)) => Ok(TenantAuth {
                 tenant,
                 principal,
                 role,
+                entitlements,
                 ctx,
             }),
             Err(Ok(refusal)) => Err(refusal.record(state, &ctx).await),
@@ -125,7 +130,10 @@ impl FromRequestParts<AppState> for TenantAuth {
     }
 }
 
-type Outcome3 = Result<(Tenant, Principal, Role), Result<Refusal, ApiError>>;
+/// What authentication yields: the tenant, who, their role, and the tenant's entitlements
+/// (read in the same transaction, so governance costs no second round of queries).
+type Authenticated = (Tenant, Principal, Role, Entitlements);
+type Outcome3 = Result<Authenticated, Result<Refusal, ApiError>>;
 
 async fn authenticate(parts: &Parts, state: &AppState) -> Outcome3 {
     let token = match bearer(parts) {
@@ -150,8 +158,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Outcome3 {
     }
 }
 
-async fn load_tenant(state: &AppState, id: TenantId) -> Result<Option<Tenant>, ApiError> {
-    tenants::get(&state.db, id).await.map_err(ApiError::internal)
+async fn load_tenant(tx: &mut TenantTx) -> Result<Option<Tenant>, Result<Refusal, ApiError>> {
+    tenants::current(tx).await.map_err(|e| Err(ApiError::internal(e)))
+}
+
+async fn load_entitlements(tx: &mut TenantTx) -> Result<Entitlements, Result<Refusal, ApiError>> {
+    entitlements::load(tx).await.map_err(|e| Err(e.into()))
 }
 
 async fn access_token(token: &str, state: &AppState) -> Outcome3 {
@@ -167,16 +179,19 @@ async fn access_token(token: &str, state: &AppState) -> Outcome3 {
     };
     let tid = TenantId(claims.tid.ok_or_else(invalid)?);
     let user_id = UserId(claims.sub);
-    let tenant = load_tenant(state, tid).await.map_err(Err)?.ok_or_else(invalid)?;
+    let mut tx = state.db.begin_tenant(tid).await.map_err(|e| Err(e.into()))?;
+    let tenant = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
     if !tenant.is_active() {
         return Err(Ok(suspended(tid, Actor::User(user_id))));
     }
-    let mut tx = state.db.begin_tenant(tid).await.map_err(|e| Err(e.into()))?;
     let user = users::get(&mut tx, user_id)
         .await
         .map_err(|e| Err(ApiError::internal(e)))?;
     match user {
-        Some(u) if u.is_active() => Ok((tenant, Principal::User(u.id), u.role())),
+        Some(u) if u.is_active() => {
+            let ent = load_entitlements(&mut tx).await?;
+            Ok((tenant, Principal::User(u.id), u.role(), ent))
+        }
         Some(_) => Err(Ok(unauthorized("user_disabled", "this user has been disabled")
             .chain(Chain::Tenant(tid))
             .actor(Actor::User(user_id)))),
@@ -187,18 +202,16 @@ async fn access_token(token: &str, state: &AppState) -> Outcome3 {
 async fn api_key(token: &str, state: &AppState) -> Outcome3 {
     let invalid = || Ok(unauthorized("invalid_api_key", "the API key is not valid"));
     let cred = Credential::parse(Kind::ApiKey, token).ok_or_else(invalid)?;
-    let tenant = load_tenant(state, cred.tenant)
-        .await
-        .map_err(Err)?
-        .ok_or_else(invalid)?;
     let mut tx = state
         .db
-        .begin_tenant(tenant.id)
+        .begin_tenant(cred.tenant)
         .await
         .map_err(|e| Err(e.into()))?;
+    let tenant = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
     let result = api_keys::authenticate(&mut tx, &cred)
         .await
         .map_err(|e| Err(e.into()))?;
+    let ent = load_entitlements(&mut tx).await?;
     tx.commit().await.map_err(|e| Err(e.into()))?;
     let actor = Actor::ApiKey(ApiKeyId(cred.id));
     let key = match result {
@@ -222,5 +235,5 @@ async fn api_key(token: &str, state: &AppState) -> Outcome3 {
         return Err(Ok(suspended(tenant.id, actor)));
     }
     let role = key.role.parse().unwrap_or(Role::Viewer);
-    Ok((tenant, Principal::ApiKey(key.id), role))
+    Ok((tenant, Principal::ApiKey(key.id), role, ent))
 }
