@@ -4,6 +4,7 @@
 
 use crate::db::{DbError, TenantTx};
 use crate::ratelimit::{EndpointClass, Limit};
+use crate::tenants::Tenant;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 /// Ledger kinds that count against the monthly token quota.
@@ -69,20 +70,22 @@ pub fn quota_resets_at(now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-type Row = (
-    String,
-    serde_json::Value,
-    serde_json::Value,
-    serde_json::Value,
-    Option<i64>,
-    bool,
-    i64,
-    i32,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    bool,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    #[sqlx(flatten)]
+    tenant: Tenant,
+    features: serde_json::Value,
+    plan_rates: serde_json::Value,
+    overrides: serde_json::Value,
+    monthly_token_quota: Option<i64>,
+    overage_allowed: bool,
+    tokens_used: i64,
+    max_top_k: i32,
+    max_documents: Option<i64>,
+    max_storage_bytes: Option<i64>,
+    max_upload_bytes: i64,
+    refuse_flagged_input: bool,
+}
 
 fn limit(v: &serde_json::Value) -> Option<Limit> {
     let n = |k: &str| {
@@ -96,17 +99,19 @@ fn limit(v: &serde_json::Value) -> Option<Limit> {
     })
 }
 
-/// The tenant's entitlements (read with the principal, in the extractor's transaction).
-pub async fn load(tx: &mut TenantTx) -> Result<Entitlements, DbError> {
+/// The tenant of the transaction and its entitlements, in one query (the extractor reads
+/// them with the principal, in one transaction), or `None` if the tenant does not exist.
+pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, DbError> {
     let tenant = tx.tenant_id();
-    let r: Row = sqlx::query_as(
-        "SELECT p.id, p.features, p.rate_limits,
+    let r: Option<Row> = sqlx::query_as(
+        "SELECT t.id, t.slug, t.name, t.plan_id, t.isolation_tier, t.status, t.created_at,
+                p.features, p.rate_limits AS plan_rates,
                 COALESCE((SELECT jsonb_object_agg(o.class, jsonb_build_object('per_minute', o.per_minute, 'burst', o.burst))
-                          FROM rate_overrides o WHERE o.tenant_id = t.id AND o.expires_at > now()), '{}'::jsonb),
-                p.monthly_token_quota, p.overage_cents_per_1k IS NOT NULL,
+                          FROM rate_overrides o WHERE o.tenant_id = t.id AND o.expires_at > now()), '{}'::jsonb) AS overrides,
+                p.monthly_token_quota, p.overage_cents_per_1k IS NOT NULL AS overage_allowed,
                 COALESCE((SELECT sum(u.quantity) FROM usage_monthly u
                           WHERE u.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
-                            AND u.kind = ANY($2)), 0)::bigint,
+                            AND u.kind = ANY($2)), 0)::bigint AS tokens_used,
                 p.max_top_k, p.max_documents, p.max_storage_bytes, p.max_upload_bytes,
                 t.refuse_flagged_input
          FROM tenants t JOIN plans p ON p.id = t.plan_id
@@ -114,34 +119,37 @@ pub async fn load(tx: &mut TenantTx) -> Result<Entitlements, DbError> {
     )
     .bind(tenant)
     .bind(&TOKEN_KINDS[..])
-    .fetch_one(tx.conn())
+    .fetch_optional(tx.conn())
     .await?;
-    let features =
-        r.1.as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
+    let Some(r) = r else { return Ok(None) };
+    let features = r
+        .features
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     // A plan without a row for a class is not limited by rate there (only by its quotas).
     let rates = EndpointClass::ALL.map(|c| {
-        limit(&r.3[c.as_str()])
-            .or_else(|| limit(&r.2[c.as_str()]))
+        limit(&r.overrides[c.as_str()])
+            .or_else(|| limit(&r.plan_rates[c.as_str()]))
             .unwrap_or(Limit {
                 per_minute: u32::MAX / 2,
                 burst: u32::MAX / 2,
             })
     });
-    Ok(Entitlements {
-        plan_id: r.0,
+    let ent = Entitlements {
+        plan_id: r.tenant.plan_id.clone(),
         features,
         rates,
-        token_quota: r.4,
-        overage_allowed: r.5,
-        tokens_used: r.6,
-        max_top_k: r.7.max(1) as u32,
-        max_documents: r.8,
-        max_storage_bytes: r.9,
-        max_upload_bytes: r.10.max(1) as u64,
-        refuse_flagged_input: r.11,
-    })
+        token_quota: r.monthly_token_quota,
+        overage_allowed: r.overage_allowed,
+        tokens_used: r.tokens_used,
+        max_top_k: r.max_top_k.max(1) as u32,
+        max_documents: r.max_documents,
+        max_storage_bytes: r.max_storage_bytes,
+        max_upload_bytes: r.max_upload_bytes.max(1) as u64,
+        refuse_flagged_input: r.refuse_flagged_input,
+    };
+    Ok(Some((r.tenant, ent)))
 }
 
 /// Documents the tenant keeps and the bytes they take (failed ones hold no searchable

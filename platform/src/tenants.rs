@@ -1,6 +1,6 @@
 //! Tenants: the control-plane records of customer organisations.
 
-use crate::db::{ControlDb, Db, DbError, TenantTx};
+use crate::db::{ControlDb, Db, DbError};
 use crate::ids::{TenantId, TenantSlug};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -158,16 +158,6 @@ pub async fn get(db: &Db, id: TenantId) -> Result<Option<Tenant>, TenantError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(db.platform_pool())
-        .await?)
-}
-
-/// The tenant a tenant transaction is bound to.
-pub async fn current(tx: &mut TenantTx) -> Result<Option<Tenant>, TenantError> {
-    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
-    let id = tx.tenant_id();
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .fetch_optional(tx.conn())
         .await?)
 }
 

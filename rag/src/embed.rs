@@ -123,6 +123,10 @@ impl Embedder {
             .map_err(runtime)?
             .with_intra_threads(settings.threads.max(1))
             .map_err(runtime)?
+            // Idle ORT threads otherwise busy-wait for the next run, taking the CPU that the
+            // rest of a worker (answering, parsing, the database driver) needs between runs.
+            .with_intra_op_spinning(false)
+            .map_err(runtime)?
             .commit_from_file(&model)
             .map_err(runtime)?;
         let mut tokenizer = Tokenizer::from_file(&tok).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;

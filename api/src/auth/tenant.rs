@@ -18,7 +18,7 @@ use docket_platform::identity::credential::{self, Credential, Kind};
 use docket_platform::identity::jwt::{self, Audience};
 use docket_platform::identity::users;
 use docket_platform::ids::{ApiKeyId, TenantId, UserId};
-use docket_platform::tenants::{self, Tenant};
+use docket_platform::tenants::Tenant;
 
 /// Who is acting for the tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,11 +158,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Outcome3 {
     }
 }
 
-async fn load_tenant(tx: &mut TenantTx) -> Result<Option<Tenant>, Result<Refusal, ApiError>> {
-    tenants::current(tx).await.map_err(|e| Err(ApiError::internal(e)))
-}
-
-async fn load_entitlements(tx: &mut TenantTx) -> Result<Entitlements, Result<Refusal, ApiError>> {
+async fn load_tenant(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, Result<Refusal, ApiError>> {
     entitlements::load(tx).await.map_err(|e| Err(e.into()))
 }
 
@@ -180,7 +176,7 @@ async fn access_token(token: &str, state: &AppState) -> Outcome3 {
     let tid = TenantId(claims.tid.ok_or_else(invalid)?);
     let user_id = UserId(claims.sub);
     let mut tx = state.db.begin_tenant(tid).await.map_err(|e| Err(e.into()))?;
-    let tenant = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
+    let (tenant, ent) = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
     if !tenant.is_active() {
         return Err(Ok(suspended(tid, Actor::User(user_id))));
     }
@@ -188,10 +184,7 @@ async fn access_token(token: &str, state: &AppState) -> Outcome3 {
         .await
         .map_err(|e| Err(ApiError::internal(e)))?;
     match user {
-        Some(u) if u.is_active() => {
-            let ent = load_entitlements(&mut tx).await?;
-            Ok((tenant, Principal::User(u.id), u.role(), ent))
-        }
+        Some(u) if u.is_active() => Ok((tenant, Principal::User(u.id), u.role(), ent)),
         Some(_) => Err(Ok(unauthorized("user_disabled", "this user has been disabled")
             .chain(Chain::Tenant(tid))
             .actor(Actor::User(user_id)))),
@@ -207,11 +200,10 @@ async fn api_key(token: &str, state: &AppState) -> Outcome3 {
         .begin_tenant(cred.tenant)
         .await
         .map_err(|e| Err(e.into()))?;
-    let tenant = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
+    let (tenant, ent) = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
     let result = api_keys::authenticate(&mut tx, &cred)
         .await
         .map_err(|e| Err(e.into()))?;
-    let ent = load_entitlements(&mut tx).await?;
     tx.commit().await.map_err(|e| Err(e.into()))?;
     let actor = Actor::ApiKey(ApiKeyId(cred.id));
     let key = match result {

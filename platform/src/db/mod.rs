@@ -67,7 +67,10 @@ impl Db {
         // One round trip: BEGIN and the tenant setting travel as one simple query. `true` =
         // transaction-local, so the setting cannot leak to the next user of this pooled
         // connection. Formatting is safe: a `TenantId` displays as a UUID and nothing else.
-        let begin = format!("BEGIN; SELECT set_config('app.tenant_id', '{}', true)", tenant.as_uuid());
+        let begin = format!(
+            "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+            tenant.as_uuid()
+        );
         let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
         Ok(TenantTx { tx, tenant })
     }
