@@ -36,6 +36,8 @@ pub async fn rows_in_every_tenant_table(control: &ControlDb, tenant: TenantId) {
         "INSERT INTO audit_events (tenant_id, seq, occurred_at, actor_kind, action, outcome, prev_hash, hash)
            VALUES ($1, 1, now(), 'system', 'seed', 'allowed', '', 'seed')",
         "INSERT INTO usage_events (tenant_id, kind, quantity, idempotency_key) VALUES ($1, 'pages_parsed', 3, 'seed')",
+        // usage_monthly gets its row from the ledger's trigger above.
+        "INSERT INTO queries (id, tenant_id, actor, question, top_k_applied) VALUES (gen_random_uuid(), $1, 'system', 'seed?', 1)",
     ];
     for sql in statements.iter().chain(IDENTITY_SEEDS.iter()) {
         sqlx::query(*sql)
