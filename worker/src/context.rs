@@ -25,8 +25,10 @@ pub struct JobContext {
     pub auditor: Auditor,
     /// The model's chunker (tokenizer loaded once).
     pub chunker: Chunker,
-    /// The embedding model (loaded once per process).
+    /// The embedding model for ingestion batches (loaded once per process).
     pub embedder: Embedder,
+    /// The same model in a session for single questions (see `Embedder::load_interactive`).
+    pub question_embedder: Embedder,
     /// The vector store: with the in-process engine only in the one process that owns it;
     /// with a Qdrant server in every process. Present ⇔ this process runs `index`.
     pub vectors: Option<Vectors>,

@@ -87,15 +87,18 @@ impl Worker {
             overlap: config.ingest.chunk_overlap,
         };
         let chunker = Chunker::new(&config.ingest.model_dir.join("tokenizer.json"), settings)?;
-        let embedder = Embedder::load(&EmbedSettings {
+        let settings = EmbedSettings {
             model_dir: config.ingest.model_dir.clone(),
             library: config.ingest.ort_library.clone(),
             threads: config.ingest.embed_threads,
             batch: config.ingest.embed_batch,
-        })?;
+        };
+        let embedder = Embedder::load(&settings)?;
+        let question_embedder = Embedder::load_interactive(&settings)?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
         let ctx = Arc::new(JobContext {
             embedder,
+            question_embedder,
             db,
             blobs: BlobStore::from_config(&config.objects)?,
             queue: JobQueue::new(redis.clone(), config.ingest.job_max_attempts),

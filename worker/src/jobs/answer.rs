@@ -97,12 +97,13 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
 
     let for_blocking = ctx.clone();
     let question = q.question.clone();
-    let vector = tokio::task::spawn_blocking(move || for_blocking.embedder.embed(&[question.as_str()]))
-        .await
-        .map_err(transient)?
-        .map_err(transient)?
-        .pop()
-        .ok_or_else(|| transient("the model returned no vector"))?;
+    let vector =
+        tokio::task::spawn_blocking(move || for_blocking.question_embedder.embed(&[question.as_str()]))
+            .await
+            .map_err(transient)?
+            .map_err(transient)?
+            .pop()
+            .ok_or_else(|| transient("the model returned no vector"))?;
     let store = ctx
         .vectors
         .as_ref()
