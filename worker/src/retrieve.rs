@@ -24,27 +24,36 @@ pub enum RetrieveError {
     Vectors(#[from] docket_rag::vectors::VectorError),
 }
 
-/// The `limit` nearest chunks of `t` (optionally within one document) at its current
-/// placement; only the tenant's own points ever come back.
+/// The `limit` nearest chunks of `t` at its current placement, within `documents` when
+/// any are given (one placement read, one search per document, best `limit` overall); only
+/// the tenant's own points ever come back.
 pub async fn search(
     ctx: &JobContext,
     store: &impl VectorIndex,
     t: TenantId,
     query: Vec<f32>,
     limit: usize,
-    document: Option<DocumentId>,
+    documents: &[DocumentId],
 ) -> Result<Vec<Hit>, RetrieveError> {
     let mut tx = ctx.db.begin_tenant(t).await?;
     let place = placement::read(&mut tx).await?;
     tx.commit().await?;
     let scope = TenantScope::new(t.as_uuid(), crate::jobs::index::placement_of(place.current));
-    let found = store
-        .search(scope, query, limit, document.map(|d| d.as_uuid()))
-        .await?;
-    if !found.violations.is_empty() {
-        report_violations(ctx, t, &found.violations).await;
+    let filters: Vec<Option<uuid::Uuid>> = match documents {
+        [] => vec![None],
+        ds => ds.iter().map(|d| Some(d.as_uuid())).collect(),
+    };
+    let mut hits = Vec::new();
+    for filter in filters {
+        let found = store.search(scope, query.clone(), limit, filter).await?;
+        if !found.violations.is_empty() {
+            report_violations(ctx, t, &found.violations).await;
+        }
+        hits.extend(found.hits);
     }
-    Ok(found.hits)
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(limit);
+    Ok(hits)
 }
 
 /// Counts, logs and audits hits that named another tenant (already dropped by the search).

@@ -53,12 +53,10 @@ impl<'a> Gate<'a> {
     }
 }
 
-/// What passed the chain: the entitlements the handler applies (top_k, sizes, limits) and
-/// the safety flags raised by the input.
+/// What passed the chain: the safety flags raised by the input. (The entitlements the
+/// handler applies are on [`TenantAuth::entitlements`], read with the principal.)
 #[derive(Debug, Clone)]
 pub struct Governed {
-    /// The tenant's entitlements as of this request.
-    pub entitlements: Entitlements,
     /// Prompt-injection patterns the question matched (audited already).
     pub flags: Vec<&'static str>,
 }
@@ -79,23 +77,20 @@ impl TenantAuth {
                 .await);
         }
         let class = EndpointClass::of(cap);
-        let ent = self.entitlements.clone();
+        let ent = &self.entitlements;
         if let Some(f) = gate.feature {
-            self.feature_gate(state, &ent, f).await?;
+            self.feature_gate(state, ent, f).await?;
         }
         self.check_switches(state, class).await?;
         let flags = match gate.question {
-            Some(q) => self.input_safety(state, &ent, q).await?,
+            Some(q) => self.input_safety(state, ent, q).await?,
             None => Vec::new(),
         };
-        self.rate_limit(state, class, &ent).await?;
+        self.rate_limit(state, class, ent).await?;
         if gate.metered {
-            self.quota(state, &ent).await?;
+            self.quota(state, ent).await?;
         }
-        Ok(Governed {
-            entitlements: ent,
-            flags,
-        })
+        Ok(Governed { flags })
     }
 
     async fn feature_gate(

@@ -2,14 +2,13 @@
 
 use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
-use crate::routes::parse_id;
+use crate::routes::{Page, parse_id};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::blobs::BlobError;
@@ -70,10 +69,9 @@ async fn upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let governed = auth
-        .govern(&state, Gate::new(Capability::DocumentsWrite).metered())
+    auth.govern(&state, Gate::new(Capability::DocumentsWrite).metered())
         .await?;
-    let ent = &governed.entitlements;
+    let ent = &auth.entitlements;
     within_plan_limits(&state, &auth, ent).await?;
     let max_bytes = state.config.ingest.max_upload_bytes.min(ent.max_upload_bytes);
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
@@ -352,14 +350,6 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, DocumentId)> {
-    let (micros, id) = c.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        DocumentId(uuid::Uuid::try_parse(id).ok()?),
-    ))
-}
-
 async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -367,10 +357,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::DocumentsRead).await?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 200"));
-    }
+    let page = Page::parse(q.limit, q.cursor.as_deref())?;
     if let Some(s) = q.status.as_deref()
         && !["queued", "processing", "ready", "failed"].contains(&s)
     {
@@ -379,14 +366,9 @@ async fn list(
             "status must be queued, processing, ready or failed",
         ));
     }
-    let after = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
-        })?),
-    };
+    let after = page.after.map(|(at, id)| (at, DocumentId(id)));
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let docs = documents::list(&mut tx, q.status.as_deref(), after, limit).await?;
+    let docs = documents::list(&mut tx, q.status.as_deref(), after, page.limit).await?;
     let ev = auth
         .event("documents.list", Outcome::Allowed)
         .detail("count", docs.len());
@@ -396,12 +378,7 @@ async fn list(
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    let next = (docs.len() as i64 == limit)
-        .then(|| {
-            docs.last()
-                .map(|d| format!("{}_{}", d.created_at.timestamp_micros(), d.id))
-        })
-        .flatten();
+    let next = page.next(docs.len(), docs.last().map(|d| (d.created_at, d.id.as_uuid())));
     Ok(Json(json!({"documents": docs, "next_cursor": next})))
 }
 

@@ -20,3 +20,48 @@ use crate::error::ApiError;
 pub fn parse_id(s: &str, what: &str) -> Result<uuid::Uuid, ApiError> {
     uuid::Uuid::try_parse(s).map_err(|_| ApiError::not_found(what))
 }
+
+/// A page request of a newest-first list: `limit` (1–200, default 50) and an optional
+/// cursor `(created_at, id)` as this API returned it.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Rows to return.
+    pub limit: i64,
+    /// Rows strictly older than this.
+    pub after: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+}
+
+impl Page {
+    /// Validates `limit` and `cursor` (400 `invalid_limit` / `invalid_cursor`).
+    pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
+        let limit = limit.unwrap_or(50);
+        if !(1..=200).contains(&limit) {
+            return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 200"));
+        }
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
+            })?),
+        };
+        Ok(Self { limit, after })
+    }
+
+    /// The cursor of the next page: present when this page came back full.
+    pub fn next(
+        &self,
+        returned: usize,
+        last: Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)>,
+    ) -> Option<String> {
+        let (at, id) = last.filter(|_| returned as i64 == self.limit)?;
+        Some(format!("{}_{id}", at.timestamp_micros()))
+    }
+}
+
+fn decode_cursor(c: &str) -> Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> {
+    let (micros, id) = c.split_once('_')?;
+    Some((
+        chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        uuid::Uuid::try_parse(id).ok()?,
+    ))
+}

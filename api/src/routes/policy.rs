@@ -24,9 +24,9 @@ struct Policy {
 }
 
 async fn show(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
-    let governed = auth.require(&state, Capability::QueriesRead).await?;
+    auth.require(&state, Capability::QueriesRead).await?;
     Ok(Json(
-        json!({"refuse_flagged_input": governed.entitlements.refuse_flagged_input}),
+        json!({"refuse_flagged_input": auth.entitlements.refuse_flagged_input}),
     ))
 }
 

@@ -6,13 +6,12 @@ use crate::answers::{Waited, wait_for};
 use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::parse_id;
+use crate::routes::{Page, parse_id};
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use docket_platform::authz::{Capability, Role};
 use docket_platform::documents;
 use docket_platform::ids::{DocumentId, QueryId};
@@ -79,7 +78,7 @@ async fn ask(
                 .metered(),
         )
         .await?;
-    let ent = &governed.entitlements;
+    let ent = &auth.entitlements;
     let requested = body.top_k.unwrap_or(DEFAULT_TOP_K.min(ent.max_top_k));
     if requested == 0 {
         return Err(ApiError::bad_request("invalid_top_k", "top_k must be at least 1"));
@@ -109,10 +108,8 @@ async fn ask(
     let actor = auth.actor_label();
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     // Another tenant's document is simply not found here (RLS): 404, never its content.
-    for d in &docs {
-        if documents::get(&mut tx, *d).await?.is_none() {
-            return Err(ApiError::not_found("document"));
-        }
+    if documents::count_existing(&mut tx, &docs).await? != docs.len() as i64 {
+        return Err(ApiError::not_found("document"));
     }
     let new = NewQuery {
         id,
@@ -198,14 +195,6 @@ struct ListParams {
     limit: Option<i64>,
 }
 
-fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, QueryId)> {
-    let (micros, id) = c.split_once('_')?;
-    Some((
-        DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-        QueryId(uuid::Uuid::try_parse(id).ok()?),
-    ))
-}
-
 async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -213,25 +202,15 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::QueriesRead).await?;
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 200"));
-    }
-    let after = match p.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
-        })?),
-    };
+    let page = Page::parse(p.limit, p.cursor.as_deref())?;
+    let after = page.after.map(|(at, id)| (at, QueryId(id)));
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let rows = queries::list(&mut tx, only_actor(&auth).as_deref(), after, limit).await?;
+    let rows = queries::list(&mut tx, only_actor(&auth).as_deref(), after, page.limit).await?;
     tx.commit().await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last()
-                .map(|q| format!("{}_{}", q.created_at.timestamp_micros(), q.query_id))
-        })
-        .flatten();
+    let next = page.next(
+        rows.len(),
+        rows.last().map(|q| (q.created_at, q.query_id.as_uuid())),
+    );
     let items: Vec<Value> = rows.iter().map(|q| result(q, &[])).collect();
     Ok(Json(json!({"queries": items, "next_cursor": next})))
 }

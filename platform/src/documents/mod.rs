@@ -125,6 +125,16 @@ pub async fn find_by_idempotency_key(tx: &mut TenantTx, key: &str) -> Result<Opt
     .await?)
 }
 
+/// How many of `ids` the tenant has (another tenant's ids are invisible here, by RLS).
+pub async fn count_existing(tx: &mut TenantTx, ids: &[DocumentId]) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM documents WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_one(tx.conn())
+            .await?,
+    )
+}
+
 /// A page of documents, newest first, after the cursor `(created_at, id)`.
 pub async fn list(
     tx: &mut TenantTx,

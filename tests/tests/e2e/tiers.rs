@@ -54,7 +54,7 @@ async fn tier_moves_keep_searches_answering_and_purge_the_old_placement() {
         let tenant = big.id;
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let hits = retrieve::search(&ctx, &store, tenant, query.clone(), 5, None)
+                let hits = retrieve::search(&ctx, &store, tenant, query.clone(), 5, &[])
                     .await
                     .expect("search");
                 assert_eq!(hits.len(), 5, "a search during a move came back short");

@@ -27,11 +27,12 @@ pub async fn handle(job: AnswerJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     let ctx: Ctx = (*ctx).clone();
     let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, run(&ctx, &job)).await {
         Ok(r) => r,
-        Err(_) => Err(Failure::Transient("the attempt timed out".into())),
+        Err(_) => Err("the attempt timed out".to_owned()),
     };
     match outcome {
         Ok(()) => Ok(()),
-        Err(Failure::Transient(m)) => {
+        // Every failure is worth a retry (database, queue, model); the attempt cap ends it.
+        Err(m) => {
             tracing::warn!(query = %job.query_id, error = %m, "answer attempt failed");
             let attempts = attempts(&ctx, &job).await;
             if attempts >= MAX_ATTEMPTS {
@@ -50,13 +51,8 @@ pub async fn handle(job: AnswerJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
     }
 }
 
-#[derive(Debug)]
-enum Failure {
-    Transient(String),
-}
-
-fn transient(e: impl std::fmt::Display) -> Failure {
-    Failure::Transient(e.to_string())
+fn transient(e: impl std::fmt::Display) -> String {
+    e.to_string()
 }
 
 async fn attempts(ctx: &JobContext, job: &AnswerJob) -> i32 {
@@ -87,7 +83,7 @@ fn actor(job: &AnswerJob) -> Actor {
     Actor::parse_label(&job.actor).unwrap_or(Actor::System)
 }
 
-async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
+async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     let t = job.tenant_id;
     let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
     let claimed = job::claim(&mut tx, job.query_id).await.map_err(transient)?;
@@ -110,23 +106,9 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), Failure> {
         .ok_or_else(|| transient("this worker has no vector store"))?;
     let limit = q.top_k_applied.max(1) as usize;
     let filter: Vec<DocumentId> = q.document_ids.iter().map(|d| DocumentId(*d)).collect();
-    let mut hits: Vec<Hit> = if filter.is_empty() {
-        retrieve::search(ctx, store, t, vector, limit, None)
-            .await
-            .map_err(transient)?
-    } else {
-        let mut all = Vec::new();
-        for d in &filter {
-            all.extend(
-                retrieve::search(ctx, store, t, vector.clone(), limit, Some(*d))
-                    .await
-                    .map_err(transient)?,
-            );
-        }
-        all
-    };
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-    hits.truncate(limit);
+    let mut hits = retrieve::search(ctx, store, t, vector, limit, &filter)
+        .await
+        .map_err(transient)?;
 
     add_openings(ctx, t, &mut hits).await.map_err(transient)?;
 
