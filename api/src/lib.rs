@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
         .merge(routes::documents::router())
+        .merge(routes::imports::router())
         .merge(routes::ops::router())
         .merge(routes::ops_limits::router())
         .merge(routes::switches::router())

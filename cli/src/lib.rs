@@ -1,11 +1,13 @@
 //! `docketctl`, the operator CLI. Commands are library functions returning JSON so that the
 //! end-to-end tests exercise exactly what operators run.
 
+mod import;
 mod limits;
 mod lookup;
 mod switch;
 mod tier_move;
 
+pub use import::import_folder;
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};
 pub use switch::{switch_lift, switch_list, switch_set};
 pub use tier_move::tenant_move;

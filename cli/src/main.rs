@@ -35,6 +35,21 @@ enum Command {
     /// Incident switches: turn an endpoint class off globally or for one tenant.
     #[command(subcommand)]
     Switch(SwitchCommand),
+    /// Import a folder of documents into a tenant, with a live progress bar (the feeder in
+    /// docket-scheduler moves them through the pipeline).
+    Import {
+        /// The tenant (slug or id).
+        #[arg(long)]
+        tenant: String,
+        /// Return once the files are stored, without waiting for processing.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait for processing, in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        timeout: u64,
+        /// The folder (read recursively; hidden files skipped).
+        folder: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -251,5 +266,14 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
         }
         Command::Switch(SwitchCommand::List) => docketctl::switch_list(&control()?).await,
         Command::Audit(AuditCommand::Verify { tenant }) => docketctl::audit_verify(&control()?, tenant).await,
+        Command::Import {
+            tenant,
+            no_wait,
+            timeout,
+            folder,
+        } => {
+            let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
+            docketctl::import_folder(config, &control()?, &auditor, &tenant, &folder, wait).await
+        }
     }
 }

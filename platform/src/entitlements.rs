@@ -34,6 +34,12 @@ pub struct Entitlements {
     pub max_storage_bytes: Option<i64>,
     /// Largest single upload in bytes.
     pub max_upload_bytes: u64,
+    /// Imported documents of this tenant in the pipeline at once.
+    pub import_concurrency: u32,
+    /// Entries one import may have.
+    pub max_import_entries: usize,
+    /// Bytes one import archive may have (and unpack to).
+    pub max_import_bytes: u64,
     /// Whether flagged input is refused (not only flagged).
     pub refuse_flagged_input: bool,
 }
@@ -84,6 +90,9 @@ struct Row {
     max_documents: Option<i64>,
     max_storage_bytes: Option<i64>,
     max_upload_bytes: i64,
+    import_concurrency: i32,
+    max_import_entries: i32,
+    max_import_bytes: i64,
     refuse_flagged_input: bool,
 }
 
@@ -113,6 +122,7 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
                           WHERE u.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
                             AND u.kind = ANY($2)), 0)::bigint AS tokens_used,
                 p.max_top_k, p.max_documents, p.max_storage_bytes, p.max_upload_bytes,
+                p.import_concurrency, p.max_import_entries, p.max_import_bytes,
                 t.refuse_flagged_input
          FROM tenants t JOIN plans p ON p.id = t.plan_id
          WHERE t.id = $1",
@@ -147,6 +157,9 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
         max_documents: r.max_documents,
         max_storage_bytes: r.max_storage_bytes,
         max_upload_bytes: r.max_upload_bytes.max(1) as u64,
+        import_concurrency: r.import_concurrency.max(1) as u32,
+        max_import_entries: r.max_import_entries.max(1) as usize,
+        max_import_bytes: r.max_import_bytes.max(1) as u64,
         refuse_flagged_input: r.refuse_flagged_input,
     };
     Ok(Some((r.tenant, ent)))
@@ -208,6 +221,9 @@ mod tests {
             max_documents: None,
             max_storage_bytes: None,
             max_upload_bytes: 1,
+            import_concurrency: 1,
+            max_import_entries: 1,
+            max_import_bytes: 1,
             refuse_flagged_input: false,
         };
         assert!(!e.quota_exhausted());

@@ -67,6 +67,10 @@ id_type!(
     /// A question a tenant asked, and its answer.
     QueryId
 );
+id_type!(
+    /// A bulk import (an archive, a bucket prefix or a folder of documents).
+    ImportId
+);
 
 /// A tenant's URL-safe handle: 3–40 characters of `a-z`, `0-9` and inner `-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -13,6 +13,7 @@ pub mod entitlements;
 pub mod heartbeat;
 pub mod identity;
 pub mod ids;
+pub mod imports;
 pub mod jobs;
 pub mod metrics;
 pub mod placement;

@@ -1,17 +1,56 @@
-//! Docket's scheduler: the process that fires periodic runs (monthly invoices, quarterly
-//! access reviews) once those jobs exist. Today it registers its heartbeat so operators see
-//! it alive, and stops cleanly on SIGTERM.
+//! Docket's scheduler: the process that fires periodic work and feeds the queues. Today it
+//! runs the import feeder (imported documents move from PostgreSQL into the bulk lane in
+//! bounded, per-tenant-fair slices; see `platform::imports::feeder`) and heartbeats;
+//! monthly invoices and quarterly access reviews join it when those jobs exist. Any number
+//! of schedulers may run: one feeder round at a time holds the lock.
 
 use docket_platform::config::Config;
-use docket_platform::db::{Db, DbError};
+use docket_platform::db::{ControlDb, Db, DbError};
 use docket_platform::heartbeat;
+use docket_platform::imports::feeder::{self, FeederSettings};
+use docket_platform::jobs::JobQueue;
+use docket_platform::redis_conn::{Redis, RedisError};
 use serde_json::json;
 use std::future::Future;
 
-/// Heartbeats as `scheduler-{pid}` until `shutdown` resolves.
-pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), DbError> {
-    let db = Db::connect_lazy(&config.database.app_url, 2)?;
+/// The scheduler could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// Database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Redis URL.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+}
+
+/// The feeder's settings from the configuration.
+pub fn feeder_settings(config: &Config) -> FeederSettings {
+    FeederSettings {
+        max_in_flight: config.ingest.feed_max_in_flight,
+        interval: config.ingest.feed_interval,
+        ..FeederSettings::default()
+    }
+}
+
+/// Feeds and heartbeats as `scheduler-{pid}` until `shutdown` resolves.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), SchedulerError> {
+    let db = Db::connect_lazy(&config.database.app_url, 4)?;
+    let control = ControlDb::connect_lazy(&config.database.control_url, 4)?;
+    let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
+    let queue = JobQueue::new(redis, config.ingest.job_max_attempts);
     let name = format!("scheduler-{}", std::process::id());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let feeding = tokio::spawn(feeder::run(
+        control,
+        db.clone(),
+        queue,
+        feeder_settings(config),
+        async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        },
+    ));
     let mut tick = tokio::time::interval(config.heartbeat_interval);
     tokio::pin!(shutdown);
     tracing::info!(%name, "scheduler started");
@@ -25,6 +64,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
             }
         }
     }
+    let _ = stop_tx.send(true);
+    let _ = feeding.await;
     heartbeat::remove(&db, &name).await?;
     tracing::info!(%name, "scheduler stopped");
     Ok(())

@@ -9,8 +9,10 @@ pub mod actors;
 pub mod asking;
 pub mod clauses;
 pub mod fixtures;
+pub mod importing;
 pub mod ingest;
 pub mod seed;
+pub mod synthetic;
 
 use docket_api::state::AppState;
 use docket_platform::config::Config;
@@ -137,6 +139,8 @@ pub fn test_env(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> H
         format!("test-worker-{}", Uuid::new_v4().simple()),
     );
     set("DOCKET_HEARTBEAT_SECS", "1".into());
+    // The S3 import test reads from the local S3 server over http.
+    set("DOCKET_IMPORT_ALLOW_HTTP", "true".into());
     set("DOCKET_MASTER_KEY", format!("test1:{key}"));
     set("DOCKET_LOG", "warn".into());
     set("DOCKET_MODEL_DIR", model_dir());
@@ -177,12 +181,22 @@ impl Drop for TestApp {
     }
 }
 
-/// A `docket-worker` child process; killed and reaped on drop, so a failing test leaves no
+/// A `docket-worker` (or `docket-scheduler`) child process; killed and reaped on drop, so a failing test leaves no
 /// worker running.
 #[derive(Debug)]
 pub struct WorkerProcess(std::process::Child);
 
 impl WorkerProcess {
+    /// Wraps a started child process.
+    pub fn from_child(child: std::process::Child) -> Self {
+        Self(child)
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         let _ = self.0.kill();

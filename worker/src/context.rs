@@ -4,11 +4,12 @@ use docket_platform::audit::Auditor;
 use docket_platform::blobs::BlobStore;
 use docket_platform::config::Config;
 use docket_platform::db::Db;
-use docket_platform::jobs::JobQueue;
+use docket_platform::jobs::{JobQueue, Lane};
 use docket_rag::chunk::Chunker;
 use docket_rag::embed::Embedder;
 use docket_rag::vectors::Vectors;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,8 +26,11 @@ pub struct JobContext {
     pub auditor: Auditor,
     /// The model's chunker (tokenizer loaded once).
     pub chunker: Chunker,
-    /// The embedding model for ingestion batches (loaded once per process).
+    /// The embedding model for interactive uploads (loaded once per process).
     pub embedder: Embedder,
+    /// The same model in its own session for imported documents: an interactive upload's
+    /// batch never waits for a bulk batch to release the session.
+    pub bulk_embedder: Embedder,
     /// The same model in a session for single questions (see `Embedder::load_interactive`).
     pub question_embedder: Embedder,
     /// The vector store: with the in-process engine only in the one process that owns it;
@@ -38,12 +42,69 @@ pub struct JobContext {
     pub config: Config,
     /// Longest a single attempt may run.
     pub job_timeout: Duration,
+    /// Interactive-lane jobs running in this process right now (bulk jobs yield to them).
+    pub interactive_running: AtomicUsize,
+    /// When the last interactive job ended (ms since the Unix epoch): the next stage of the
+    /// same document is usually picked up within one poll, so bulk jobs wait past the gap.
+    pub interactive_ended_ms: AtomicU64,
 }
 
 /// Cheap-to-clone handle for apalis `Data`.
 pub type Ctx = Arc<JobContext>;
 
+/// Longest a bulk job waits for interactive ones before it runs anyway (no starvation).
+const MAX_YIELD: Duration = Duration::from_secs(5);
+
+/// How long after an interactive job a bulk job still waits (the poll gap between stages).
+const STAGE_GAP_MS: u64 = 150;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Counts an interactive job as running until dropped.
+#[derive(Debug)]
+pub struct InteractiveGuard<'a>(&'a JobContext);
+
+impl Drop for InteractiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.interactive_ended_ms.store(now_ms(), Ordering::Relaxed);
+        self.0.interactive_running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl JobContext {
+    /// Marks an interactive job as running (bulk jobs starting meanwhile wait for it).
+    pub fn interactive_started(&self) -> InteractiveGuard<'_> {
+        self.interactive_running.fetch_add(1, Ordering::Relaxed);
+        InteractiveGuard(self)
+    }
+
+    /// Lets interactive jobs of this process go first: a bulk job starts once none is
+    /// running, or after [`MAX_YIELD`]. The two cores are shared, and a single upload's
+    /// latency is what a person waits for; an import's throughput barely notices.
+    pub async fn yield_to_interactive(&self) {
+        let started = std::time::Instant::now();
+        let busy = || {
+            self.interactive_running.load(Ordering::Relaxed) > 0
+                || now_ms().saturating_sub(self.interactive_ended_ms.load(Ordering::Relaxed)) < STAGE_GAP_MS
+        };
+        while busy() && started.elapsed() < MAX_YIELD {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The ingestion session of a lane.
+    pub fn embedder_for(&self, lane: Lane) -> &Embedder {
+        match lane {
+            Lane::Interactive => &self.embedder,
+            Lane::Bulk => &self.bulk_embedder,
+        }
+    }
+
     /// The lock that indexing and tier moves of `tenant` take (so a move never races an
     /// index job writing to the placement it is leaving).
     pub fn tenant_lock(&self, tenant: uuid::Uuid) -> Arc<tokio::sync::Mutex<()>> {

@@ -94,10 +94,12 @@ impl Worker {
             batch: config.ingest.embed_batch,
         };
         let embedder = Embedder::load(&settings)?;
+        let bulk_embedder = Embedder::load(&settings)?;
         let question_embedder = Embedder::load_interactive(&settings)?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
         let ctx = Arc::new(JobContext {
             embedder,
+            bulk_embedder,
             question_embedder,
             db,
             blobs: BlobStore::from_config(&config.objects)?,
@@ -107,6 +109,8 @@ impl Worker {
             vectors: vectors.clone(),
             tenant_locks: Default::default(),
             job_timeout: JOB_TIMEOUT,
+            interactive_running: Default::default(),
+            interactive_ended_ms: Default::default(),
             config,
         });
         tracing::info!(worker = %ctx.config.worker_name, vector_dir = %ctx.config.vector_dir.display(), "worker started");

@@ -16,7 +16,7 @@ use docket_platform::documents::sniff::{SNIFF_LEN, sniff};
 use docket_platform::documents::{self, Document, NewDocument};
 use docket_platform::entitlements::{self, Entitlements};
 use docket_platform::ids::{DocumentId, JobId};
-use docket_platform::jobs::{JobKind, record};
+use docket_platform::jobs::{JobKind, Lane, record};
 use docket_platform::tenant_keys;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
@@ -266,6 +266,7 @@ async fn receive(
         .queue
         .prepare(
             &mut tx,
+            Lane::Interactive,
             JobKind::Parse,
             doc.id,
             auth.ctx.request_id.clone(),
@@ -359,11 +360,11 @@ async fn list(
     auth.require(&state, Capability::DocumentsRead).await?;
     let page = Page::parse(q.limit, q.cursor.as_deref())?;
     if let Some(s) = q.status.as_deref()
-        && !["queued", "processing", "ready", "failed"].contains(&s)
+        && !["queued", "processing", "ready", "failed", "cancelled"].contains(&s)
     {
         return Err(ApiError::bad_request(
             "invalid_status",
-            "status must be queued, processing, ready or failed",
+            "status must be queued, processing, ready, failed or cancelled",
         ));
     }
     let after = page.after.map(|(at, id)| (at, DocumentId(id)));

@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use docket_platform::heartbeat;
+use docket_platform::imports::progress;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -87,11 +88,29 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format. Counters that only workers see (search hits dropped for naming
-/// another tenant) come from their heartbeats, summed over live workers.
+/// another tenant) come from their heartbeats, summed over live workers; stalled jobs and
+/// the import backlog from the job records.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match heartbeat::component_sum(&state.db, "isolation_violations", Duration::from_secs(60)).await {
         Ok(n) => metrics::gauge!("docket_vector_isolation_violations").set(n as f64),
         Err(e) => tracing::warn!(error = %e, "could not read worker counters for /metrics"),
+    }
+    // Stalled jobs (running far past their stage's norm) and the feeder's backlog: from the
+    // job records, so every API process reports the same figures.
+    match progress::stalled_by_kind(&state.control).await {
+        Ok(kinds) => {
+            for (kind, n) in kinds {
+                metrics::gauge!("docket_jobs_stalled", "kind" => kind).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read stalled jobs for /metrics"),
+    }
+    match progress::feed_totals(&state.control).await {
+        Ok((waiting, in_flight)) => {
+            metrics::gauge!("docket_import_documents_waiting").set(waiting as f64);
+            metrics::gauge!("docket_import_documents_in_flight").set(in_flight as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the import backlog for /metrics"),
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod documents;
 pub mod health;
+pub mod imports;
 pub mod me;
 pub mod ops;
 pub mod ops_limits;

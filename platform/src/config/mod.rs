@@ -211,6 +211,13 @@ pub struct IngestConfig {
     pub embed_batch: usize,
     /// The ONNX Runtime shared library (`None`: the one in `model_dir`).
     pub ort_library: Option<PathBuf>,
+    /// Imported documents in the pipeline at once, all tenants together (the feeder's
+    /// global cap; keeps the bulk queues far below apalis-redis's ~8,000-job limit).
+    pub feed_max_in_flight: i64,
+    /// Pause between feeder rounds.
+    pub feed_interval: Duration,
+    /// Accept `http://` endpoints for S3 import sources (tests, private networks).
+    pub import_allow_http: bool,
 }
 
 const DEFAULT_APP_DB: &str = "postgres://docket_app:docket_app@127.0.0.1:5432/docket";
@@ -328,6 +335,9 @@ impl Config {
             embed_threads: r.ranged("DOCKET_EMBED_THREADS", 2, 1, 64) as usize,
             embed_batch: r.ranged("DOCKET_EMBED_BATCH", 16, 1, 256) as usize,
             ort_library: r.raw("DOCKET_ORT_LIBRARY").map(PathBuf::from),
+            feed_max_in_flight: r.ranged("DOCKET_FEED_MAX_IN_FLIGHT", 256, 1, 4000) as i64,
+            feed_interval: Duration::from_millis(r.ranged("DOCKET_FEED_INTERVAL_MS", 200, 10, 60_000)),
+            import_allow_http: r.bool("DOCKET_IMPORT_ALLOW_HTTP", false),
         };
         if ingest.chunk_overlap >= ingest.chunk_max_tokens {
             r.fail(

@@ -36,6 +36,31 @@ impl JobKind {
     }
 }
 
+/// Which set of queues a job travels on. Interactive uploads never wait behind a bulk
+/// import's jobs: each lane has its own queue per stage and its own workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lane {
+    /// Single uploads (someone is waiting): the priority lane.
+    #[default]
+    Interactive,
+    /// Documents of an import, admitted by the feeder.
+    Bulk,
+}
+
+impl Lane {
+    /// Both lanes.
+    pub const ALL: [Lane; 2] = [Lane::Interactive, Lane::Bulk];
+
+    /// Name (also the queue-name suffix of the bulk lane).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lane::Interactive => "interactive",
+            Lane::Bulk => "bulk",
+        }
+    }
+}
+
 /// Current envelope version. Add fields only with `#[serde(default)]`: a payload that
 /// fails to decode would stop the worker that fetched it.
 pub const ENVELOPE_VERSION: u16 = 1;
@@ -60,6 +85,9 @@ pub struct JobEnvelope {
     pub actor: String,
     /// Its kind.
     pub kind: JobKind,
+    /// Its lane (payloads from before lanes existed are interactive).
+    #[serde(default)]
+    pub lane: Lane,
 }
 
 fn default_version() -> u16 {
@@ -79,5 +107,6 @@ mod tests {
         assert_eq!(env.v, 1);
         assert_eq!(env.kind, JobKind::Parse);
         assert_eq!(env.request_id, None);
+        assert_eq!(env.lane, Lane::Interactive);
     }
 }

@@ -1,6 +1,6 @@
 //! Pushing jobs onto their apalis-redis queues.
 
-use super::{ENVELOPE_VERSION, JobEnvelope, JobKind, record};
+use super::{ENVELOPE_VERSION, JobEnvelope, JobKind, Lane, record};
 use crate::db::{DbError, TenantTx};
 use crate::ids::DocumentId;
 use crate::redis_conn::{Redis, RedisError};
@@ -37,14 +37,18 @@ impl JobQueue {
         }
     }
 
-    /// The queue name of a kind.
-    pub fn queue_name(&self, kind: JobKind) -> String {
-        format!("{}queue:{}", self.redis.prefix(), kind.as_str())
+    /// The queue name of a kind in a lane (the interactive lane keeps the names queues had
+    /// before lanes existed, so jobs queued by an older build are still consumed).
+    pub fn queue_name(&self, kind: JobKind, lane: Lane) -> String {
+        match lane {
+            Lane::Interactive => format!("{}queue:{}", self.redis.prefix(), kind.as_str()),
+            Lane::Bulk => format!("{}queue:{}:bulk", self.redis.prefix(), kind.as_str()),
+        }
     }
 
-    /// The backend configuration every producer and consumer of `kind` shares.
-    pub fn config(&self, kind: JobKind) -> Config {
-        Config::default().queue(self.queue_name(kind))
+    /// The backend configuration every producer and consumer of `kind` in `lane` shares.
+    pub fn config(&self, kind: JobKind, lane: Lane) -> Config {
+        Config::default().queue(self.queue_name(kind, lane))
     }
 
     /// The Redis handle.
@@ -55,9 +59,11 @@ impl JobQueue {
     /// Records the job (inside the caller's tenant transaction) and returns its envelope.
     /// Push it with [`JobQueue::push`] after the transaction commits, so a worker never
     /// sees a job whose row is not visible yet.
+    #[allow(clippy::too_many_arguments)]
     pub async fn prepare(
         &self,
         tx: &mut TenantTx,
+        lane: Lane,
         kind: JobKind,
         document: DocumentId,
         request_id: Option<String>,
@@ -80,13 +86,26 @@ impl JobQueue {
             request_id,
             actor: actor.to_owned(),
             kind,
+            lane,
         })
+    }
+
+    /// Records the next stage of `env`'s document, in the same lane, for the same request.
+    pub async fn prepare_next(
+        &self,
+        tx: &mut TenantTx,
+        env: &JobEnvelope,
+        kind: JobKind,
+    ) -> Result<JobEnvelope, DbError> {
+        let (request, actor) = (env.request_id.clone(), env.actor.as_str());
+        self.prepare(tx, env.lane, kind, env.document_id, request, actor)
+            .await
     }
 
     /// Pushes a prepared job onto its kind's queue.
     pub async fn push(&self, env: &JobEnvelope) -> Result<(), QueueError> {
         let conn = self.redis.conn().await?;
-        let mut storage = RedisStorage::<JobEnvelope>::new(conn).with_config(self.config(env.kind));
+        let mut storage = RedisStorage::<JobEnvelope>::new(conn).with_config(self.config(env.kind, env.lane));
         storage
             .push(env.clone())
             .await

@@ -12,6 +12,8 @@ mod credentials;
 mod cross_tenant;
 mod documents;
 mod health;
+mod import_load;
+mod imports;
 mod plans;
 mod queries;
 mod quotas;

@@ -100,7 +100,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
         .map_err(JobError::transient)?;
     let next = ctx
         .queue
-        .prepare(&mut tx, JobKind::Embed, d, env.request_id.clone(), &env.actor)
+        .prepare_next(&mut tx, env, JobKind::Embed)
         .await
         .map_err(JobError::transient)?;
     tx.commit().await.map_err(JobError::transient)?;

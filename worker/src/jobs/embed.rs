@@ -76,10 +76,10 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     let embedded_tokens: i64 = todo.iter().map(|(_, _, n)| i64::from(*n)).sum();
     if !todo.is_empty() {
         let texts: Vec<String> = todo.iter().map(|(_, t, _)| t.clone()).collect();
-        let for_blocking = shared.clone();
+        let (for_blocking, lane) = (shared.clone(), env.lane);
         let fresh = tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            for_blocking.embedder.embed(&refs)
+            for_blocking.embedder_for(lane).embed(&refs)
         })
         .await
         .map_err(|_| JobError::Permanent {
@@ -148,7 +148,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
         .map_err(JobError::transient)?;
     let next = ctx
         .queue
-        .prepare(&mut tx, JobKind::Index, d, env.request_id.clone(), &env.actor)
+        .prepare_next(&mut tx, env, JobKind::Index)
         .await
         .map_err(JobError::transient)?;
     tx.commit().await.map_err(JobError::transient)?;

@@ -1,13 +1,14 @@
 //! The layer around every job handler: records the job's status, attempts, timings and
 //! error in PostgreSQL (so timeouts and panics are recorded too), enforces our own attempt
 //! cap (a job that crashes its worker does not count as an attempt in the queue), retries
-//! transient errors with exponential backoff and ends permanent ones at once.
+//! transient errors with exponential backoff and ends permanent ones at once. Bulk-lane jobs
+//! wait while interactive ones run in the same process.
 
 use crate::context::JobContext;
 use apalis::prelude::{AbortError, BoxDynError};
 use docket_platform::documents;
-use docket_platform::jobs::JobEnvelope;
 use docket_platform::jobs::record::{self, Start};
+use docket_platform::jobs::{JobEnvelope, Lane};
 use futures::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -60,6 +61,13 @@ where
     F: FnOnce(i32) -> Fut,
     Fut: Future<Output = Result<(), JobError>>,
 {
+    let _interactive = match env.lane {
+        Lane::Interactive => Some(ctx.interactive_started()),
+        Lane::Bulk => {
+            ctx.yield_to_interactive().await;
+            None
+        }
+    };
     let mut tx = ctx.db.begin_tenant(env.tenant_id).await?;
     let start = record::start(&mut tx, env.job_id, &ctx.config.worker_name).await?;
     tx.commit().await?;

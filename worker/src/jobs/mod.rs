@@ -5,6 +5,7 @@ pub mod answer;
 pub mod chunk;
 pub mod embed;
 pub mod guard;
+pub mod import;
 pub mod index;
 pub mod parse;
 mod poll;
@@ -12,7 +13,8 @@ mod poll;
 use crate::context::Ctx;
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
-use docket_platform::jobs::{JobEnvelope, JobKind};
+use docket_platform::imports::job::ImportJob;
+use docket_platform::jobs::{JobEnvelope, JobKind, Lane};
 use docket_platform::queries::job::AnswerJob;
 use poll::FastPoll;
 use std::time::Duration;
@@ -27,19 +29,27 @@ const POLL: Duration = Duration::from_millis(50);
 /// Idle pickup latency bound for questions (someone is waiting for each one).
 const ANSWER_POLL: Duration = Duration::from_millis(10);
 
-/// Registers one apalis worker for `$kind` running `$handler`. A macro because each
+/// Registers one apalis worker per lane for `$kind` running `$handler`. A macro because each
 /// handler makes a worker of a different type.
 macro_rules! register {
     ($monitor:expr, $ctx:expr, $conn:expr, $name:expr, $kind:expr, $handler:path) => {{
-        let (ctx, conn, base) = (
+        let mut monitor = $monitor;
+        for lane in Lane::ALL {
+            monitor = register!(@lane monitor, $ctx, $conn, $name, $kind, lane, $handler);
+        }
+        monitor
+    }};
+    (@lane $monitor:expr, $ctx:expr, $conn:expr, $name:expr, $kind:expr, $lane:expr, $handler:path) => {{
+        let (ctx, conn, base, lane) = (
             $ctx.clone(),
             $conn.clone(),
-            format!("{}-{}", $name, $kind.as_str()),
+            format!("{}-{}-{}", $name, $kind.as_str(), $lane.as_str()),
+            $lane,
         );
         $monitor.register(move |restarts| {
             let config = ctx
                 .queue
-                .config($kind)
+                .config($kind, lane)
                 // A SIGKILLed worker's job returns after ~2 missed 5 s heartbeats.
                 .heartbeat_interval(Duration::from_secs(5))
                 .missed_heartbeats(2)
@@ -69,6 +79,7 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
     let monitor = register!(monitor, ctx, conn, name, JobKind::Parse, parse::handle);
     let monitor = register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle);
     let monitor = register!(monitor, ctx, conn, name, JobKind::Embed, embed::handle);
+    let monitor = register_import(monitor, ctx.clone(), conn.clone(), name);
     match ctx.vectors.is_some() {
         true => {
             let monitor = register!(monitor, ctx, conn, name, JobKind::Index, index::handle);
@@ -76,6 +87,30 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
         }
         false => monitor,
     }
+}
+
+/// Imports unpacked at once per worker process (each holds its archive in memory).
+const IMPORT_CONCURRENCY: usize = 2;
+
+/// Registers the `import` worker (unpacking sources into waiting documents) on every
+/// worker process.
+fn register_import(monitor: Monitor, ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> Monitor {
+    let base = format!("{name}-import");
+    monitor.register(move |restarts| {
+        let config = docket_platform::imports::job::config(&ctx.queue)
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(2)
+            .batch_size(1);
+        let backend = RedisStorage::<ImportJob>::new(conn.clone())
+            .with_config(config)
+            .poll_with_strategy(FastPoll::new(POLL));
+        WorkerBuilder::new(format!("{base}-r{restarts}"))
+            .backend(backend)
+            .parallelize(tokio::spawn)
+            .concurrency(IMPORT_CONCURRENCY)
+            .data(ctx.clone())
+            .build(import::handle)
+    })
 }
 
 /// Questions in flight per worker process: answering mostly waits (database, search), and

@@ -84,13 +84,7 @@ async fn run(ctx: &JobContext, env: &JobEnvelope) -> Result<(), JobError> {
     .map_err(JobError::transient)?;
     let next = ctx
         .queue
-        .prepare(
-            &mut tx,
-            JobKind::Chunk,
-            doc.id,
-            env.request_id.clone(),
-            &env.actor,
-        )
+        .prepare_next(&mut tx, env, JobKind::Chunk)
         .await
         .map_err(JobError::transient)?;
     tx.commit().await.map_err(JobError::transient)?;

@@ -5,8 +5,10 @@
 //! - `governance`: the same request through the full governance chain vs a bare handler.
 //! - `answer`: 100 tenants, 32 concurrent clients asking through the API with `wait`.
 //! - `answer-quality`: the extractive answerer alone on cuad-dev's annotated clauses.
+//! - `bulk`: a zip import of N synthetic contracts: documents/min, queue depth, memory, fairness.
 
 mod answer;
+mod bulk;
 mod embed;
 mod governance;
 mod quality;
@@ -21,7 +23,10 @@ async fn main() -> anyhow::Result<()> {
         "governance" => governance::run().await,
         "answer" => answer::run(&args[1..]).await,
         "answer-quality" => quality::run(&args[1..]).await,
-        other => bail!("unknown benchmark {other:?}: expected embed, governance, answer or answer-quality"),
+        "bulk" => bulk::run(&args[1..]).await,
+        other => {
+            bail!("unknown benchmark {other:?}: expected embed, governance, answer, answer-quality or bulk")
+        }
     }
 }
 

@@ -1,0 +1,423 @@
+//! Bulk imports: `POST /v1/imports` (a zip archive as the body, or JSON naming a bucket
+//! prefix with read-only credentials), `GET /v1/imports/{id}` (totals, progress, ETA, the
+//! first failures), `GET /v1/imports/{id}/failures` (the rest, by cursor) and
+//! `DELETE /v1/imports/{id}` (cancel what has not started). Plan feature `bulk_import`.
+
+use crate::auth::{Gate, TenantAuth};
+use crate::error::ApiError;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use docket_platform::audit::Outcome;
+use docket_platform::authz::Capability;
+use docket_platform::blobs::BlobError;
+use docket_platform::entitlements::{self, Entitlements};
+use docket_platform::ids::ImportId;
+use docket_platform::imports::archive::{self, ArchiveLimits};
+use docket_platform::imports::job::{self, ImportJob, archive_key};
+use docket_platform::imports::source::{S3Credentials, S3Source};
+use docket_platform::imports::{self, NewImport, SourceKind, progress};
+use docket_platform::tenant_keys;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::io::{Read, Seek, SeekFrom, Write};
+
+/// `/v1/imports`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // Archives stream to a temporary file under the plan's limit, not axum's 2 MB.
+        .route("/v1/imports", post(create).layer(DefaultBodyLimit::disable()))
+        .route("/v1/imports/{id}", get(show).delete(cancel))
+        .route("/v1/imports/{id}/failures", get(failures))
+}
+
+/// Failures shown on the status page; the rest are paged.
+const FIRST_FAILURES: i64 = 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketImport {
+    s3: S3Source,
+    credentials: S3Credentials,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateParams {
+    filename: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    headers: HeaderMap,
+    params: Result<Query<CreateParams>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.govern(
+        &state,
+        Gate::new(Capability::DocumentsWrite)
+            .feature("bulk_import")
+            .metered(),
+    )
+    .await?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let ent = auth.entitlements.clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let id = ImportId::new_random();
+    let new = if content_type.starts_with("application/json") {
+        within_document_limit(&state, &auth, &ent, 0).await?;
+        bucket_import(&state, id, req.into_body()).await?
+    } else if content_type.starts_with("application/zip")
+        || content_type.starts_with("application/octet-stream")
+    {
+        let name = params.filename.unwrap_or_else(|| "archive.zip".into());
+        zip_import(&state, &auth, &ent, id, &name, req.into_body()).await?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send a zip archive (Content-Type: application/zip) or JSON naming an S3 source",
+        ));
+    };
+    let (detail, sealed, total, source) = new;
+    let actor = auth.actor_label();
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let import = imports::insert(
+        &mut tx,
+        &NewImport {
+            id,
+            source,
+            detail,
+            sealed_credentials: sealed,
+            total,
+            actor: &actor,
+            created_by: auth.user_id(),
+            request_id: auth.ctx.request_id.as_deref(),
+        },
+    )
+    .await?;
+    let ev = auth
+        .event("imports.create", Outcome::Allowed)
+        .target(format!("import:{id}"))
+        .detail("source", source.as_str())
+        .detail("entries", total);
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let envelope = ImportJob {
+        v: job::IMPORT_VERSION,
+        tenant_id: auth.tenant_id(),
+        import_id: id,
+    };
+    if let Err(e) = job::push(&state.queue, &envelope).await {
+        tracing::error!(error = %e, import = %id, "could not queue the import job");
+        let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+        imports::fail(
+            &mut tx,
+            id,
+            "queue_unavailable",
+            "the import could not be queued; start it again",
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            "the job queue is unavailable; try again shortly",
+        )
+        .with_retry_after(5));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "import_id": import.id, "status": import.status, "total": import.total,
+            "status_url": format!("/v1/imports/{id}"),
+        })),
+    ))
+}
+
+type Prepared = (Value, Option<Vec<u8>>, i32, SourceKind);
+
+async fn bucket_import(state: &AppState, id: ImportId, body: Body) -> Result<Prepared, ApiError> {
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| ApiError::bad_request("invalid_body", "the JSON body is larger than 64 KiB"))?;
+    let b: BucketImport = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_body",
+            format!("expected {{\"s3\": {{bucket, prefix, region, endpoint}}, \"credentials\": {{access_key_id, secret_access_key}}}}: {e}"),
+        )
+    })?;
+    let allow_http = state.config.ingest.import_allow_http;
+    b.s3.validate(allow_http)
+        .and_then(|_| b.credentials.validate())
+        .map_err(|e| ApiError::bad_request("invalid_source", e.to_string()))?;
+    let sealed = b.credentials.seal(&state.config.master_key, id);
+    let detail = serde_json::to_value(&b.s3).map_err(ApiError::internal)?;
+    Ok((detail, Some(sealed), 0, SourceKind::S3))
+}
+
+fn archive_refused(e: archive::ArchiveError) -> ApiError {
+    let status = match e {
+        archive::ArchiveError::TooManyEntries { .. } | archive::ArchiveError::TooLarge { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// Receives the archive into a temporary file (bounded by the plan), checks its central
+/// directory, then stores it encrypted for the `import` job.
+async fn zip_import(
+    state: &AppState,
+    auth: &TenantAuth,
+    ent: &Entitlements,
+    id: ImportId,
+    name: &str,
+    body: Body,
+) -> Result<Prepared, ApiError> {
+    let limit = ent.max_import_bytes;
+    let mut file = tempfile::tempfile().map_err(ApiError::internal)?;
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("upload_interrupted", format!("the upload stream failed: {e}"))
+        })?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the archive is larger than your plan's import limit of {limit} bytes"),
+            ));
+        }
+        file.write_all(&chunk).map_err(ApiError::internal)?;
+    }
+    if size == 0 {
+        return Err(ApiError::bad_request(
+            "empty_file",
+            "the archive is empty (0 bytes)",
+        ));
+    }
+    let limits = ArchiveLimits::for_plan(ent);
+    let (file, summary) = tokio::task::spawn_blocking(move || {
+        file.seek(SeekFrom::Start(0))?;
+        let summary = archive::inspect(&mut file, &limits).map(|(_, s)| s);
+        file.seek(SeekFrom::Start(0))?;
+        Ok::<_, std::io::Error>((file, summary))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let summary = summary.map_err(archive_refused)?;
+    if summary.files == 0 {
+        return Err(ApiError::bad_request(
+            "empty_archive",
+            "the archive holds no files",
+        ));
+    }
+    within_document_limit(state, auth, ent, summary.files as i64).await?;
+
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let key = tenant_keys::data_key(&mut tx, &state.config.master_key)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let stored = state
+        .blobs
+        .put_stream(&key, &archive_key(id), file_stream(file), limit)
+        .await;
+    match stored {
+        Ok(_) => {}
+        Err(BlobError::TooLarge { limit }) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the archive is larger than {limit} bytes"),
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let detail = json!({"archive": name, "bytes": size, "declared_bytes": summary.declared_bytes});
+    Ok((detail, None, summary.files as i32, SourceKind::Zip))
+}
+
+/// The temporary file as a stream of 1 MiB chunks (read on the blocking pool).
+fn file_stream(file: std::fs::File) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
+    futures::stream::unfold(Some(file), |state| async move {
+        let mut file = state?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 1024 * 1024];
+            let n = file.read(&mut buf);
+            (file, buf, n)
+        })
+        .await;
+        match read {
+            Ok((file, mut buf, Ok(n))) if n > 0 => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Ok((_, _, Ok(_))) => None,
+            Ok((_, _, Err(e))) => Some((Err(e), None)),
+            Err(_) => Some((Err(std::io::Error::other("reading the archive failed")), None)),
+        }
+    })
+    .boxed()
+}
+
+/// Refuses (403 `plan_limit`) an import that would take the tenant past its document limit.
+async fn within_document_limit(
+    state: &AppState,
+    auth: &TenantAuth,
+    ent: &Entitlements,
+    adding: i64,
+) -> Result<(), ApiError> {
+    let Some(max) = ent.max_documents else {
+        return Ok(());
+    };
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let (docs, _) = entitlements::documents_held(&mut tx).await?;
+    tx.commit().await?;
+    if docs + adding <= max && docs < max {
+        return Ok(());
+    }
+    let msg = format!(
+        "your plan ({}) holds at most {max} documents; you have {docs} and the import adds {adding}",
+        ent.plan_id
+    );
+    Err(auth
+        .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
+        .await)
+}
+
+async fn load(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: &str,
+) -> Result<(imports::Import, progress::Counts), ApiError> {
+    let id = ImportId(parse_id(id, "import")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let import = imports::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("import"))?;
+    let counts = progress::counts(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok((import, counts))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DocumentsRead).await?;
+    let (import, counts) = load(&state, &auth, &id).await?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let first = progress::failures(&mut tx, import.id, None, FIRST_FAILURES).await?;
+    tx.commit().await?;
+    let next = (first.len() as i64 == FIRST_FAILURES).then(|| first.last().map(|f| f.entry.to_string()));
+    let report = progress::report(&import, &counts, chrono::Utc::now());
+    let error = import
+        .error_code
+        .as_ref()
+        .map(|c| json!({"code": c, "message": import.error_message}));
+    let mut body = serde_json::to_value(&report).map_err(ApiError::internal)?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("import_id".into(), json!(import.id));
+        o.insert("status".into(), json!(import.status));
+        o.insert("source".into(), json!(import.source));
+        o.insert("source_detail".into(), import.source_detail.clone());
+        o.insert("started_at".into(), json!(import.started_at));
+        o.insert("finished_at".into(), json!(import.finished_at));
+        o.insert("waiting_for_feeder".into(), json!(counts.waiting));
+        o.insert("in_queue".into(), json!(counts.in_queue));
+        o.insert("error".into(), error.unwrap_or(Value::Null));
+        o.insert("failures".into(), json!(first));
+        o.insert("failures_next_cursor".into(), json!(next.flatten()));
+    }
+    Ok(Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailureParams {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn failures(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+    params: Result<Query<FailureParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    auth.require(&state, Capability::DocumentsRead).await?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_limit", "limit must be 1 to 500"));
+    }
+    let after = match p.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<i32>().map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "the cursor is not one this API returned")
+        })?),
+    };
+    let id = ImportId(parse_id(&id, "import")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    imports::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("import"))?;
+    let page = progress::failures(&mut tx, id, after, limit).await?;
+    tx.commit().await?;
+    let next = (page.len() as i64 == limit).then(|| page.last().map(|f| f.entry.to_string()));
+    Ok(Json(json!({"failures": page, "next_cursor": next.flatten()})))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DocumentsWrite).await?;
+    let id = ImportId(parse_id(&id, "import")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let import = imports::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("import"))?;
+    let Some(cancelled) = imports::cancel(&mut tx, id).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "import_finished",
+            format!("the import is already {}; nothing to cancel", import.status),
+        ));
+    };
+    let ev = auth
+        .event("imports.cancel", Outcome::Allowed)
+        .target(format!("import:{id}"))
+        .detail("cancelled", cancelled);
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({"import_id": id, "status": "cancelled", "cancelled": cancelled}),
+    ))
+}

@@ -1,0 +1,280 @@
+//! `import`: unpacks one import's source into waiting documents, a batch at a time
+//! (`platform::imports::admit`), resuming where the last committed batch ended. A zip is
+//! read on a blocking thread that hands batches over a small channel (memory: the archive
+//! plus two batches); a bucket is listed from the last key done. The pipeline itself is
+//! fed by the feeder, never from here.
+
+use crate::context::{Ctx, JobContext};
+use apalis::prelude::{AbortError, BoxDynError, Data};
+use docket_platform::entitlements::{self, Entitlements};
+use docket_platform::imports::admit::{self, Entry};
+use docket_platform::imports::archive::{self, ArchiveLimits};
+use docket_platform::imports::job::{ImportJob, archive_key};
+use docket_platform::imports::source::{S3Credentials, S3Source};
+use docket_platform::imports::{self, Import};
+use docket_platform::tenant_keys;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+use std::io::Cursor;
+
+/// Unpack attempts before the import fails.
+const MAX_ATTEMPTS: i32 = 5;
+/// Entries per committed batch.
+const BATCH_ENTRIES: usize = 64;
+/// Bytes per batch (a batch of large PDFs commits sooner).
+const BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+/// How an attempt ended badly.
+enum Failure {
+    /// Retry (database, storage, queue).
+    Transient(String),
+    /// The source itself is unusable: fail the import with this code and sentence.
+    Source(&'static str, String),
+}
+
+fn transient(e: impl std::fmt::Display) -> Failure {
+    Failure::Transient(e.to_string())
+}
+
+/// The apalis handler.
+pub async fn handle(job: ImportJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+    let ctx: Ctx = (*ctx).clone();
+    let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+    let attempt = imports::start_unpack_attempt(&mut tx, job.import_id).await?;
+    let import = imports::get(&mut tx, job.import_id).await?;
+    let ent = entitlements::load(&mut tx).await?.map(|(_, e)| e);
+    tx.commit().await?;
+    let (Some(attempt), Some(import), Some(ent)) = (attempt, import, ent) else {
+        // Cancelled, failed, already unpacked, or gone: a replayed job does nothing.
+        return Ok(());
+    };
+    if attempt > MAX_ATTEMPTS {
+        let msg = format!("gave up unpacking after {MAX_ATTEMPTS} attempts");
+        end_failed(&ctx, &job, "too_many_attempts", &msg).await?;
+        return Err(AbortError::new(msg).into());
+    }
+    let outcome = match import.source.as_str() {
+        "zip" => unpack_zip(&ctx, &job, &import, &ent).await,
+        "s3" => unpack_bucket(&ctx, &job, &import, &ent).await,
+        other => Err(Failure::Source(
+            "unsupported_source",
+            format!("imports from `{other}` are not unpacked by workers"),
+        )),
+    };
+    match outcome {
+        Ok(()) => {
+            let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+            imports::finish_unpacking(&mut tx, job.import_id).await?;
+            tx.commit().await?;
+            if import.source == "zip" {
+                ctx.blobs
+                    .delete(job.tenant_id, &archive_key(job.import_id))
+                    .await?;
+            }
+            tracing::info!(import = %job.import_id, "import unpacked");
+            Ok(())
+        }
+        Err(Failure::Source(code, msg)) => {
+            end_failed(&ctx, &job, code, &msg).await?;
+            Err(AbortError::new(msg).into())
+        }
+        Err(Failure::Transient(msg)) => {
+            tracing::warn!(import = %job.import_id, attempt, error = %msg, "unpack attempt failed; will retry");
+            tokio::time::sleep(std::time::Duration::from_secs(attempt as u64)).await;
+            Err(msg.into())
+        }
+    }
+}
+
+async fn end_failed(ctx: &JobContext, job: &ImportJob, code: &str, msg: &str) -> Result<(), BoxDynError> {
+    let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+    imports::fail(&mut tx, job.import_id, code, msg).await?;
+    tx.commit().await?;
+    tracing::warn!(import = %job.import_id, code, "import failed");
+    Ok(())
+}
+
+type Batch = Result<(Vec<Entry>, i32), (&'static str, String)>;
+
+async fn unpack_zip(
+    ctx: &JobContext,
+    job: &ImportJob,
+    import: &Import,
+    ent: &Entitlements,
+) -> Result<(), Failure> {
+    let mut tx = ctx.db.begin_tenant(job.tenant_id).await.map_err(transient)?;
+    let key = tenant_keys::data_key(&mut tx, &ctx.config.master_key)
+        .await
+        .map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
+    let bytes = ctx
+        .blobs
+        .get(&key, &archive_key(import.id))
+        .await
+        .map_err(transient)?;
+    let limits = ArchiveLimits::for_plan(ent);
+    let start = import.unpacked.max(0) as usize;
+    let (send, mut batches) = tokio::sync::mpsc::channel::<Batch>(2);
+    // Inflating is CPU-bound: a blocking thread reads, the async side stores.
+    let reader = tokio::task::spawn_blocking(move || {
+        let (mut zip, _) = match archive::inspect(Cursor::new(bytes), &limits) {
+            Ok(z) => z,
+            Err(e) => return send.blocking_send(Err((e.code(), e.to_string()))).is_ok(),
+        };
+        let (mut entries, mut size) = (vec![], 0usize);
+        for index in start..zip.len() {
+            match archive::read_entry(&mut zip, index, limits.max_entry_bytes) {
+                Err(e) => return send.blocking_send(Err((e.code(), e.to_string()))).is_ok(),
+                Ok(None) => {}
+                Ok(Some(raw)) => {
+                    size += raw.bytes.as_ref().map(Vec::len).unwrap_or(0);
+                    entries.push(Entry {
+                        index: raw.index as i32,
+                        name: raw.name,
+                        bytes: raw.bytes,
+                    });
+                }
+            }
+            if entries.len() >= BATCH_ENTRIES || size >= BATCH_BYTES || index + 1 == zip.len() {
+                let batch = (std::mem::take(&mut entries), index as i32 + 1);
+                size = 0;
+                if send.blocking_send(Ok(batch)).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    });
+    while let Some(batch) = batches.recv().await {
+        let (entries, next) = batch.map_err(|(code, msg)| Failure::Source(code, msg))?;
+        let done = admit::admit_batch(
+            &ctx.db,
+            &ctx.blobs,
+            &ctx.config.master_key,
+            job.tenant_id,
+            job.import_id,
+            entries,
+            next,
+            None,
+            0,
+        )
+        .await
+        .map_err(transient)?;
+        if done.stopped {
+            return Ok(());
+        }
+    }
+    reader.await.map_err(|_| {
+        Failure::Source(
+            "invalid_archive",
+            "the archive could not be read to the end".into(),
+        )
+    })?;
+    Ok(())
+}
+
+async fn unpack_bucket(
+    ctx: &JobContext,
+    job: &ImportJob,
+    import: &Import,
+    ent: &Entitlements,
+) -> Result<(), Failure> {
+    let source: S3Source = serde_json::from_value(import.source_detail.clone())
+        .map_err(|e| Failure::Source("invalid_source", e.to_string()))?;
+    let mut tx = ctx.db.begin_tenant(job.tenant_id).await.map_err(transient)?;
+    let sealed = imports::sealed_credentials(&mut tx, job.import_id)
+        .await
+        .map_err(transient)?;
+    let cursor: Option<String> = sqlx::query_scalar("SELECT cursor FROM imports WHERE id = $1")
+        .bind(job.import_id)
+        .fetch_one(tx.conn())
+        .await
+        .map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
+    let sealed = sealed.ok_or_else(|| {
+        Failure::Source(
+            "source_credentials_missing",
+            "the source credentials are gone".into(),
+        )
+    })?;
+    let creds = S3Credentials::open(&ctx.config.master_key, job.import_id, &sealed)
+        .map_err(|e| Failure::Source("source_credentials_invalid", e.to_string()))?;
+    let allow_http = ctx.config.ingest.import_allow_http;
+    let store = source
+        .client(&creds, allow_http)
+        .map_err(|e| Failure::Source("source_unreachable", e.to_string()))?;
+    let prefix = (!source.prefix.is_empty()).then(|| object_store::path::Path::from(source.prefix.as_str()));
+    let mut listing = match &cursor {
+        Some(c) => store.list_with_offset(prefix.as_ref(), &object_store::path::Path::from(c.as_str())),
+        None => store.list(prefix.as_ref()),
+    };
+    let mut next = import.unpacked;
+    let mut batch: Vec<Entry> = vec![];
+    let mut last_key = String::new();
+    loop {
+        let item = listing.next().await;
+        let end = item.is_none();
+        if let Some(meta) = item {
+            let meta = meta.map_err(|e| {
+                Failure::Source("source_unreachable", format!("listing the bucket failed: {e}"))
+            })?;
+            let name = meta.location.to_string();
+            let bytes = if meta.size > ent.max_upload_bytes {
+                Err((
+                    "too_large",
+                    format!(
+                        "the file is larger than the limit of {} bytes",
+                        ent.max_upload_bytes
+                    ),
+                ))
+            } else {
+                match store.get(&meta.location).await {
+                    Ok(r) => r
+                        .bytes()
+                        .await
+                        .map(|b| b.to_vec())
+                        .map_err(|e| ("unreadable", e.to_string())),
+                    Err(e) => Err(("unreadable", format!("the object could not be read: {e}"))),
+                }
+            };
+            batch.push(Entry {
+                index: next + batch.len() as i32,
+                name: name.clone(),
+                bytes,
+            });
+            last_key = name;
+            if next as usize + batch.len() > ent.max_import_entries {
+                return Err(Failure::Source(
+                    "too_many_entries",
+                    format!(
+                        "the prefix holds more than {} objects, the most one import takes",
+                        ent.max_import_entries
+                    ),
+                ));
+            }
+        }
+        if batch.len() >= BATCH_ENTRIES || (end && !batch.is_empty()) {
+            let found = batch.len() as i32;
+            next += found;
+            let done = admit::admit_batch(
+                &ctx.db,
+                &ctx.blobs,
+                &ctx.config.master_key,
+                job.tenant_id,
+                job.import_id,
+                std::mem::take(&mut batch),
+                next,
+                Some(&last_key),
+                found,
+            )
+            .await
+            .map_err(transient)?;
+            if done.stopped {
+                return Ok(());
+            }
+        }
+        if end {
+            return Ok(());
+        }
+    }
+}
