@@ -4,6 +4,7 @@
 //! `docket-platform`. Every call that touches tenant data takes the tenant explicitly.
 
 pub mod answer;
+pub mod batcher;
 pub mod chunk;
 pub mod embed;
 pub mod parse;

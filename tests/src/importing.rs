@@ -107,17 +107,7 @@ impl TestApp {
     /// Starts a real `docket-scheduler` process (the feeder) on this app's configuration;
     /// killed on drop like a worker process.
     pub fn spawn_scheduler_process(&self, name: &str) -> WorkerProcess {
-        let bin = std::env::current_exe()
-            .expect("test binary path")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target dir")
-            .join("docket-scheduler");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `cargo build --workspace --bins`",
-            bin.display()
-        );
+        let bin = crate::sibling_binary("docket-scheduler");
         let log = std::fs::File::create(self.dirs.path().join(format!("{name}.log"))).expect("log file");
         std::process::Command::new(bin)
             .env_clear()

@@ -150,6 +150,26 @@ pub fn test_env(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> H
     env
 }
 
+/// A binary of this workspace from the target directory: next to the running executable
+/// (benchmarks in `target/debug/`) or one level up (test binaries in `target/debug/deps/`).
+/// `scripts/test` and `scripts/bench` build them.
+pub fn sibling_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable dir");
+    let found = [
+        dir.join(name),
+        dir.parent().map(|p| p.join(name)).unwrap_or_default(),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "{name} is missing next to {}: run `cargo build --workspace --bins`",
+            exe.display()
+        )
+    })
+}
+
 /// A running API for one test.
 #[derive(Debug)]
 pub struct TestApp {
@@ -315,17 +335,7 @@ impl TestApp {
     /// Starts a real `docket-worker` process on this app's configuration (built by
     /// `scripts/test` next to the test binaries). Its log goes to `{dirs}/{name}.log`.
     pub fn spawn_worker_process(&self, name: &str, owns_vectors: bool) -> WorkerProcess {
-        let bin = std::env::current_exe()
-            .expect("test binary path")
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target dir")
-            .join("docket-worker");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `cargo build --workspace --bins` (scripts/test does)",
-            bin.display()
-        );
+        let bin = sibling_binary("docket-worker");
         let log = std::fs::File::create(self.dirs.path().join(format!("{name}.log"))).expect("log file");
         std::process::Command::new(bin)
             .env_clear()

@@ -4,7 +4,8 @@ use docket_platform::audit::Auditor;
 use docket_platform::blobs::BlobStore;
 use docket_platform::config::Config;
 use docket_platform::db::Db;
-use docket_platform::jobs::{JobQueue, Lane};
+use docket_platform::jobs::JobQueue;
+use docket_rag::batcher::Batcher;
 use docket_rag::chunk::Chunker;
 use docket_rag::embed::Embedder;
 use docket_rag::vectors::Vectors;
@@ -28,11 +29,13 @@ pub struct JobContext {
     pub chunker: Chunker,
     /// The embedding model for interactive uploads (loaded once per process).
     pub embedder: Embedder,
-    /// The same model in its own session for imported documents: an interactive upload's
-    /// batch never waits for a bulk batch to release the session.
-    pub bulk_embedder: Embedder,
-    /// The same model in a session for single questions (see `Embedder::load_interactive`).
-    pub question_embedder: Embedder,
+    /// The same model in its own session for imported documents, batching the chunks of
+    /// concurrent bulk jobs into one call (an import's documents are often one chunk each);
+    /// an interactive upload never waits for a bulk batch to release its session.
+    pub bulk_embedder: Batcher,
+    /// The same model in a session for questions (see `Embedder::load_interactive`),
+    /// batching the questions in flight.
+    pub question_embedder: Batcher,
     /// The vector store: with the in-process engine only in the one process that owns it;
     /// with a Qdrant server in every process. Present ⇔ this process runs `index`.
     pub vectors: Option<Vectors>,
@@ -94,14 +97,6 @@ impl JobContext {
         };
         while busy() && started.elapsed() < MAX_YIELD {
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// The ingestion session of a lane.
-    pub fn embedder_for(&self, lane: Lane) -> &Embedder {
-        match lane {
-            Lane::Interactive => &self.embedder,
-            Lane::Bulk => &self.bulk_embedder,
         }
     }
 

@@ -16,6 +16,7 @@ use docket_platform::db::{Db, DbError};
 use docket_platform::heartbeat;
 use docket_platform::jobs::JobQueue;
 use docket_platform::redis_conn::{Redis, RedisError};
+use docket_rag::batcher::Batcher;
 use docket_rag::chunk::{ChunkError, ChunkSettings, Chunker};
 use docket_rag::embed::{EmbedError, EmbedSettings, Embedder};
 use docket_rag::vectors::{EdgeStore, QdrantServer, ServerConfig, VectorError, Vectors};
@@ -56,6 +57,11 @@ pub struct Worker {
     vectors: Option<Vectors>,
 }
 
+/// Most chunks of concurrent bulk jobs embedded in one model call.
+const BULK_BATCH_TEXTS: usize = 64;
+/// Most questions embedded in one model call.
+const QUESTION_BATCH_TEXTS: usize = 32;
+
 /// Longest one job attempt may run before it is retried.
 const JOB_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long shutdown waits for in-flight jobs before leaving them to be re-delivered.
@@ -94,8 +100,12 @@ impl Worker {
             batch: config.ingest.embed_batch,
         };
         let embedder = Embedder::load(&settings)?;
-        let bulk_embedder = Embedder::load(&settings)?;
-        let question_embedder = Embedder::load_interactive(&settings)?;
+        let bulk_embedder = Batcher::spawn(Embedder::load(&settings)?, BULK_BATCH_TEXTS, "embed-bulk")?;
+        let question_embedder = Batcher::spawn(
+            Embedder::load_interactive(&settings)?,
+            QUESTION_BATCH_TEXTS,
+            "embed-questions",
+        )?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
         let ctx = Arc::new(JobContext {
             embedder,

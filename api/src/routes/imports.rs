@@ -75,7 +75,7 @@ async fn create(
         .to_owned();
     let id = ImportId::new_random();
     let new = if content_type.starts_with("application/json") {
-        within_document_limit(&state, &auth, &ent, 0).await?;
+        within_plan_limits(&state, &auth, &ent, 0, 0).await?;
         bucket_import(&state, id, req.into_body()).await?
     } else if content_type.starts_with("application/zip")
         || content_type.starts_with("application/octet-stream")
@@ -231,7 +231,8 @@ async fn zip_import(
             "the archive holds no files",
         ));
     }
-    within_document_limit(state, auth, ent, summary.files as i64).await?;
+    let declared = i64::try_from(summary.declared_bytes).unwrap_or(i64::MAX);
+    within_plan_limits(state, auth, ent, summary.files as i64, declared).await?;
 
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let key = tenant_keys::data_key(&mut tx, &state.config.master_key)
@@ -280,26 +281,31 @@ fn file_stream(file: std::fs::File) -> futures::stream::BoxStream<'static, Resul
     .boxed()
 }
 
-/// Refuses (403 `plan_limit`) an import that would take the tenant past its document limit.
-async fn within_document_limit(
+/// Refuses (403 `plan_limit`, audited) an import that would take the tenant past its plan's
+/// document or storage limit (`adding` documents of `bytes` declared bytes).
+async fn within_plan_limits(
     state: &AppState,
     auth: &TenantAuth,
     ent: &Entitlements,
     adding: i64,
+    bytes: i64,
 ) -> Result<(), ApiError> {
-    let Some(max) = ent.max_documents else {
-        return Ok(());
-    };
-    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let (docs, _) = entitlements::documents_held(&mut tx).await?;
-    tx.commit().await?;
-    if docs + adding <= max && docs < max {
+    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
         return Ok(());
     }
-    let msg = format!(
-        "your plan ({}) holds at most {max} documents; you have {docs} and the import adds {adding}",
-        ent.plan_id
-    );
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let (docs, held) = entitlements::documents_held(&mut tx).await?;
+    tx.commit().await?;
+    let plan = &ent.plan_id;
+    let msg = match (ent.max_documents, ent.max_storage_bytes) {
+        (Some(max), _) if docs >= max || docs + adding > max => format!(
+            "your plan ({plan}) holds at most {max} documents; you have {docs} and the import adds {adding}"
+        ),
+        (_, Some(max)) if held >= max || held + bytes > max => format!(
+            "your plan ({plan}) stores at most {max} bytes; your documents take {held} and the import adds {bytes}"
+        ),
+        _ => return Ok(()),
+    };
     Err(auth
         .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
         .await)

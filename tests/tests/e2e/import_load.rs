@@ -67,12 +67,17 @@ async fn a_single_upload_is_served_beside_a_2000_document_import() {
         .as_str()
         .expect("id")
         .to_owned();
-    // Wait until A's import fills its share of the pipeline.
+    // Wait until A's import runs at full speed: its share of the pipeline is full and
+    // documents are coming out of it.
     let started = Instant::now();
-    while in_pipeline(&app, a.id).await < 6 {
+    loop {
+        let s = app.import_status(&a_token, &id).await;
+        if in_pipeline(&app, a.id).await >= 6 && s["ready"].as_i64().unwrap_or(0) >= 10 {
+            break;
+        }
         assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the import never got going"
+            started.elapsed() < Duration::from_secs(180),
+            "the import never got going: {s}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -106,7 +111,10 @@ async fn a_single_upload_is_served_beside_a_2000_document_import() {
     let cancelled_waiting = r.json::<Value>().await.expect("json")["cancelled"]
         .as_i64()
         .expect("n");
-    assert!(cancelled_waiting > 0, "documents waiting for the feeder were cancelled");
+    assert!(
+        cancelled_waiting > 0,
+        "documents waiting for the feeder were cancelled"
+    );
     let started = Instant::now();
     while in_pipeline(&app, a.id).await > 0 {
         assert!(

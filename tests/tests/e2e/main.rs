@@ -13,6 +13,7 @@ mod cross_tenant;
 mod documents;
 mod health;
 mod import_load;
+mod import_ops;
 mod imports;
 mod plans;
 mod queries;

@@ -91,15 +91,14 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     // Already answered (a replayed job) or gone: nothing to do, nothing to charge.
     let Some(q) = claimed else { return Ok(()) };
 
-    let for_blocking = ctx.clone();
-    let question = q.question.clone();
-    let vector =
-        tokio::task::spawn_blocking(move || for_blocking.question_embedder.embed(&[question.as_str()]))
-            .await
-            .map_err(transient)?
-            .map_err(transient)?
-            .pop()
-            .ok_or_else(|| transient("the model returned no vector"))?;
+    // Batched with the other questions in flight (one model call for all of them).
+    let vector = ctx
+        .question_embedder
+        .embed(vec![q.question.clone()])
+        .await
+        .map_err(transient)?
+        .pop()
+        .ok_or_else(|| transient("the model returned no vector"))?;
     let store = ctx
         .vectors
         .as_ref()

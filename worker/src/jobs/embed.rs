@@ -6,7 +6,7 @@ use super::guard::{JobError, guarded};
 use crate::context::{Ctx, JobContext};
 use apalis::prelude::{BoxDynError, Data};
 use docket_platform::documents::{self, vectors};
-use docket_platform::jobs::{JobEnvelope, JobKind};
+use docket_platform::jobs::{JobEnvelope, JobKind, Lane};
 use docket_platform::tenant_keys;
 use docket_rag::embed::DIMENSION;
 use std::collections::HashMap;
@@ -76,16 +76,22 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     let embedded_tokens: i64 = todo.iter().map(|(_, _, n)| i64::from(*n)).sum();
     if !todo.is_empty() {
         let texts: Vec<String> = todo.iter().map(|(_, t, _)| t.clone()).collect();
-        let (for_blocking, lane) = (shared.clone(), env.lane);
-        let fresh = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            for_blocking.embedder_for(lane).embed(&refs)
-        })
-        .await
-        .map_err(|_| JobError::Permanent {
-            code: "internal_error",
-            message: "embedding crashed on this document".into(),
-        })?
+        let fresh = match env.lane {
+            Lane::Interactive => {
+                let for_blocking = shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    for_blocking.embedder.embed(&refs)
+                })
+                .await
+                .map_err(|_| JobError::Permanent {
+                    code: "internal_error",
+                    message: "embedding crashed on this document".into(),
+                })?
+            }
+            // Batched with the other imported documents being embedded right now.
+            Lane::Bulk => ctx.bulk_embedder.embed(texts).await,
+        }
         .map_err(JobError::transient)?;
         let mut tx = ctx.db.begin_tenant(t).await.map_err(JobError::transient)?;
         for ((sha, _, _), v) in todo.iter().zip(&fresh) {

@@ -24,6 +24,9 @@ pub const CONSUMED: [JobKind; 3] = [JobKind::Parse, JobKind::Chunk, JobKind::Emb
 /// Kinds only the process that owns the vector store consumes.
 pub const OWNER_CONSUMES: [JobKind; 1] = [JobKind::Index];
 
+/// Bulk-lane jobs per queue a worker process runs at once (at least).
+const BULK_CONCURRENCY: usize = 8;
+
 /// Idle pickup latency bound.
 const POLL: Duration = Duration::from_millis(50);
 /// Idle pickup latency bound for questions (someone is waiting for each one).
@@ -61,7 +64,12 @@ macro_rules! register {
             WorkerBuilder::new(format!("{base}-r{restarts}"))
                 .backend(backend)
                 .parallelize(tokio::spawn)
-                .concurrency(ctx.config.ingest.worker_concurrency)
+                .concurrency(match lane {
+                    Lane::Interactive => ctx.config.ingest.worker_concurrency,
+                    // Bulk jobs mostly wait (for their batch, the database, storage): more of
+                    // them in flight is what lets the embedding batcher form full batches.
+                    Lane::Bulk => ctx.config.ingest.worker_concurrency.max(BULK_CONCURRENCY),
+                })
                 .data(ctx.clone())
                 .build($handler)
         })

@@ -119,7 +119,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     for i in 0..200 {
         let q = QUESTIONS[i % QUESTIONS.len()];
         let started = Instant::now();
-        let v = ctx.question_embedder.embed(&[q])?.remove(0);
+        let v = ctx.question_embedder.embed(vec![q.to_owned()]).await?.remove(0);
         embed_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         let scope = TenantScope::new(accounts[i % tenants].0.id.as_uuid(), Placement::Shared);
         let started = Instant::now();

@@ -1,0 +1,98 @@
+//! Batching concurrent embedding requests into one model call. ONNX Runtime does much more
+//! per call with a batch than with one text, and bulk imports (one chunk per small
+//! document) and questions (one short text each) arrive one text at a time from many jobs
+//! at once. A dedicated thread takes a request, adds every request already waiting (up to
+//! a number of texts), runs them as one call and hands each caller its vectors. Nothing
+//! lingers: when one request is alone it runs at once, batches form only while the model
+//! is busy, which is exactly when batching pays.
+
+use crate::embed::{EmbedError, Embedder};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+type Reply = tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
+
+struct Request {
+    texts: Vec<String>,
+    reply: Reply,
+}
+
+/// A handle to a batching thread around one model session.
+#[derive(Debug, Clone)]
+pub struct Batcher {
+    requests: Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("texts", &self.texts.len())
+            .finish()
+    }
+}
+
+impl Batcher {
+    /// Starts the thread `name`, which owns `embedder` and runs calls of at most
+    /// `max_texts` texts (a request larger than that runs alone).
+    pub fn spawn(embedder: Embedder, max_texts: usize, name: &str) -> Result<Self, EmbedError> {
+        let (requests, rx) = channel::<Request>();
+        let embedder = Arc::new(embedder);
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || serve(&embedder, &rx, max_texts.max(1)))
+            .map_err(|e| EmbedError::Runtime(format!("cannot start the embedding thread: {e}")))?;
+        Ok(Self { requests })
+    }
+
+    /// Vectors of `texts`, in order, computed together with whatever else is waiting.
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(vec![]);
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.requests
+            .send(Request { texts, reply })
+            .map_err(|_| EmbedError::Runtime("the embedding thread has stopped".into()))?;
+        rx.await
+            .map_err(|_| EmbedError::Runtime("the embedding thread dropped the request".into()))?
+    }
+}
+
+fn serve(embedder: &Embedder, rx: &Receiver<Request>, max_texts: usize) {
+    while let Ok(first) = rx.recv() {
+        let mut n = first.texts.len();
+        let mut batch = vec![first];
+        while n < max_texts {
+            match rx.try_recv() {
+                Ok(r) => {
+                    n += r.texts.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<&str> = batch
+            .iter()
+            .flat_map(|r| r.texts.iter().map(String::as_str))
+            .collect();
+        // A panic in the runtime must fail these requests, not stop the thread.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| embedder.embed(&all)))
+            .unwrap_or_else(|_| Err(EmbedError::Runtime("the model crashed on this batch".into())));
+        match result {
+            Ok(mut vectors) => {
+                // Hand out in order: each request's slice, front to back.
+                for r in batch {
+                    let rest = vectors.split_off(r.texts.len().min(vectors.len()));
+                    let _ = r.reply.send(Ok(std::mem::replace(&mut vectors, rest)));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for r in batch {
+                    let _ = r.reply.send(Err(EmbedError::Runtime(msg.clone())));
+                }
+            }
+        }
+    }
+}
