@@ -59,8 +59,6 @@ pub struct Worker {
 
 /// Most chunks of concurrent bulk jobs embedded in one model call.
 const BULK_BATCH_TEXTS: usize = 64;
-/// Most questions embedded in one model call.
-const QUESTION_BATCH_TEXTS: usize = 32;
 
 /// Longest one job attempt may run before it is retried.
 const JOB_TIMEOUT: Duration = Duration::from_secs(600);
@@ -103,7 +101,7 @@ impl Worker {
         let bulk_embedder = Batcher::spawn(Embedder::load(&settings)?, BULK_BATCH_TEXTS, "embed-bulk")?;
         let question_embedder = Batcher::spawn(
             Embedder::load_interactive(&settings)?,
-            QUESTION_BATCH_TEXTS,
+            config.ingest.question_batch,
             "embed-questions",
         )?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;

@@ -218,6 +218,8 @@ pub struct IngestConfig {
     pub feed_interval: Duration,
     /// Accept `http://` endpoints for S3 import sources (tests, private networks).
     pub import_allow_http: bool,
+    /// Most concurrent questions embedded in one model call (1: no batching).
+    pub question_batch: usize,
 }
 
 const DEFAULT_APP_DB: &str = "postgres://docket_app:docket_app@127.0.0.1:5432/docket";
@@ -338,6 +340,7 @@ impl Config {
             feed_max_in_flight: r.ranged("DOCKET_FEED_MAX_IN_FLIGHT", 256, 1, 4000) as i64,
             feed_interval: Duration::from_millis(r.ranged("DOCKET_FEED_INTERVAL_MS", 200, 10, 60_000)),
             import_allow_http: r.bool("DOCKET_IMPORT_ALLOW_HTTP", false),
+            question_batch: r.ranged("DOCKET_QUESTION_BATCH", 8, 1, 256) as usize,
         };
         if ingest.chunk_overlap >= ingest.chunk_max_tokens {
             r.fail(

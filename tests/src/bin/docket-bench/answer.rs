@@ -8,7 +8,7 @@
 use crate::percentile;
 use anyhow::Context;
 use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
-use docket_tests::spawn_app;
+use docket_tests::spawn_app_with;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -79,7 +79,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let seconds = arg(args, "--seconds", 30)?;
     let tenants = arg(args, "--tenants", 100)? as usize;
     let clients = arg(args, "--clients", 32)? as usize;
-    let app = spawn_app().await;
+    // `--question-batch 1` turns batching of concurrent questions off (the baseline).
+    let batch = arg(args, "--question-batch", 8)?.to_string();
+    let app = spawn_app_with(&[("DOCKET_QUESTION_BATCH", batch.as_str())]).await;
+    println!("questions per model call: at most {batch}");
     let (_worker, ctx, store) = app.spawn_worker_with_handles().await;
 
     // Seed: tenants with two small contracts each, uploaded concurrently (not timed).
