@@ -45,7 +45,7 @@ CREATE TABLE imports (
 CREATE INDEX imports_tenant_created ON imports (tenant_id, created_at DESC);
 SELECT docket_enable_tenant_rls('imports');
 GRANT SELECT, INSERT, UPDATE ON imports TO docket_app;
-GRANT SELECT, UPDATE ON imports TO docket_control;
+GRANT SELECT, INSERT, UPDATE ON imports TO docket_control;
 
 -- Entries that never became documents (unsupported type, too large, empty, unreadable).
 CREATE TABLE import_failures (
@@ -61,7 +61,7 @@ CREATE TABLE import_failures (
 );
 SELECT docket_enable_tenant_rls('import_failures');
 GRANT SELECT, INSERT ON import_failures TO docket_app;
-GRANT SELECT ON import_failures TO docket_control;
+GRANT SELECT, INSERT ON import_failures TO docket_control;
 
 -- An imported document: `feed_state` waiting (in PostgreSQL only) → admitted (its parse
 -- job row exists, the push may not have happened) → pushed. Interactive uploads leave it

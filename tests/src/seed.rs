@@ -48,8 +48,9 @@ pub async fn rows_in_every_tenant_table(control: &ControlDb, tenant: TenantId) {
     }
 }
 
-/// Statements that put one row of `$1`'s into each identity table (added with identity).
-pub(crate) const IDENTITY_SEEDS: [&str; 8] = [
+/// Statements that put one row of `$1`'s into each later tenant table (identity, vectors,
+/// limits, imports).
+pub(crate) const IDENTITY_SEEDS: [&str; 10] = [
     "INSERT INTO embedding_cache (tenant_id, sha256, model, vector) VALUES ($1, 'seed', 'seed', '\\x00')",
     "INSERT INTO vector_placements (tenant_id, tier) VALUES ($1, 'shared')",
     "INSERT INTO rate_overrides (tenant_id, class, per_minute, burst, expires_at, reason) VALUES ($1, 'read', 1, 1, now(), 'seed')",
@@ -60,4 +61,7 @@ pub(crate) const IDENTITY_SEEDS: [&str; 8] = [
     "INSERT INTO api_keys (id, tenant_id, name, role, key_hash) VALUES (gen_random_uuid(), $1, 'seed', 'viewer', 'x')",
     "INSERT INTO login_throttle (tenant_id, account) VALUES ($1, 'seed')",
     "INSERT INTO tenant_secrets (tenant_id, master_kid) VALUES ($1, 'seed')",
+    "INSERT INTO imports (id, tenant_id, source, actor) VALUES (gen_random_uuid(), $1, 'zip', 'system')",
+    "INSERT INTO import_failures (tenant_id, import_id, entry, filename, code, message)
+       SELECT $1, id, 0, 'seed.bin', 'unsupported_media_type', 'seed' FROM imports WHERE tenant_id = $1 LIMIT 1",
 ];
