@@ -80,3 +80,9 @@ CREATE INDEX documents_feed_waiting ON documents (tenant_id, created_at, id) WHE
 CREATE INDEX documents_feed_in_flight ON documents (tenant_id)
   WHERE feed_state IN ('admitted', 'pushed') AND status IN ('queued', 'processing');
 CREATE INDEX documents_import ON documents (import_id, status) WHERE import_id IS NOT NULL;
+
+-- A cancelled document never ran: it must not answer for its content as a duplicate (the
+-- same file uploaded or imported again is processed), so the per-tenant content index
+-- leaves it out.
+DROP INDEX documents_tenant_sha;
+CREATE UNIQUE INDEX documents_tenant_sha ON documents (tenant_id, sha256) WHERE status <> 'cancelled';

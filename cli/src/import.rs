@@ -11,7 +11,7 @@ use docket_platform::config::Config;
 use docket_platform::db::{ControlDb, Db};
 use docket_platform::entitlements;
 use docket_platform::ids::ImportId;
-use docket_platform::imports::admit::{self, Entry};
+use docket_platform::imports::admit::{self, Entry, Resume};
 use docket_platform::imports::{self, NewImport, SourceKind, progress};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// Files per committed batch.
 const BATCH: usize = 64;
+/// Bytes per committed batch (a folder of large PDFs commits sooner).
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Every regular file under `root`, in path order (hidden files and folders skipped).
 fn files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -95,30 +97,40 @@ pub async fn import_folder(
         "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files  {msg}",
     )?);
     bar.set_message("reading files");
-    for (n, chunk) in paths.chunks(BATCH).enumerate() {
-        let mut entries = Vec::with_capacity(chunk.len());
-        for (i, path) in chunk.iter().enumerate() {
-            let index = (n * BATCH + i) as i32;
-            let name = path.strip_prefix(folder).unwrap_or(path).display().to_string();
-            let size = tokio::fs::metadata(path).await?.len();
-            let bytes = if size > ent.max_upload_bytes {
-                Err((
-                    "too_large",
-                    format!(
-                        "the file is larger than the limit of {} bytes",
-                        ent.max_upload_bytes
-                    ),
-                ))
-            } else {
-                tokio::fs::read(path)
-                    .await
-                    .map_err(|e| ("unreadable", format!("the file could not be read: {e}")))
+    let (mut entries, mut batch_bytes, mut start) = (Vec::with_capacity(BATCH), 0u64, 0i32);
+    for (i, path) in paths.iter().enumerate() {
+        let name = path.strip_prefix(folder).unwrap_or(path).display().to_string();
+        let size = tokio::fs::metadata(path).await?.len();
+        let bytes = if size > ent.max_upload_bytes {
+            let msg = format!(
+                "the file is larger than the limit of {} bytes",
+                ent.max_upload_bytes
+            );
+            Err(("too_large", msg))
+        } else {
+            batch_bytes += size;
+            tokio::fs::read(path)
+                .await
+                .map_err(|e| ("unreadable", format!("the file could not be read: {e}")))
+        };
+        entries.push(Entry {
+            index: i as i32,
+            name,
+            bytes,
+        });
+        if entries.len() >= BATCH || batch_bytes >= BATCH_BYTES || i + 1 == paths.len() {
+            let next = i as i32 + 1;
+            let at = Resume {
+                start,
+                next,
+                cursor: None,
+                found: 0,
             };
-            entries.push(Entry { index, name, bytes });
+            let batch = std::mem::take(&mut entries);
+            admit::admit_batch(&db, &blobs, &config.master_key, t.id, id, batch, at).await?;
+            (start, batch_bytes) = (next, 0);
+            bar.set_message(format!("stored {next} of {total}"));
         }
-        let next = ((n + 1) * BATCH).min(paths.len()) as i32;
-        admit::admit_batch(&db, &blobs, &config.master_key, t.id, id, entries, next, None, 0).await?;
-        bar.set_message(format!("stored {next} of {total}"));
     }
     let mut tx = db.begin_tenant(t.id).await?;
     imports::finish_unpacking(&mut tx, id).await?;

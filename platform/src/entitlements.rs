@@ -165,11 +165,11 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
     Ok(Some((r.tenant, ent)))
 }
 
-/// Documents the tenant keeps and the bytes they take (failed ones hold no searchable
-/// content and do not count).
+/// Documents the tenant keeps and the bytes they take (failed and cancelled ones hold no
+/// searchable content and do not count).
 pub async fn documents_held(tx: &mut TenantTx) -> Result<(i64, i64), DbError> {
     Ok(sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(byte_size), 0)::bigint FROM documents WHERE status <> 'failed'",
+        "SELECT count(*), COALESCE(sum(byte_size), 0)::bigint FROM documents WHERE status NOT IN ('failed', 'cancelled')",
     )
     .fetch_one(tx.conn())
     .await?)

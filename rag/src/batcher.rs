@@ -87,10 +87,20 @@ fn serve(embedder: &Embedder, rx: &Receiver<Request>, max_texts: usize) {
                     let _ = r.reply.send(Ok(std::mem::replace(&mut vectors, rest)));
                 }
             }
-            Err(e) => {
-                let msg = e.to_string();
+            // One bad text must not fail the others: run each request alone.
+            Err(_) if batch.len() > 1 => {
                 for r in batch {
-                    let _ = r.reply.send(Err(EmbedError::Runtime(msg.clone())));
+                    let texts: Vec<&str> = r.texts.iter().map(String::as_str).collect();
+                    let alone = std::panic::catch_unwind(AssertUnwindSafe(|| embedder.embed(&texts)))
+                        .unwrap_or_else(|_| {
+                            Err(EmbedError::Runtime("the model crashed on this text".into()))
+                        });
+                    let _ = r.reply.send(alone);
+                }
+            }
+            Err(e) => {
+                for r in batch {
+                    let _ = r.reply.send(Err(EmbedError::Runtime(e.to_string())));
                 }
             }
         }

@@ -217,7 +217,7 @@ async fn zip_import(
     let limits = ArchiveLimits::for_plan(ent);
     let (file, summary) = tokio::task::spawn_blocking(move || {
         file.seek(SeekFrom::Start(0))?;
-        let summary = archive::inspect(&mut file, &limits).map(|(_, s)| s);
+        let summary = archive::inspect(&mut file, size, &limits).map(|(_, s)| s);
         file.seek(SeekFrom::Start(0))?;
         Ok::<_, std::io::Error>((file, summary))
     })

@@ -105,10 +105,10 @@ pub async fn get(tx: &mut TenantTx, id: DocumentId) -> Result<Option<Document>, 
     .await?)
 }
 
-/// By content hash (dedupe within the tenant).
+/// By content hash (dedupe within the tenant; cancelled documents never ran and do not count).
 pub async fn find_by_sha(tx: &mut TenantTx, sha256: &str) -> Result<Option<Document>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM documents WHERE sha256 = $1"
+        "SELECT {COLS} FROM documents WHERE sha256 = $1 AND status <> 'cancelled'"
     )))
     .bind(sha256)
     .fetch_optional(tx.conn())

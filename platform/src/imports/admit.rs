@@ -76,6 +76,19 @@ struct Accepted {
     sha: String,
 }
 
+/// Where a batch sits in its source.
+#[derive(Debug, Clone, Copy)]
+pub struct Resume<'a> {
+    /// The resume point this batch continues from (`imports.unpacked` when it was read).
+    pub start: i32,
+    /// The resume point after it.
+    pub next: i32,
+    /// The last key done, for sources resumed by key.
+    pub cursor: Option<&'a str>,
+    /// Entries this batch adds to the total (sources listed as they go; 0 for a zip).
+    pub found: i32,
+}
+
 /// Stores the acceptable entries' originals (encrypted), then records the batch:
 /// documents as `waiting`, duplicates, failures, and `next` as the resume point (`cursor`
 /// for sources resumed by key). `total` grows by `found` (sources listed as they go; a zip's
@@ -88,10 +101,14 @@ pub async fn admit_batch(
     tenant: TenantId,
     import: ImportId,
     entries: Vec<Entry>,
-    next: i32,
-    cursor: Option<&str>,
-    found: i32,
+    at: Resume<'_>,
 ) -> Result<BatchOutcome, AdmitError> {
+    let Resume {
+        start,
+        next,
+        cursor,
+        found,
+    } = at;
     let mut tx = db.begin_tenant(tenant).await?;
     let key = tenant_keys::data_key(&mut tx, master)
         .await
@@ -137,21 +154,39 @@ pub async fn admit_batch(
     }
 
     let mut tx = db.begin_tenant(tenant).await?;
-    // The row lock orders this batch with a concurrent cancel.
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM imports WHERE id = $1 FOR UPDATE")
-        .bind(import)
-        .fetch_optional(tx.conn())
-        .await
-        .map_err(DbError::from)?;
-    if status.as_deref() != Some("unpacking") {
-        drop(tx);
-        for a in &accepted {
-            blobs.delete(tenant, &documents::original_key(a.id)).await?;
+    // The row lock orders this batch with a concurrent cancel and with another run of the
+    // same unpack (a redelivered job): only the run whose batch starts at the committed
+    // resume point may write.
+    let row: Option<(String, i32)> =
+        sqlx::query_as("SELECT status, unpacked FROM imports WHERE id = $1 FOR UPDATE")
+            .bind(import)
+            .fetch_optional(tx.conn())
+            .await
+            .map_err(DbError::from)?;
+    let stopped = BatchOutcome {
+        stopped: true,
+        ..Default::default()
+    };
+    match row {
+        Some((status, unpacked)) if status == "unpacking" && unpacked == start => {}
+        Some((status, _)) if status == "unpacking" => {
+            // Another run got further: these ids may be its committed documents.
+            return Ok(stopped);
         }
-        return Ok(BatchOutcome {
-            stopped: true,
-            ..Default::default()
-        });
+        _ => {
+            // Cancelled or gone: remove the copies, but never a committed document's.
+            let ids: Vec<DocumentId> = accepted.iter().map(|a| a.id).collect();
+            let kept: Vec<DocumentId> = sqlx::query_scalar("SELECT id FROM documents WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(tx.conn())
+                .await
+                .map_err(DbError::from)?;
+            drop(tx);
+            for a in accepted.iter().filter(|a| !kept.contains(&a.id)) {
+                blobs.delete(tenant, &documents::original_key(a.id)).await?;
+            }
+            return Ok(stopped);
+        }
     }
     let ids: Vec<DocumentId> = accepted.iter().map(|a| a.id).collect();
     let names: Vec<&str> = accepted.iter().map(|a| a.name.as_str()).collect();

@@ -70,6 +70,11 @@ pub enum ArchiveError {
         /// The limit.
         max: u64,
     },
+    /// Entries share their bytes (a crafted archive multiplying its content).
+    #[error(
+        "entries of the archive overlap (several names for the same data); the archive looks like a zip bomb"
+    )]
+    Overlapping,
     /// An entry that would escape the import (`..`, absolute path, drive letter, NUL).
     #[error("entry `{0}` has an unsafe path (absolute, or containing `..`); the archive is refused")]
     UnsafePath(String),
@@ -85,7 +90,7 @@ impl ArchiveError {
             ArchiveError::Invalid(_) => "invalid_archive",
             ArchiveError::TooManyEntries { .. } => "too_many_entries",
             ArchiveError::TooLarge { .. } => "archive_too_large",
-            ArchiveError::Bomb { .. } => "zip_bomb",
+            ArchiveError::Bomb { .. } | ArchiveError::Overlapping => "zip_bomb",
             ArchiveError::UnsafePath(_) => "unsafe_path",
             ArchiveError::Encrypted(_) => "encrypted_archive",
         }
@@ -113,12 +118,22 @@ pub fn safe_name(name: &str) -> bool {
     !name.split(['/', '\\']).any(|part| part == "..")
 }
 
-/// Opens an archive and checks its central directory against `limits`.
+/// How many times its own size an archive may declare unpacked, whatever the plan allows
+/// (text deflates ~4–6×; many small entries of zeros would pass the per-entry ratio check).
+pub const MAX_EXPANSION: u64 = 20;
+
+/// Opens an archive of `archive_len` bytes and checks its central directory against
+/// `limits`: entry count, names, declared sizes (total and per-entry ratio), entries that
+/// share their bytes, encryption.
 pub fn inspect<R: Read + Seek>(
     reader: R,
+    archive_len: u64,
     limits: &ArchiveLimits,
 ) -> Result<(ZipArchive<R>, Summary), ArchiveError> {
-    let archive = ZipArchive::new(reader).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let mut archive = ZipArchive::new(reader).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let max_total = limits
+        .max_total_bytes
+        .min(archive_len.max(1024 * 1024).saturating_mul(MAX_EXPANSION));
     if archive.len() > limits.max_entries {
         return Err(ArchiveError::TooManyEntries {
             found: archive.len(),
@@ -150,12 +165,21 @@ pub fn inspect<R: Read + Seek>(
         }
         summary.files += 1;
         summary.declared_bytes = summary.declared_bytes.saturating_add(size);
-        if summary.declared_bytes > limits.max_total_bytes {
+        if entry.encrypted() {
+            return Err(ArchiveError::Encrypted(name));
+        }
+        if summary.declared_bytes > max_total {
             return Err(ArchiveError::TooLarge {
                 found: summary.declared_bytes,
-                max: limits.max_total_bytes,
+                max: max_total,
             });
         }
+    }
+    let overlapping = archive
+        .has_overlapping_entries()
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    if overlapping {
+        return Err(ArchiveError::Overlapping);
     }
     Ok((archive, summary))
 }

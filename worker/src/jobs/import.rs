@@ -7,7 +7,7 @@
 use crate::context::{Ctx, JobContext};
 use apalis::prelude::{AbortError, BoxDynError, Data};
 use docket_platform::entitlements::{self, Entitlements};
-use docket_platform::imports::admit::{self, Entry};
+use docket_platform::imports::admit::{self, Entry, Resume};
 use docket_platform::imports::archive::{self, ArchiveLimits};
 use docket_platform::imports::job::{ImportJob, archive_key};
 use docket_platform::imports::source::{S3Credentials, S3Source};
@@ -62,20 +62,28 @@ pub async fn handle(job: ImportJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
         )),
     };
     match outcome {
-        Ok(()) => {
+        // Stopped early: cancelled (the archive goes), or another run of this unpack is
+        // ahead and finishes it (the archive stays for it).
+        Ok(false) => {
+            let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+            let now = imports::get(&mut tx, job.import_id).await?;
+            tx.commit().await?;
+            if now.is_none_or(|i| i.status != "unpacking") {
+                drop_archive(&ctx, &job, &import).await;
+            }
+            Ok(())
+        }
+        Ok(true) => {
             let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
             imports::finish_unpacking(&mut tx, job.import_id).await?;
             tx.commit().await?;
-            if import.source == "zip" {
-                ctx.blobs
-                    .delete(job.tenant_id, &archive_key(job.import_id))
-                    .await?;
-            }
+            drop_archive(&ctx, &job, &import).await;
             tracing::info!(import = %job.import_id, "import unpacked");
             Ok(())
         }
         Err(Failure::Source(code, msg)) => {
             end_failed(&ctx, &job, code, &msg).await?;
+            drop_archive(&ctx, &job, &import).await;
             Err(AbortError::new(msg).into())
         }
         Err(Failure::Transient(msg)) => {
@@ -83,6 +91,16 @@ pub async fn handle(job: ImportJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
             tokio::time::sleep(std::time::Duration::from_secs(attempt as u64)).await;
             Err(msg.into())
         }
+    }
+}
+
+/// Deletes an unpacked, failed or cancelled import's archive (best effort: logged).
+async fn drop_archive(ctx: &JobContext, job: &ImportJob, import: &Import) {
+    if import.source != "zip" {
+        return;
+    }
+    if let Err(e) = ctx.blobs.delete(job.tenant_id, &archive_key(job.import_id)).await {
+        tracing::warn!(import = %job.import_id, error = %e, "could not delete an import archive");
     }
 }
 
@@ -96,12 +114,13 @@ async fn end_failed(ctx: &JobContext, job: &ImportJob, code: &str, msg: &str) ->
 
 type Batch = Result<(Vec<Entry>, i32), (&'static str, String)>;
 
+/// `Ok(true)`: every entry is done; `Ok(false)`: stopped early (cancelled, or overtaken).
 async fn unpack_zip(
     ctx: &JobContext,
     job: &ImportJob,
     import: &Import,
     ent: &Entitlements,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let mut tx = ctx.db.begin_tenant(job.tenant_id).await.map_err(transient)?;
     let key = tenant_keys::data_key(&mut tx, &ctx.config.master_key)
         .await
@@ -117,7 +136,8 @@ async fn unpack_zip(
     let (send, mut batches) = tokio::sync::mpsc::channel::<Batch>(2);
     // Inflating is CPU-bound: a blocking thread reads, the async side stores.
     let reader = tokio::task::spawn_blocking(move || {
-        let (mut zip, _) = match archive::inspect(Cursor::new(bytes), &limits) {
+        let len = bytes.len() as u64;
+        let (mut zip, _) = match archive::inspect(Cursor::new(bytes), len, &limits) {
             Ok(z) => z,
             Err(e) => return send.blocking_send(Err((e.code(), e.to_string()))).is_ok(),
         };
@@ -145,8 +165,15 @@ async fn unpack_zip(
         }
         true
     });
+    let mut start = import.unpacked;
     while let Some(batch) = batches.recv().await {
         let (entries, next) = batch.map_err(|(code, msg)| Failure::Source(code, msg))?;
+        let at = Resume {
+            start,
+            next,
+            cursor: None,
+            found: 0,
+        };
         let done = admit::admit_batch(
             &ctx.db,
             &ctx.blobs,
@@ -154,15 +181,14 @@ async fn unpack_zip(
             job.tenant_id,
             job.import_id,
             entries,
-            next,
-            None,
-            0,
+            at,
         )
         .await
         .map_err(transient)?;
         if done.stopped {
-            return Ok(());
+            return Ok(false);
         }
+        start = next;
     }
     reader.await.map_err(|_| {
         Failure::Source(
@@ -170,15 +196,45 @@ async fn unpack_zip(
             "the archive could not be read to the end".into(),
         )
     })?;
+    Ok(true)
+}
+
+/// Stops (the import fails with `plan_limit`) before a batch would take the tenant past its
+/// plan's document or storage limit: a bucket's size is only known while listing it.
+async fn within_plan(
+    ctx: &JobContext,
+    job: &ImportJob,
+    ent: &Entitlements,
+    docs: i64,
+    bytes: i64,
+) -> Result<(), Failure> {
+    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
+        return Ok(());
+    }
+    let mut tx = ctx.db.begin_tenant(job.tenant_id).await.map_err(transient)?;
+    let (held, held_bytes) = entitlements::documents_held(&mut tx).await.map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
+    let over_docs = ent.max_documents.is_some_and(|m| held + docs > m);
+    let over_bytes = ent.max_storage_bytes.is_some_and(|m| held_bytes + bytes > m);
+    if over_docs || over_bytes {
+        return Err(Failure::Source(
+            "plan_limit",
+            format!(
+                "the import stopped at your plan's ({}) document or storage limit; the documents before it are kept",
+                ent.plan_id
+            ),
+        ));
+    }
     Ok(())
 }
 
+/// `Ok(true)`: every object is done; `Ok(false)`: stopped early (cancelled, or overtaken).
 async fn unpack_bucket(
     ctx: &JobContext,
     job: &ImportJob,
     import: &Import,
     ent: &Entitlements,
-) -> Result<(), Failure> {
+) -> Result<bool, Failure> {
     let source: S3Source = serde_json::from_value(import.source_detail.clone())
         .map_err(|e| Failure::Source("invalid_source", e.to_string()))?;
     let mut tx = ctx.db.begin_tenant(job.tenant_id).await.map_err(transient)?;
@@ -205,11 +261,17 @@ async fn unpack_bucket(
         .map_err(|e| Failure::Source("source_unreachable", e.to_string()))?;
     let prefix = (!source.prefix.is_empty()).then(|| object_store::path::Path::from(source.prefix.as_str()));
     let mut listing = match &cursor {
-        Some(c) => store.list_with_offset(prefix.as_ref(), &object_store::path::Path::from(c.as_str())),
+        Some(c) => {
+            // The cursor is a key as listed (already encoded): parse, do not re-encode.
+            let offset = object_store::path::Path::parse(c.as_str())
+                .map_err(|e| Failure::Source("invalid_source", e.to_string()))?;
+            store.list_with_offset(prefix.as_ref(), &offset)
+        }
         None => store.list(prefix.as_ref()),
     };
     let mut next = import.unpacked;
     let mut batch: Vec<Entry> = vec![];
+    let mut batch_bytes = 0usize;
     let mut last_key = String::new();
     loop {
         let item = listing.next().await;
@@ -234,9 +296,10 @@ async fn unpack_bucket(
                         .await
                         .map(|b| b.to_vec())
                         .map_err(|e| ("unreadable", e.to_string())),
-                    Err(e) => Err(("unreadable", format!("the object could not be read: {e}"))),
+                    Err(_) => Err(("unreadable", "the object could not be read".to_owned())),
                 }
             };
+            batch_bytes += bytes.as_ref().map(Vec::len).unwrap_or(0);
             batch.push(Entry {
                 index: next + batch.len() as i32,
                 name: name.clone(),
@@ -253,9 +316,15 @@ async fn unpack_bucket(
                 ));
             }
         }
-        if batch.len() >= BATCH_ENTRIES || (end && !batch.is_empty()) {
+        if batch.len() >= BATCH_ENTRIES || batch_bytes >= BATCH_BYTES || (end && !batch.is_empty()) {
             let found = batch.len() as i32;
-            next += found;
+            within_plan(ctx, job, ent, i64::from(found), batch_bytes as i64).await?;
+            let at = Resume {
+                start: next,
+                next: next + found,
+                cursor: Some(&last_key),
+                found,
+            };
             let done = admit::admit_batch(
                 &ctx.db,
                 &ctx.blobs,
@@ -263,18 +332,18 @@ async fn unpack_bucket(
                 job.tenant_id,
                 job.import_id,
                 std::mem::take(&mut batch),
-                next,
-                Some(&last_key),
-                found,
+                at,
             )
             .await
             .map_err(transient)?;
             if done.stopped {
-                return Ok(());
+                return Ok(false);
             }
+            next += found;
+            batch_bytes = 0;
         }
         if end {
-            return Ok(());
+            return Ok(true);
         }
     }
 }
