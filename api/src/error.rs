@@ -50,6 +50,16 @@ impl ApiError {
         )
     }
 
+    /// 503 `queue_unavailable` with `Retry-After: 5`: the job queue refused a push.
+    pub fn queue_unavailable(what: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_unavailable",
+            format!("{what} cannot be queued right now; try again shortly"),
+        )
+        .with_retry_after(5)
+    }
+
     /// Adds `Retry-After`.
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);

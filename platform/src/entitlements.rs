@@ -165,6 +165,33 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
     Ok(Some((r.tenant, ent)))
 }
 
+/// Whether adding `docs` documents of `bytes` bytes takes the tenant past its plan's
+/// document or storage limit (or it is already at one): the sentence saying which, or
+/// `None` when it fits. Uploads, imports and the import worker all decide here.
+pub async fn over_plan_limit(
+    tx: &mut TenantTx,
+    ent: &Entitlements,
+    docs: i64,
+    bytes: i64,
+) -> Result<Option<String>, DbError> {
+    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
+        return Ok(None);
+    }
+    let (held, held_bytes) = documents_held(tx).await?;
+    let plan = &ent.plan_id;
+    Ok(match (ent.max_documents, ent.max_storage_bytes) {
+        (Some(max), _) if held >= max || held + docs > max => Some(format!(
+            "your plan ({plan}) holds at most {max} documents; you have {held} and this adds {docs}; \
+             delete some or upgrade the plan"
+        )),
+        (_, Some(max)) if held_bytes >= max || held_bytes + bytes > max => Some(format!(
+            "your plan ({plan}) stores at most {max} bytes; your documents take {held_bytes} and this adds \
+             {bytes}; delete some or upgrade the plan"
+        )),
+        _ => None,
+    })
+}
+
 /// Documents the tenant keeps and the bytes they take (failed and cancelled ones hold no
 /// searchable content and do not count).
 pub async fn documents_held(tx: &mut TenantTx) -> Result<(i64, i64), DbError> {

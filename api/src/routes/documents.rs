@@ -2,7 +2,7 @@
 
 use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
-use crate::routes::{Page, parse_id};
+use crate::routes::{Page, parse_id, within_plan_limits};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
@@ -14,7 +14,6 @@ use docket_platform::authz::Capability;
 use docket_platform::blobs::BlobError;
 use docket_platform::documents::sniff::{SNIFF_LEN, sniff};
 use docket_platform::documents::{self, Document, NewDocument};
-use docket_platform::entitlements::{self, Entitlements};
 use docket_platform::ids::{DocumentId, JobId};
 use docket_platform::jobs::{JobKind, Lane, record};
 use docket_platform::tenant_keys;
@@ -72,7 +71,7 @@ async fn upload(
     auth.govern(&state, Gate::new(Capability::DocumentsWrite).metered())
         .await?;
     let ent = &auth.entitlements;
-    within_plan_limits(&state, &auth, ent).await?;
+    within_plan_limits(&state, &auth, ent, 1, 0).await?;
     let max_bytes = state.config.ingest.max_upload_bytes.min(ent.max_upload_bytes);
     let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let idem = match headers.get("idempotency-key") {
@@ -297,12 +296,7 @@ async fn receive(
         )
         .await?;
         tx.commit().await?;
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_unavailable",
-            "the job queue is unavailable; try again shortly",
-        )
-        .with_retry_after(5));
+        return Err(ApiError::queue_unavailable("the document"));
     }
     Ok((StatusCode::ACCEPTED, accepted(&doc, false)))
 }
@@ -395,28 +389,4 @@ async fn job(
         .await?
         .ok_or_else(|| ApiError::not_found("job"))?;
     Ok(Json(serde_json::to_value(j).map_err(ApiError::internal)?))
-}
-
-/// Refuses an upload (403 `plan_limit`, audited, naming the limit) once the tenant holds
-/// its plan's maximum number of documents or bytes.
-async fn within_plan_limits(state: &AppState, auth: &TenantAuth, ent: &Entitlements) -> Result<(), ApiError> {
-    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
-        return Ok(());
-    }
-    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let (docs, bytes) = entitlements::documents_held(&mut tx).await?;
-    tx.commit().await?;
-    let plan = &ent.plan_id;
-    let msg = match (ent.max_documents, ent.max_storage_bytes) {
-        (Some(max), _) if docs >= max => format!(
-            "your plan ({plan}) holds at most {max} documents and you have {docs}; delete some or upgrade the plan"
-        ),
-        (_, Some(max)) if bytes >= max => format!(
-            "your plan ({plan}) stores at most {max} bytes and your documents take {bytes}; delete some or upgrade the plan"
-        ),
-        _ => return Ok(()),
-    };
-    Err(auth
-        .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
-        .await)
 }

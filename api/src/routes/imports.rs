@@ -5,7 +5,7 @@
 
 use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
-use crate::routes::parse_id;
+use crate::routes::{parse_id, within_plan_limits};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::blobs::BlobError;
-use docket_platform::entitlements::{self, Entitlements};
+use docket_platform::entitlements::Entitlements;
 use docket_platform::ids::ImportId;
 use docket_platform::imports::archive::{self, ArchiveLimits};
 use docket_platform::imports::job::{self, ImportJob, archive_key};
@@ -133,12 +133,7 @@ async fn create(
         )
         .await?;
         tx.commit().await?;
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_unavailable",
-            "the job queue is unavailable; try again shortly",
-        )
-        .with_retry_after(5));
+        return Err(ApiError::queue_unavailable("the import"));
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -279,36 +274,6 @@ fn file_stream(file: std::fs::File) -> futures::stream::BoxStream<'static, Resul
         }
     })
     .boxed()
-}
-
-/// Refuses (403 `plan_limit`, audited) an import that would take the tenant past its plan's
-/// document or storage limit (`adding` documents of `bytes` declared bytes).
-async fn within_plan_limits(
-    state: &AppState,
-    auth: &TenantAuth,
-    ent: &Entitlements,
-    adding: i64,
-    bytes: i64,
-) -> Result<(), ApiError> {
-    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
-        return Ok(());
-    }
-    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let (docs, held) = entitlements::documents_held(&mut tx).await?;
-    tx.commit().await?;
-    let plan = &ent.plan_id;
-    let msg = match (ent.max_documents, ent.max_storage_bytes) {
-        (Some(max), _) if docs >= max || docs + adding > max => format!(
-            "your plan ({plan}) holds at most {max} documents; you have {docs} and the import adds {adding}"
-        ),
-        (_, Some(max)) if held >= max || held + bytes > max => format!(
-            "your plan ({plan}) stores at most {max} bytes; your documents take {held} and the import adds {bytes}"
-        ),
-        _ => return Ok(()),
-    };
-    Err(auth
-        .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
-        .await)
 }
 
 async fn load(

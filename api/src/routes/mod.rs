@@ -15,7 +15,31 @@ pub mod switches;
 pub mod usage;
 pub mod users;
 
+use crate::auth::TenantAuth;
 use crate::error::ApiError;
+use crate::state::AppState;
+use axum::http::StatusCode;
+use docket_platform::entitlements::{self, Entitlements};
+
+/// Refuses (403 `plan_limit`, audited, naming the limit) what would add `docs` documents of
+/// `bytes` bytes past the plan's document or storage limit.
+pub async fn within_plan_limits(
+    state: &AppState,
+    auth: &TenantAuth,
+    ent: &Entitlements,
+    docs: i64,
+    bytes: i64,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let over = entitlements::over_plan_limit(&mut tx, ent, docs, bytes).await?;
+    tx.commit().await?;
+    match over {
+        None => Ok(()),
+        Some(msg) => Err(auth
+            .refuse(state, "plan.limit", StatusCode::FORBIDDEN, "plan_limit", msg)
+            .await),
+    }
+}
 
 /// Parses a path id; anything unparsable is simply not found (no oracle, no 500).
 pub fn parse_id(s: &str, what: &str) -> Result<uuid::Uuid, ApiError> {

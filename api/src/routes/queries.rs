@@ -146,12 +146,7 @@ async fn ask(
         )
         .await?;
         tx.commit().await?;
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "queue_unavailable",
-            "questions cannot be queued right now; retry shortly",
-        )
-        .with_retry_after(5));
+        return Err(ApiError::queue_unavailable("questions"));
     }
     if let Some(rx) = rx.as_mut() {
         let waited = wait_for(rx, id, Duration::from_secs(wait)).await;

@@ -3,8 +3,7 @@
 
 use crate::ids::{ImportId, TenantId};
 use crate::jobs::{JobQueue, QueueError};
-use apalis::prelude::TaskSink;
-use apalis_redis::{Config, RedisStorage};
+use apalis_redis::Config;
 use serde::{Deserialize, Serialize};
 
 /// Current envelope version. Add fields only with `#[serde(default)]`.
@@ -33,12 +32,7 @@ pub fn config(queue: &JobQueue) -> Config {
 
 /// Pushes an `import` job (after the import's row is committed).
 pub async fn push(queue: &JobQueue, job: &ImportJob) -> Result<(), QueueError> {
-    let conn = queue.redis().conn().await?;
-    let mut storage = RedisStorage::<ImportJob>::new(conn).with_config(config(queue));
-    storage
-        .push(job.clone())
-        .await
-        .map_err(|e| QueueError::Push(e.to_string()))
+    queue.push_task(config(queue), job.clone()).await
 }
 
 /// The object key of an uploaded archive while it waits to be unpacked.

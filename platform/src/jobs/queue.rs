@@ -104,10 +104,19 @@ impl JobQueue {
 
     /// Pushes a prepared job onto its kind's queue.
     pub async fn push(&self, env: &JobEnvelope) -> Result<(), QueueError> {
+        self.push_task(self.config(env.kind, env.lane), env.clone()).await
+    }
+
+    /// Pushes any job payload onto the queue `config` names (the stage envelopes above, and
+    /// the `answer` and `import` jobs with envelopes of their own).
+    pub async fn push_task<T>(&self, config: Config, task: T) -> Result<(), QueueError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
+    {
         let conn = self.redis.conn().await?;
-        let mut storage = RedisStorage::<JobEnvelope>::new(conn).with_config(self.config(env.kind, env.lane));
+        let mut storage = RedisStorage::<T>::new(conn).with_config(config);
         storage
-            .push(env.clone())
+            .push(task)
             .await
             .map_err(|e| QueueError::Push(e.to_string()))
     }

@@ -5,8 +5,7 @@ use super::{Citation, DONE_CHANNEL};
 use crate::db::{DbError, TenantTx};
 use crate::ids::{QueryId, TenantId};
 use crate::jobs::{JobQueue, QueueError};
-use apalis::prelude::TaskSink;
-use apalis_redis::{Config, RedisStorage};
+use apalis_redis::Config;
 use serde::{Deserialize, Serialize};
 
 /// Current envelope version. Add fields only with `#[serde(default)]`.
@@ -41,12 +40,7 @@ pub fn config(queue: &JobQueue) -> Config {
 
 /// Pushes an `answer` job (after the query's row is committed).
 pub async fn push(queue: &JobQueue, job: &AnswerJob) -> Result<(), QueueError> {
-    let conn = queue.redis().conn().await?;
-    let mut storage = RedisStorage::<AnswerJob>::new(conn).with_config(config(queue));
-    storage
-        .push(job.clone())
-        .await
-        .map_err(|e| QueueError::Push(e.to_string()))
+    queue.push_task(config(queue), job.clone()).await
 }
 
 /// What the worker needs to answer a claimed query.

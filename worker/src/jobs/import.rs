@@ -208,24 +208,18 @@ async fn within_plan(
     docs: i64,
     bytes: i64,
 ) -> Result<(), Failure> {
-    if ent.max_documents.is_none() && ent.max_storage_bytes.is_none() {
-        return Ok(());
-    }
     let mut tx = ctx.db.begin_tenant(job.tenant_id).await.map_err(transient)?;
-    let (held, held_bytes) = entitlements::documents_held(&mut tx).await.map_err(transient)?;
+    let over = entitlements::over_plan_limit(&mut tx, ent, docs, bytes)
+        .await
+        .map_err(transient)?;
     tx.commit().await.map_err(transient)?;
-    let over_docs = ent.max_documents.is_some_and(|m| held + docs > m);
-    let over_bytes = ent.max_storage_bytes.is_some_and(|m| held_bytes + bytes > m);
-    if over_docs || over_bytes {
-        return Err(Failure::Source(
+    match over {
+        None => Ok(()),
+        Some(why) => Err(Failure::Source(
             "plan_limit",
-            format!(
-                "the import stopped at your plan's ({}) document or storage limit; the documents before it are kept",
-                ent.plan_id
-            ),
-        ));
+            format!("the import stopped here, the documents before it are kept: {why}"),
+        )),
     }
-    Ok(())
 }
 
 /// `Ok(true)`: every object is done; `Ok(false)`: stopped early (cancelled, or overtaken).
