@@ -56,6 +56,23 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Imports `n` synthetic contracts (family `seed`) as one zip under `folder/`; asserts
+    /// 202 and returns the import id.
+    pub async fn import_synthetic(&self, token: &str, folder: &str, seed: u64, n: u64) -> String {
+        let entries: Vec<(String, Vec<u8>)> = (0..n)
+            .map(|i| {
+                (
+                    format!("{folder}/{i:05}.txt"),
+                    crate::synthetic::contract(seed, i).into_bytes(),
+                )
+            })
+            .collect();
+        let r = self.import_zip(token, zip_of(&entries)).await;
+        assert_eq!(r.status(), 202, "import accepted");
+        let v: Value = r.json().await.expect("json");
+        v["import_id"].as_str().expect("import id").to_owned()
+    }
+
     /// `GET /v1/imports/{id}` as JSON.
     pub async fn import_status(&self, token: &str, id: &str) -> Value {
         let resp = self

@@ -3,7 +3,7 @@
 //! loses nothing and does nothing twice (restart).
 
 use docket_rag::vectors::{EdgeStore, Placement, TenantScope, VectorIndex};
-use docket_tests::importing::{assert_totals_add_up, zip_of};
+use docket_tests::importing::assert_totals_add_up;
 use docket_tests::{TestApp, spawn_app, synthetic};
 use reqwest::Method;
 use serde_json::Value;
@@ -58,15 +58,7 @@ async fn a_single_upload_is_served_beside_a_2000_document_import() {
     let _ = time_to_ready(&app, &b_token, "warm.txt", synthetic::contract(90, 0)).await;
     let idle = time_to_ready(&app, &b_token, "idle.txt", synthetic::contract(90, 1)).await;
 
-    let entries: Vec<(String, Vec<u8>)> = (0..2000)
-        .map(|n| (format!("a/{n:05}.txt"), synthetic::contract(5, n).into_bytes()))
-        .collect();
-    let r = app.import_zip(&a_token, zip_of(&entries)).await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.expect("json")["import_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = app.import_synthetic(&a_token, "a", 5, 2000).await;
     // Wait until A's import runs at full speed: its share of the pipeline is full and
     // documents are coming out of it.
     let started = Instant::now();
@@ -145,15 +137,7 @@ async fn killing_the_worker_and_the_feeder_mid_import_loses_and_repeats_nothing(
     let mut worker = app.spawn_worker_process("w-first", true);
     let mut feeder = app.spawn_scheduler_process("feeder-first");
 
-    let entries: Vec<(String, Vec<u8>)> = (0..N as u64)
-        .map(|n| (format!("r/{n:04}.txt"), synthetic::contract(21, n).into_bytes()))
-        .collect();
-    let r = app.import_zip(&token, zip_of(&entries)).await;
-    assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.expect("json")["import_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = app.import_synthetic(&token, "r", 21, N as u64).await;
     let started = Instant::now();
     loop {
         let s = app.import_status(&token, &id).await;
