@@ -5,7 +5,7 @@
 //! answer cannot avoid (embedding the question, searching the index) so the overhead shows
 //! as a ratio. Goal on the 2-core machine: p99 under 250 ms.
 
-use crate::percentile;
+use crate::{cpu, percentile};
 use anyhow::Context;
 use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
 use docket_tests::spawn_app_with;
@@ -135,6 +135,8 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let raw_p50 = percentile(&embed_ms, 50.0) + percentile(&search_ms, 50.0);
 
     // Load: each client asks a different tenant a varied question, waits for the answer.
+    let redis_url = app.config.redis.url.expose().to_owned();
+    let before = cpu::Reading::take(app.db.platform_pool(), &redis_url).await;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let per_client: Vec<anyhow::Result<(Vec<f64>, usize, usize)>> = futures::stream::iter(0..clients)
@@ -166,6 +168,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         .collect()
         .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let after = cpu::Reading::take(app.db.platform_pool(), &redis_url).await;
     let (mut all, mut answered, mut other) = (Vec::new(), 0, 0);
     for r in per_client {
         let (l, a, o) = r?;
@@ -190,6 +193,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         percentile(&search_ms, 50.0),
         p50 / raw_p50
     );
+    before.report(&after, all.len(), "question");
     println!("goal: p99 under 250 ms");
     app.shutdown.cancel();
     Ok(())

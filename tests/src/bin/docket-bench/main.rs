@@ -9,6 +9,7 @@
 
 mod answer;
 mod bulk;
+mod cpu;
 mod embed;
 mod governance;
 mod quality;
