@@ -130,6 +130,10 @@ impl Embedder {
                 });
             }
         }
+        // Tokenizing a batch on rayon's pool saves nothing next to the model call, and the
+        // pool's threads spin (sched_yield) after every batch: sampled stacks during the
+        // answer benchmark showed them as a third of the process's running time on 2 cores.
+        tokenizers::utils::parallelism::set_parallelism(false);
         let env = environment(&library)?;
         let session = Session::builder(env)
             .map_err(runtime)?
