@@ -7,6 +7,7 @@ use crate::context::JobContext;
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::ids::{DocumentId, TenantId};
 use docket_platform::placement;
+use docket_platform::tenants::IsolationTier;
 use docket_rag::vectors::{Hit, TenantScope, VectorIndex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,7 +39,20 @@ pub async fn search(
     let mut tx = ctx.db.begin_tenant(t).await?;
     let place = placement::read(&mut tx).await?;
     tx.commit().await?;
-    let scope = TenantScope::new(t.as_uuid(), crate::jobs::index::placement_of(place.current));
+    search_at(ctx, store, t, place.current, query, limit, documents).await
+}
+
+/// [`search`] at a placement the caller has just read (in a transaction it needed anyway).
+pub async fn search_at(
+    ctx: &JobContext,
+    store: &impl VectorIndex,
+    t: TenantId,
+    tier: IsolationTier,
+    query: Vec<f32>,
+    limit: usize,
+    documents: &[DocumentId],
+) -> Result<Vec<Hit>, RetrieveError> {
+    let scope = TenantScope::new(t.as_uuid(), crate::jobs::index::placement_of(tier));
     let filters: Vec<Option<uuid::Uuid>> = match documents {
         [] => vec![None],
         ds => ds.iter().map(|d| Some(d.as_uuid())).collect(),

@@ -108,7 +108,7 @@ async fn ask(
     let actor = auth.actor_label();
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     // Another tenant's document is simply not found here (RLS): 404, never its content.
-    if documents::count_existing(&mut tx, &docs).await? != docs.len() as i64 {
+    if !docs.is_empty() && documents::count_existing(&mut tx, &docs).await? != docs.len() as i64 {
         return Err(ApiError::not_found("document"));
     }
     let new = NewQuery {
@@ -150,6 +150,12 @@ async fn ask(
     }
     if let Some(rx) = rx.as_mut() {
         let waited = wait_for(rx, id, Duration::from_secs(wait)).await;
+        // The announcement usually carries the stored result: no second read.
+        if let Waited::Finished(a) = &waited
+            && let Some(q) = a.final_result()
+        {
+            return Ok((StatusCode::OK, Json(result(&q, &notices))));
+        }
         if waited != Waited::TimedOut {
             let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
             let q = queries::get(&mut tx, id, None).await?;

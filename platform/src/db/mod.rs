@@ -37,6 +37,9 @@ impl DbError {
     }
 }
 
+/// How long a pooled connection may sit idle before it is checked on the way out.
+const STALE_AFTER: Duration = Duration::from_secs(2);
+
 /// Builds a pool that connects lazily, so a process starts (and reports not-ready) while
 /// PostgreSQL is down instead of crashing.
 fn lazy_pool(url: &Secret<String>, max: u32) -> Result<PgPool, DbError> {
@@ -45,6 +48,18 @@ fn lazy_pool(url: &Secret<String>, max: u32) -> Result<PgPool, DbError> {
     Ok(PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out: one extra round trip per transaction
+        // (a question takes six). Only connections idle for a while can have gone stale
+        // (a server restart, a timeout), so only those are checked.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= STALE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(opts))
 }
 
@@ -64,11 +79,25 @@ impl Db {
 
     /// Starts a transaction in which only `tenant`'s rows are visible or writable.
     pub async fn begin_tenant(&self, tenant: TenantId) -> Result<TenantTx, DbError> {
+        self.begin_scoped(tenant, "").await
+    }
+
+    /// [`Db::begin_tenant`] for writes whose loss in a database crash is harmless because
+    /// they are redone (a job claiming its record): the commit does not wait for the WAL
+    /// to reach disk (`synchronous_commit = off`; no risk of corruption, only of losing the
+    /// last moments of such commits).
+    pub async fn begin_tenant_redoable(&self, tenant: TenantId) -> Result<TenantTx, DbError> {
+        self.begin_scoped(tenant, "; SET LOCAL synchronous_commit = off")
+            .await
+    }
+
+    async fn begin_scoped(&self, tenant: TenantId, extra: &'static str) -> Result<TenantTx, DbError> {
         // One round trip: BEGIN and the tenant setting travel as one simple query. `true` =
         // transaction-local, so the setting cannot leak to the next user of this pooled
-        // connection. Formatting is safe: a `TenantId` displays as a UUID and nothing else.
+        // connection. Formatting is safe: a `TenantId` displays as a UUID and nothing else,
+        // and `extra` is a constant of this module.
         let begin = format!(
-            "BEGIN; SELECT set_config('app.tenant_id', '{}', true)",
+            "BEGIN; SELECT set_config('app.tenant_id', '{}', true){extra}",
             tenant.as_uuid()
         );
         let tx = self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;

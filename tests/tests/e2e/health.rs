@@ -126,3 +126,41 @@ async fn wait_for_heartbeat(app: &docket_tests::TestApp) {
     }
     panic!("the worker never sent a heartbeat");
 }
+
+/// Pooled connections are not pinged on every checkout (a round trip per transaction), only
+/// after idling: one the server dropped meanwhile is replaced, not handed to a request.
+#[tokio::test]
+async fn connections_the_server_dropped_are_replaced_not_handed_out() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("acme").await;
+    let token = app.owner_token(&t).await;
+    let list = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(format!("{}/v1/queries", app.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+        }
+    };
+    assert_eq!(list(token.clone()).await.status(), 200);
+
+    // What a server restart or an idle timeout does to the pools' connections.
+    let su = app.pool_as("docket_test_super").await;
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) k",
+    )
+    .fetch_one(&su)
+    .await
+    .expect("terminate");
+    assert!(killed >= 1, "the app held connections");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+
+    for _ in 0..5 {
+        let r = list(token.clone()).await;
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+}

@@ -59,7 +59,18 @@ async fn questions_get_exact_quotes_from_the_tenants_own_documents() {
             "quote is an exact substring of a chunk: {q}"
         );
     }
-    assert!(a["usage"]["tokens_in"].as_i64().expect("in") > 10);
+    // Metered: the question's tokens plus every retrieved chunk's (top_k 10 retrieves
+    // this one short contract whole).
+    let stored_tokens: i64 = sqlx::query_scalar("SELECT sum(token_count) FROM chunks WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(app.control.pool())
+        .await
+        .expect("tokens");
+    let tokens_in = a["usage"]["tokens_in"].as_i64().expect("in");
+    assert!(
+        tokens_in > stored_tokens && tokens_in < stored_tokens + 20,
+        "{tokens_in} vs chunks {stored_tokens}"
+    );
     assert!(a["latency_ms"].as_i64().is_some());
     // The team plan allows 10: 50 was lowered, and the response says so.
     assert_eq!(a["top_k_applied"], 10);
@@ -81,6 +92,14 @@ async fn questions_get_exact_quotes_from_the_tenants_own_documents() {
         .expect("json");
     assert_eq!(got["answer"], a["answer"]);
     assert_eq!(got["question"], "Which state's law governs the agreement?");
+    // The waited-for answer came with the worker's announcement, not from a second read:
+    // it must be exactly what is stored (notices aside, which only the asking request has).
+    let without_notices = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().expect("object").remove("notices");
+        v
+    };
+    assert_eq!(without_notices(&got), without_notices(&a));
     let audit: Vec<String> = sqlx::query_scalar(
         "SELECT details::text FROM audit_events WHERE tenant_id = $1 AND action = 'queries.answer'",
     )

@@ -8,7 +8,9 @@ use crate::context::{Ctx, JobContext};
 use crate::retrieve::{self, report_violations};
 use apalis::prelude::{AbortError, BoxDynError, Data};
 use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::db::TenantTx;
 use docket_platform::ids::DocumentId;
+use docket_platform::placement;
 use docket_platform::queries::Citation;
 use docket_platform::queries::job::{self, AnswerJob, Finished};
 use docket_rag::answer::extractive::Extractive;
@@ -85,11 +87,18 @@ fn actor(job: &AnswerJob) -> Actor {
 
 async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     let t = job.tenant_id;
-    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
+    // Claim and read where to search in one transaction: every round trip here is paid by
+    // every question. A claim lost in a database crash is simply made again on redelivery,
+    // so its commit need not wait for the disk.
+    let mut tx = ctx.db.begin_tenant_redoable(t).await.map_err(transient)?;
     let claimed = job::claim(&mut tx, job.query_id).await.map_err(transient)?;
-    tx.commit().await.map_err(transient)?;
     // Already answered (a replayed job) or gone: nothing to do, nothing to charge.
-    let Some(q) = claimed else { return Ok(()) };
+    let Some(q) = claimed else {
+        tx.commit().await.map_err(transient)?;
+        return Ok(());
+    };
+    let place = placement::read(&mut tx).await.map_err(transient)?;
+    tx.commit().await.map_err(transient)?;
 
     // Batched with the other questions in flight (one model call for all of them).
     let vector = ctx
@@ -105,11 +114,14 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
         .ok_or_else(|| transient("this worker has no vector store"))?;
     let limit = q.top_k_applied.max(1) as usize;
     let filter: Vec<DocumentId> = q.document_ids.iter().map(|d| DocumentId(*d)).collect();
-    let mut hits = retrieve::search(ctx, store, t, vector, limit, &filter)
+    let mut hits = retrieve::search_at(ctx, store, t, place.current, vector, limit, &filter)
         .await
         .map_err(transient)?;
 
-    add_openings(ctx, t, &mut hits).await.map_err(transient)?;
+    // One transaction from here on: the openings, the filenames, the result, the ledger,
+    // the audit event and the announcement.
+    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
+    add_openings(&mut tx, &mut hits).await.map_err(transient)?;
 
     let passages: Vec<Passage> = hits
         .iter()
@@ -128,7 +140,6 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     let specific = |w: &str| w.chars().any(|c| c.is_ascii_digit()) || ctx.chunker.count_tokens(w) > 1;
     let answer = answerer.answer_with(&q.question, &passages, &specific);
 
-    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
     let doc_ids: Vec<uuid::Uuid> = passages.iter().map(|p| p.document_id).collect();
     // Filenames through RLS: a document this tenant cannot see has no row here.
     let names: HashMap<uuid::Uuid, String> =
@@ -188,11 +199,6 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
             }
         }
     };
-    let tokens_in = ctx.chunker.count_tokens(&q.question)
-        + passages
-            .iter()
-            .map(|p| ctx.chunker.count_tokens(&p.text))
-            .sum::<usize>();
     let tokens_out = if status == "answered" {
         ctx.chunker.count_tokens(&text)
     } else {
@@ -202,7 +208,11 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
         status,
         answer: text,
         citations,
-        tokens_in: tokens_in as i32,
+        question_tokens: ctx.chunker.count_tokens(&q.question) as i32,
+        retrieved: passages
+            .iter()
+            .map(|p| (p.document_id, p.ordinal as i32))
+            .collect(),
         tokens_out: tokens_out as i32,
         actor: job.actor.clone(),
     };
@@ -238,11 +248,8 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
 /// Adds the opening chunk of every document among `hits` (contracts name their parties,
 /// date and subject there), read through RLS, scored as the weakest hit so it competes on
 /// its words alone.
-async fn add_openings(
-    ctx: &JobContext,
-    t: docket_platform::ids::TenantId,
-    hits: &mut Vec<Hit>,
-) -> Result<(), docket_platform::db::DbError> {
+async fn add_openings(tx: &mut TenantTx, hits: &mut Vec<Hit>) -> Result<(), docket_platform::db::DbError> {
+    let t = tx.tenant_id();
     let missing: Vec<uuid::Uuid> = {
         let mut docs: Vec<uuid::Uuid> = hits.iter().map(|h| h.document).collect();
         docs.sort_unstable();
@@ -254,14 +261,12 @@ async fn add_openings(
         return Ok(());
     }
     let floor = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
-    let mut tx = ctx.db.begin_tenant(t).await?;
     let rows: Vec<(uuid::Uuid, uuid::Uuid, String, i32, i32)> = sqlx::query_as(
         "SELECT id, document_id, text, page_start, page_end FROM chunks WHERE document_id = ANY($1) AND ordinal = 0",
     )
     .bind(&missing)
     .fetch_all(tx.conn())
     .await?;
-    tx.commit().await?;
     hits.extend(
         rows.into_iter()
             .map(|(id, document, text, page_start, page_end)| Hit {
