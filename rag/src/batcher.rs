@@ -8,8 +8,8 @@
 
 use crate::embed::{EmbedError, Embedder};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>;
 
@@ -36,12 +36,27 @@ impl Batcher {
     /// Starts the thread `name`, which owns `embedder` and runs calls of at most
     /// `max_texts` texts (a request larger than that runs alone).
     pub fn spawn(embedder: Embedder, max_texts: usize, name: &str) -> Result<Self, EmbedError> {
+        Self::spawn_pool(vec![embedder], max_texts, name)
+    }
+
+    /// One thread per session in `embedders`, taking turns at the queue: whichever is free
+    /// takes the next request and everything waiting behind it. With a single session the
+    /// model is a serial stage; a second lets a batch start while another runs.
+    pub fn spawn_pool(embedders: Vec<Embedder>, max_texts: usize, name: &str) -> Result<Self, EmbedError> {
         let (requests, rx) = channel::<Request>();
-        let embedder = Arc::new(embedder);
-        std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || serve(&embedder, &rx, max_texts.max(1)))
-            .map_err(|e| EmbedError::Runtime(format!("cannot start the embedding thread: {e}")))?;
+        let rx = Arc::new(Mutex::new(rx));
+        for (i, embedder) in embedders.into_iter().enumerate() {
+            let rx = Arc::clone(&rx);
+            let thread = if i == 0 {
+                name.to_owned()
+            } else {
+                format!("{name}-{i}")
+            };
+            std::thread::Builder::new()
+                .name(thread)
+                .spawn(move || serve(&embedder, &rx, max_texts.max(1)))
+                .map_err(|e| EmbedError::Runtime(format!("cannot start the embedding thread: {e}")))?;
+        }
         Ok(Self { requests })
     }
 
@@ -59,19 +74,28 @@ impl Batcher {
     }
 }
 
-fn serve(embedder: &Embedder, rx: &Receiver<Request>, max_texts: usize) {
-    while let Ok(first) = rx.recv() {
-        let mut n = first.texts.len();
-        let mut batch = vec![first];
-        while n < max_texts {
-            match rx.try_recv() {
-                Ok(r) => {
-                    n += r.texts.len();
-                    batch.push(r);
-                }
-                Err(_) => break,
+/// The next batch: blocks for one request, then takes whatever else is waiting. `None`
+/// once every handle is gone.
+fn next_batch(rx: &Mutex<Receiver<Request>>, max_texts: usize) -> Option<Vec<Request>> {
+    // Held only while collecting, never while the model runs.
+    let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = rx.recv().ok()?;
+    let mut n = first.texts.len();
+    let mut batch = vec![first];
+    while n < max_texts {
+        match rx.try_recv() {
+            Ok(r) => {
+                n += r.texts.len();
+                batch.push(r);
             }
+            Err(_) => break,
         }
+    }
+    Some(batch)
+}
+
+fn serve(embedder: &Embedder, rx: &Mutex<Receiver<Request>>, max_texts: usize) {
+    while let Some(batch) = next_batch(rx, max_texts) {
         let all: Vec<&str> = batch
             .iter()
             .flat_map(|r| r.texts.iter().map(String::as_str))

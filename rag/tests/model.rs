@@ -101,29 +101,34 @@ fn a_configured_runtime_library_that_is_missing_is_named() {
 async fn concurrent_requests_through_the_batcher_get_their_own_vectors_in_order() {
     use docket_rag::batcher::Batcher;
     let direct = Embedder::load(&settings()).expect("model");
-    let batcher =
-        Batcher::spawn(Embedder::load(&settings()).expect("model"), 8, "test-batcher").expect("thread");
-    // 24 requests of 1–3 texts each, all in flight at once: they share model calls.
-    let requests: Vec<Vec<String>> = (0..24)
-        .map(|i| {
-            (0..1 + i % 3)
-                .map(|j| format!("Clause {i}.{j}: the supplier delivers within {j} days."))
-                .collect()
-        })
-        .collect();
-    let answers = futures_join(&batcher, requests.clone()).await;
-    for (texts, got) in requests.iter().zip(answers) {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let want = direct.embed(&refs).expect("direct");
-        assert_eq!(got.len(), texts.len(), "one vector per text of this request");
-        for (g, w) in got.iter().zip(&want) {
-            assert!(
-                cosine(g, w) > 0.9999,
-                "the vector of {texts:?} came back to its own caller"
-            );
+    // One session, then two taking turns at the same queue.
+    for sessions in [1, 2] {
+        let embedders = (0..sessions)
+            .map(|_| Embedder::load(&settings()).expect("model"))
+            .collect();
+        let batcher = Batcher::spawn_pool(embedders, 8, "test-batcher").expect("threads");
+        // 24 requests of 1–3 texts each, all in flight at once: they share model calls.
+        let requests: Vec<Vec<String>> = (0..24)
+            .map(|i| {
+                (0..1 + i % 3)
+                    .map(|j| format!("Clause {i}.{j}: the supplier delivers within {j} days."))
+                    .collect()
+            })
+            .collect();
+        let answers = futures_join(&batcher, requests.clone()).await;
+        for (texts, got) in requests.iter().zip(answers) {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let want = direct.embed(&refs).expect("direct");
+            assert_eq!(got.len(), texts.len(), "one vector per text of this request");
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    cosine(g, w) > 0.9999,
+                    "{sessions} session(s): the vector of {texts:?} came back to its own caller"
+                );
+            }
         }
+        assert!(batcher.embed(vec![]).await.expect("empty").is_empty());
     }
-    assert!(batcher.embed(vec![]).await.expect("empty").is_empty());
 }
 
 async fn futures_join(b: &docket_rag::batcher::Batcher, requests: Vec<Vec<String>>) -> Vec<Vec<Vec<f32>>> {

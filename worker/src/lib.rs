@@ -99,11 +99,11 @@ impl Worker {
         };
         let embedder = Embedder::load(&settings)?;
         let bulk_embedder = Batcher::spawn(Embedder::load(&settings)?, BULK_BATCH_TEXTS, "embed-bulk")?;
-        let question_embedder = Batcher::spawn(
-            Embedder::load_interactive(&settings)?,
-            config.ingest.question_batch,
-            "embed-questions",
-        )?;
+        let question_sessions = (0..config.ingest.question_sessions)
+            .map(|_| Embedder::load_interactive(&settings))
+            .collect::<Result<Vec<_>, _>>()?;
+        let question_embedder =
+            Batcher::spawn_pool(question_sessions, config.ingest.question_batch, "embed-questions")?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
         let ctx = Arc::new(JobContext {
             embedder,

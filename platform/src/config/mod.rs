@@ -220,6 +220,8 @@ pub struct IngestConfig {
     pub import_allow_http: bool,
     /// Most concurrent questions embedded in one model call (1: no batching).
     pub question_batch: usize,
+    /// Model sessions (one thread each) embedding questions.
+    pub question_sessions: usize,
 }
 
 const DEFAULT_APP_DB: &str = "postgres://docket_app:docket_app@127.0.0.1:5432/docket";
@@ -341,6 +343,7 @@ impl Config {
             feed_interval: Duration::from_millis(r.ranged("DOCKET_FEED_INTERVAL_MS", 200, 10, 60_000)),
             import_allow_http: r.bool("DOCKET_IMPORT_ALLOW_HTTP", false),
             question_batch: r.ranged("DOCKET_QUESTION_BATCH", 8, 1, 256) as usize,
+            question_sessions: r.ranged("DOCKET_QUESTION_SESSIONS", 1, 1, 16) as usize,
         };
         if ingest.chunk_overlap >= ingest.chunk_max_tokens {
             r.fail(

@@ -137,3 +137,16 @@ fn master_key_must_be_32_bytes() {
     assert!(MasterKey::parse("nokid").is_err());
     assert!(MasterKey::parse("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").is_ok());
 }
+
+#[test]
+fn question_model_settings_are_bounded() {
+    let c = Config::load(&env(&[])).expect("defaults");
+    assert_eq!((c.ingest.question_batch, c.ingest.question_sessions), (8, 1));
+    let c = Config::load(&env(&[("DOCKET_QUESTION_SESSIONS", "2")])).expect("two sessions");
+    assert_eq!(c.ingest.question_sessions, 2);
+    for bad in ["0", "17", "many"] {
+        let err = Config::load(&env(&[("DOCKET_QUESTION_SESSIONS", bad)])).expect_err(bad);
+        let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+        assert_eq!(vars, ["DOCKET_QUESTION_SESSIONS"], "{bad}");
+    }
+}

@@ -52,7 +52,22 @@ async fn questions_get_exact_quotes_from_the_tenants_own_documents() {
         "{quote}"
     );
     let chunks = chunk_texts(&app, t.id).await;
+    // Citations name chunks by their stable id (tenant, document, ordinal).
+    let ids: Vec<String> = sqlx::query_as::<_, (uuid::Uuid, i32)>(
+        "SELECT document_id, ordinal FROM chunks WHERE tenant_id = $1",
+    )
+    .bind(t.id)
+    .fetch_all(app.control.pool())
+    .await
+    .expect("chunks")
+    .into_iter()
+    .map(|(d, o)| docket_rag::vectors::point_id(t.id.as_uuid(), d, o as u32).to_string())
+    .collect();
     for c in a["citations"].as_array().expect("list") {
+        assert!(
+            ids.contains(&c["chunk_id"].as_str().expect("id").to_owned()),
+            "{c}"
+        );
         let q = c["quote"].as_str().expect("quote");
         assert!(
             chunks.iter().any(|t| t.contains(q)),

@@ -261,16 +261,18 @@ async fn add_openings(tx: &mut TenantTx, hits: &mut Vec<Hit>) -> Result<(), dock
         return Ok(());
     }
     let floor = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
-    let rows: Vec<(uuid::Uuid, uuid::Uuid, String, i32, i32)> = sqlx::query_as(
-        "SELECT id, document_id, text, page_start, page_end FROM chunks WHERE document_id = ANY($1) AND ordinal = 0",
+    let rows: Vec<(uuid::Uuid, String, i32, i32)> = sqlx::query_as(
+        "SELECT document_id, text, page_start, page_end FROM chunks WHERE document_id = ANY($1) AND ordinal = 0",
     )
     .bind(&missing)
     .fetch_all(tx.conn())
     .await?;
     hits.extend(
         rows.into_iter()
-            .map(|(id, document, text, page_start, page_end)| Hit {
-                id,
+            .map(|(document, text, page_start, page_end)| Hit {
+                // The same id a search hit on this chunk carries (citations name chunks
+                // by it, whichever way they were found).
+                id: docket_rag::vectors::point_id(t.as_uuid(), document, 0),
                 score: floor,
                 tenant: t.as_uuid(),
                 document,

@@ -81,8 +81,13 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let clients = arg(args, "--clients", 32)? as usize;
     // `--question-batch 1` turns batching of concurrent questions off (the baseline).
     let batch = arg(args, "--question-batch", 8)?.to_string();
-    let app = spawn_app_with(&[("DOCKET_QUESTION_BATCH", batch.as_str())]).await;
-    println!("questions per model call: at most {batch}");
+    let sessions = arg(args, "--question-sessions", 1)?.to_string();
+    let app = spawn_app_with(&[
+        ("DOCKET_QUESTION_BATCH", batch.as_str()),
+        ("DOCKET_QUESTION_SESSIONS", sessions.as_str()),
+    ])
+    .await;
+    println!("questions per model call: at most {batch}; model sessions for questions: {sessions}");
     let (_worker, ctx, store) = app.spawn_worker_with_handles().await;
 
     // Seed: tenants with two small contracts each, uploaded concurrently (not timed).
