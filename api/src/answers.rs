@@ -6,14 +6,14 @@
 
 use docket_platform::db::Db;
 use docket_platform::ids::QueryId;
-use docket_platform::queries::{Announcement, DONE_CHANNEL};
+use docket_platform::queries::DONE_CHANNEL;
 use sqlx::postgres::PgListener;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// The process's fan-out of finished query ids.
 #[derive(Debug, Clone)]
-pub struct AnswerBoard(broadcast::Sender<Announcement>);
+pub struct AnswerBoard(broadcast::Sender<QueryId>);
 
 impl Default for AnswerBoard {
     fn default() -> Self {
@@ -22,8 +22,8 @@ impl Default for AnswerBoard {
 }
 
 impl AnswerBoard {
-    /// A receiver of announcements from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Announcement> {
+    /// A receiver of finished query ids from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<QueryId> {
         self.0.subscribe()
     }
 }
@@ -39,9 +39,9 @@ pub async fn run(board: AnswerBoard, db: Db) {
                     loop {
                         match listener.recv().await {
                             Ok(n) => {
-                                if let Some(a) = Announcement::parse(n.payload()) {
+                                if let Ok(id) = n.payload().parse::<QueryId>() {
                                     // No receivers is fine: nobody is waiting.
-                                    let _ = board.0.send(a);
+                                    let _ = board.0.send(id);
                                 }
                             }
                             Err(e) => {
@@ -59,10 +59,10 @@ pub async fn run(board: AnswerBoard, db: Db) {
 }
 
 /// How a wait ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waited {
-    /// The query was announced as finished (with its result, when it was small enough).
-    Finished(Announcement),
+    /// The query was announced as finished.
+    Finished,
     /// The listener lost track (lagged or closed): re-read the query.
     Unsure,
     /// The time ran out.
@@ -70,12 +70,12 @@ pub enum Waited {
 }
 
 /// Waits up to `limit` for `id` to be announced on `rx`.
-pub async fn wait_for(rx: &mut broadcast::Receiver<Announcement>, id: QueryId, limit: Duration) -> Waited {
+pub async fn wait_for(rx: &mut broadcast::Receiver<QueryId>, id: QueryId, limit: Duration) -> Waited {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Err(_) => return Waited::TimedOut,
-            Ok(Ok(done)) if done.id == id => return Waited::Finished(done),
+            Ok(Ok(done)) if done == id => return Waited::Finished,
             Ok(Ok(_)) => continue,
             Ok(Err(_)) => return Waited::Unsure,
         }

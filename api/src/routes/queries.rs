@@ -150,12 +150,6 @@ async fn ask(
     }
     if let Some(rx) = rx.as_mut() {
         let waited = wait_for(rx, id, Duration::from_secs(wait)).await;
-        // The announcement usually carries the stored result: no second read.
-        if let Waited::Finished(a) = &waited
-            && let Some(q) = a.final_result()
-        {
-            return Ok((StatusCode::OK, Json(result(&q, &notices))));
-        }
         if waited != Waited::TimedOut {
             let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
             let q = queries::get(&mut tx, id, None).await?;

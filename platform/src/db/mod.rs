@@ -37,9 +37,6 @@ impl DbError {
     }
 }
 
-/// How long a pooled connection may sit idle before it is checked on the way out.
-const STALE_AFTER: Duration = Duration::from_secs(2);
-
 /// Builds a pool that connects lazily, so a process starts (and reports not-ready) while
 /// PostgreSQL is down instead of crashing.
 fn lazy_pool(url: &Secret<String>, max: u32) -> Result<PgPool, DbError> {
@@ -48,18 +45,6 @@ fn lazy_pool(url: &Secret<String>, max: u32) -> Result<PgPool, DbError> {
     Ok(PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
-        // sqlx pings every connection it hands out: one extra round trip per transaction
-        // (a question takes six). Only connections idle for a while can have gone stale
-        // (a server restart, a timeout), so only those are checked.
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= STALE_AFTER {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
         .connect_lazy_with(opts))
 }
 

@@ -91,21 +91,17 @@ pub struct Finished {
     pub actor: String,
 }
 
-/// Largest result (bytes of JSON) carried in the completion announcement itself; a larger
-/// one is announced by id and read (PostgreSQL caps a notification at 8,000 bytes).
-const MAX_ANNOUNCED_RESULT: i32 = 7_900;
-
 /// Stores the result, charges the ledger (idempotent by query id) and announces it; returns
 /// the latency in ms. Only a query still `running` is finished. One statement: the update,
 /// both ledger rows and the announcement happen only if the update matched a row. The
-/// announcement carries the result (`{id} {json}`, see [`super::Announcement`]) when it is
-/// small enough, so a waiting request needs no second read.
+/// announcement carries the id only: tenant data never travels on the shared channel, and
+/// waiters read the result through row-level security.
 pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Option<i32>, DbError> {
     let tenant = tx.tenant_id();
     Ok(sqlx::query_scalar(
         "WITH retrieved AS (
              SELECT COALESCE(sum(c.token_count), 0)::int AS n
-             FROM chunks c JOIN unnest($10::uuid[], $12::int[]) AS r (document_id, ordinal)
+             FROM chunks c JOIN unnest($10::uuid[], $11::int[]) AS r (document_id, ordinal)
                ON c.document_id = r.document_id AND c.ordinal = r.ordinal),
          done AS (
              UPDATE queries SET status = $2, answer = $3, citations = $4,
@@ -113,26 +109,14 @@ pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Opti
                     finished_at = clock_timestamp(), error_code = NULL, error_message = NULL,
                     latency_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int
              WHERE id = $1 AND status = 'running'
-             RETURNING id, status, question, document_ids, answer, citations, tokens_in, tokens_out, latency_ms,
-                       top_k_applied, top_k_clamped, error_code, asked_by, created_at, finished_at),
+             RETURNING latency_ms, tokens_in),
          charged AS (
              INSERT INTO usage_events (tenant_id, kind, quantity, actor, idempotency_key)
              SELECT $7, k.kind, k.quantity, $8, k.kind || ':' || $1::text
              FROM done, LATERAL (VALUES ('query_tokens_in', done.tokens_in::bigint), ('query_tokens_out', $6::bigint))
                  AS k (kind, quantity)
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING),
-         result AS (
-             SELECT json_build_object(
-                 'query_id', id, 'status', status, 'question', question, 'document_ids', document_ids,
-                 'answer', answer, 'citations', citations,
-                 'usage', json_build_object('tokens_in', tokens_in, 'tokens_out', tokens_out),
-                 'latency_ms', latency_ms, 'top_k_applied', top_k_applied, 'top_k_clamped', top_k_clamped,
-                 'error_code', error_code, 'asked_by', asked_by, 'created_at', created_at,
-                 'finished_at', finished_at)::text AS j
-             FROM done),
-         told AS (
-             SELECT pg_notify($9, CASE WHEN octet_length(j) <= $11 THEN $1::text || ' ' || j ELSE $1::text END)
-             FROM result)
+         told AS (SELECT pg_notify($9, $1::text) FROM done)
          SELECT latency_ms FROM done, told",
     )
     .bind(id)
@@ -145,7 +129,6 @@ pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Opti
     .bind(&f.actor)
     .bind(DONE_CHANNEL)
     .bind(f.retrieved.iter().map(|r| r.0).collect::<Vec<_>>())
-    .bind(MAX_ANNOUNCED_RESULT)
     .bind(f.retrieved.iter().map(|r| r.1).collect::<Vec<_>>())
     .fetch_optional(tx.conn())
     .await?)

@@ -33,7 +33,7 @@ pub struct Citation {
 }
 
 /// A query as the API reports it.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Query {
     /// Id.
     #[sqlx(rename = "id")]
@@ -73,7 +73,7 @@ pub struct Query {
 }
 
 /// Tokens a query counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Usage {
     /// Question plus retrieved passages.
     pub tokens_in: i32,
@@ -95,33 +95,6 @@ impl Query {
     /// Whether the query has reached a final state.
     pub fn is_final(&self) -> bool {
         matches!(self.status.as_str(), "answered" | "no_answer" | "failed")
-    }
-}
-
-/// A completion announcement on [`DONE_CHANNEL`]: the query's id, and its final result
-/// when it was small enough to travel along.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Announcement {
-    /// The finished query.
-    pub id: QueryId,
-    /// Its result as the worker stored it (`None`: read it).
-    pub result: Option<std::sync::Arc<str>>,
-}
-
-impl Announcement {
-    /// Parses a notification payload (`{id}` or `{id} {json}`).
-    pub fn parse(payload: &str) -> Option<Self> {
-        let (id, rest) = payload.split_once(' ').unwrap_or((payload, ""));
-        Some(Self {
-            id: id.parse().ok()?,
-            result: (!rest.is_empty()).then(|| rest.into()),
-        })
-    }
-
-    /// The announced result, if it came along, parses, and is this query's final result.
-    pub fn final_result(&self) -> Option<Query> {
-        let q: Query = serde_json::from_str(self.result.as_deref()?).ok()?;
-        (q.query_id == self.id && q.is_final()).then_some(q)
     }
 }
 
@@ -208,71 +181,4 @@ pub async fn list(
         .fetch_all(tx.conn())
         .await?;
     Ok(rows.into_iter().map(Query::finish_usage).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(id: QueryId, status: &str) -> String {
-        serde_json::json!({
-            "query_id": id, "status": status, "question": "q?", "document_ids": [],
-            "answer": "a [1]", "citations": [], "usage": {"tokens_in": 12, "tokens_out": 3},
-            "latency_ms": 40, "top_k_applied": 5, "top_k_clamped": false, "error_code": null,
-            "asked_by": null, "created_at": "2026-12-02T10:00:00.123456+00:00",
-            "finished_at": "2026-12-02T10:00:00.163456+00:00"
-        })
-        .to_string()
-    }
-
-    #[test]
-    fn announcements_carry_the_result_when_it_fits() {
-        let id = QueryId::new_random();
-        let a = Announcement::parse(&format!("{id} {}", stored(id, "answered"))).expect("parses");
-        assert_eq!(a.id, id);
-        let q = a.final_result().expect("final");
-        assert_eq!(
-            q.usage,
-            Some(Usage {
-                tokens_in: 12,
-                tokens_out: 3
-            })
-        );
-        assert_eq!(q.answer.as_deref(), Some("a [1]"));
-        // Timestamps from PostgreSQL's JSON come back as the API writes them elsewhere.
-        assert_eq!(
-            serde_json::to_value(&q).expect("json")["created_at"],
-            "2026-12-02T10:00:00.123456Z"
-        );
-    }
-
-    #[test]
-    fn announcements_without_a_usable_result_mean_read_it() {
-        let id = QueryId::new_random();
-        // Id only (a result too large to travel).
-        let a = Announcement::parse(&id.to_string()).expect("parses");
-        assert_eq!((a.id, a.result.is_none()), (id, true));
-        assert!(a.final_result().is_none());
-        // Another query's result, a result that is not final, and garbage: never used.
-        let other = QueryId::new_random();
-        assert!(
-            Announcement::parse(&format!("{id} {}", stored(other, "answered")))
-                .expect("parses")
-                .final_result()
-                .is_none()
-        );
-        assert!(
-            Announcement::parse(&format!("{id} {}", stored(id, "running")))
-                .expect("parses")
-                .final_result()
-                .is_none()
-        );
-        assert!(
-            Announcement::parse(&format!("{id} {{not json"))
-                .expect("parses")
-                .final_result()
-                .is_none()
-        );
-        assert!(Announcement::parse("not-an-id").is_none());
-    }
 }

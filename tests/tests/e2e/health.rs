@@ -127,8 +127,8 @@ async fn wait_for_heartbeat(app: &docket_tests::TestApp) {
     panic!("the worker never sent a heartbeat");
 }
 
-/// Pooled connections are not pinged on every checkout (a round trip per transaction), only
-/// after idling: one the server dropped meanwhile is replaced, not handed to a request.
+/// Connections the server dropped (a restart, an idle timeout) are replaced, not handed to
+/// a request.
 #[tokio::test]
 async fn connections_the_server_dropped_are_replaced_not_handed_out() {
     let app = spawn_app().await;

@@ -107,8 +107,8 @@ async fn questions_get_exact_quotes_from_the_tenants_own_documents() {
         .expect("json");
     assert_eq!(got["answer"], a["answer"]);
     assert_eq!(got["question"], "Which state's law governs the agreement?");
-    // The waited-for answer came with the worker's announcement, not from a second read:
-    // it must be exactly what is stored (notices aside, which only the asking request has).
+    // The waited-for answer is exactly what is stored (notices aside, which only the asking
+    // request has).
     let without_notices = |v: &Value| {
         let mut v = v.clone();
         v.as_object_mut().expect("object").remove("notices");

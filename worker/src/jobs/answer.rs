@@ -8,7 +8,6 @@ use crate::context::{Ctx, JobContext};
 use crate::retrieve::{self, report_violations};
 use apalis::prelude::{AbortError, BoxDynError, Data};
 use docket_platform::audit::{Actor, Event, Outcome};
-use docket_platform::db::TenantTx;
 use docket_platform::ids::DocumentId;
 use docket_platform::placement;
 use docket_platform::queries::Citation;
@@ -118,10 +117,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
         .await
         .map_err(transient)?;
 
-    // One transaction from here on: the openings, the filenames, the result, the ledger,
-    // the audit event and the announcement.
-    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
-    add_openings(&mut tx, &mut hits).await.map_err(transient)?;
+    add_openings(ctx, t, &mut hits).await.map_err(transient)?;
 
     let passages: Vec<Passage> = hits
         .iter()
@@ -140,6 +136,10 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     let specific = |w: &str| w.chars().any(|c| c.is_ascii_digit()) || ctx.chunker.count_tokens(w) > 1;
     let answer = answerer.answer_with(&q.question, &passages, &specific);
 
+    // Opened only now: no pooled connection is held while the answer is worked out. One
+    // transaction for the filenames, the result, the ledger, the audit event and the
+    // announcement.
+    let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
     let doc_ids: Vec<uuid::Uuid> = passages.iter().map(|p| p.document_id).collect();
     // Filenames through RLS: a document this tenant cannot see has no row here.
     let names: HashMap<uuid::Uuid, String> =
@@ -248,8 +248,11 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
 /// Adds the opening chunk of every document among `hits` (contracts name their parties,
 /// date and subject there), read through RLS, scored as the weakest hit so it competes on
 /// its words alone.
-async fn add_openings(tx: &mut TenantTx, hits: &mut Vec<Hit>) -> Result<(), docket_platform::db::DbError> {
-    let t = tx.tenant_id();
+async fn add_openings(
+    ctx: &JobContext,
+    t: docket_platform::ids::TenantId,
+    hits: &mut Vec<Hit>,
+) -> Result<(), docket_platform::db::DbError> {
     let missing: Vec<uuid::Uuid> = {
         let mut docs: Vec<uuid::Uuid> = hits.iter().map(|h| h.document).collect();
         docs.sort_unstable();
@@ -261,12 +264,14 @@ async fn add_openings(tx: &mut TenantTx, hits: &mut Vec<Hit>) -> Result<(), dock
         return Ok(());
     }
     let floor = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
+    let mut tx = ctx.db.begin_tenant(t).await?;
     let rows: Vec<(uuid::Uuid, String, i32, i32)> = sqlx::query_as(
         "SELECT document_id, text, page_start, page_end FROM chunks WHERE document_id = ANY($1) AND ordinal = 0",
     )
     .bind(&missing)
     .fetch_all(tx.conn())
     .await?;
+    tx.commit().await?;
     hits.extend(
         rows.into_iter()
             .map(|(document, text, page_start, page_end)| Hit {
