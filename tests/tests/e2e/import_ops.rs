@@ -2,9 +2,19 @@
 //! function the binary calls), and stalled jobs reported apart from queued ones in the
 //! import's status and on `/metrics`.
 
-use docket_tests::spawn_app;
 use docket_tests::synthetic;
+use docket_tests::{TestApp, spawn_app};
 use std::time::{Duration, Instant};
+
+/// `docketctl import --tenant SLUG DIR` as the binary runs it, against this app.
+async fn import(
+    app: &TestApp,
+    slug: &str,
+    dir: &std::path::Path,
+    wait: Option<Duration>,
+) -> anyhow::Result<serde_json::Value> {
+    docketctl::import_folder(&app.config, &app.control, &app.auditor(), slug, dir, wait).await
+}
 
 fn folder_of(n: u64, seed: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -29,16 +39,9 @@ async fn docketctl_import_stores_a_folder_and_follows_it_to_the_end() {
     let _worker = app.spawn_worker().await;
     let _feeder = app.spawn_feeder();
     let dir = folder_of(30, 31);
-    let out = docketctl::import_folder(
-        &app.config,
-        &app.control,
-        &app.auditor(),
-        &t.slug,
-        dir.path(),
-        Some(Duration::from_secs(600)),
-    )
-    .await
-    .expect("import");
+    let out = import(&app, &t.slug, dir.path(), Some(Duration::from_secs(600)))
+        .await
+        .expect("import");
     assert_eq!(
         out["total"], 31,
         "30 contracts and one program; the hidden file is skipped: {out}"
@@ -62,27 +65,13 @@ async fn docketctl_import_stores_a_folder_and_follows_it_to_the_end() {
 
     // Unknown tenants and empty folders are clear errors.
     let empty = tempfile::tempdir().expect("tempdir");
-    let e = docketctl::import_folder(
-        &app.config,
-        &app.control,
-        &app.auditor(),
-        &t.slug,
-        empty.path(),
-        None,
-    )
-    .await
-    .expect_err("empty folder");
+    let e = import(&app, &t.slug, empty.path(), None)
+        .await
+        .expect_err("empty folder");
     assert!(e.to_string().contains("holds no files"), "{e}");
-    let e = docketctl::import_folder(
-        &app.config,
-        &app.control,
-        &app.auditor(),
-        "no-such-tenant",
-        dir.path(),
-        None,
-    )
-    .await
-    .expect_err("unknown tenant");
+    let e = import(&app, "no-such-tenant", dir.path(), None)
+        .await
+        .expect_err("unknown tenant");
     assert!(e.to_string().contains("no-such-tenant"), "{e}");
 }
 
@@ -94,16 +83,7 @@ async fn a_stalled_job_is_reported_apart_from_queued_documents() {
     // No worker: the feeder admits the documents and nothing picks them up.
     let _feeder = app.spawn_feeder();
     let dir = folder_of(3, 41);
-    let out = docketctl::import_folder(
-        &app.config,
-        &app.control,
-        &app.auditor(),
-        &t.slug,
-        dir.path(),
-        None,
-    )
-    .await
-    .expect("import");
+    let out = import(&app, &t.slug, dir.path(), None).await.expect("import");
     let id = out["import_id"].as_str().expect("id").to_owned();
     let started = Instant::now();
     let status = loop {
