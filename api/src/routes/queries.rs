@@ -127,7 +127,7 @@ async fn ask(
 
     // Subscribe before the job exists, so its announcement cannot be missed.
     let wait = params.wait.unwrap_or(0).min(MAX_WAIT_SECS);
-    let mut rx = (wait > 0).then(|| state.answers.subscribe());
+    let mut ticket = (wait > 0).then(|| state.answers.register(id));
     let envelope = AnswerJob {
         v: job::ANSWER_VERSION,
         tenant_id: auth.tenant_id(),
@@ -148,8 +148,8 @@ async fn ask(
         tx.commit().await?;
         return Err(ApiError::queue_unavailable("questions"));
     }
-    if let Some(rx) = rx.as_mut() {
-        let waited = wait_for(rx, id, Duration::from_secs(wait)).await;
+    if let Some(ticket) = ticket.as_mut() {
+        let waited = wait_for(ticket, Duration::from_secs(wait)).await;
         if waited != Waited::TimedOut {
             let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
             let q = queries::get(&mut tx, id, None).await?;

@@ -369,6 +369,48 @@ async fn wait_returns_when_the_answer_is_ready_and_falls_back_to_202() {
     }
 }
 
+/// The API's announcement listener is replaced when its connection drops (a database
+/// restart, a killed backend), and waiting still returns on the announcement afterwards.
+#[tokio::test]
+async fn waiting_survives_a_lost_announcement_listener() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("acme").await;
+    let owner = app.owner_token(&t).await;
+    app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    assert_eq!(
+        app.ask_raw(&owner, "Which law governs?", json!({}), 30)
+            .await
+            .status(),
+        200
+    );
+
+    let su = app.pool_as("docket_test_super").await;
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND query ILIKE 'LISTEN%') k",
+    )
+    .fetch_one(&su)
+    .await
+    .expect("terminate");
+    assert_eq!(killed, 1, "the API listens on one connection");
+
+    // Every later question is still answered through a (new) listener, inside the wait.
+    for _ in 0..3 {
+        let start = Instant::now();
+        let r = app.ask_raw(&owner, "Who pays each invoice?", json!({}), 30).await;
+        assert_eq!(r.status(), 200, "{:?}", start.elapsed());
+        assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    }
+    let listening: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&su)
+    .await
+    .expect("count");
+    assert_eq!(listening, 1, "the listener was replaced");
+}
+
 #[tokio::test]
 async fn citations_stay_inside_the_document_filter() {
     let app = spawn_app().await;
