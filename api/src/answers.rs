@@ -71,7 +71,8 @@ impl AnswerBoard {
     }
 
     /// Requests waiting now.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.waiters().len()
     }
 }

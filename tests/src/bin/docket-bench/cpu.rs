@@ -103,26 +103,12 @@ impl Reading {
     /// Prints what happened between `self` and `later`, per `units` of work.
     pub fn report(&self, later: &Reading, units: usize, unit: &str) {
         let n = units.max(1) as f64;
-        let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / 1e6 / n;
         let mut total = 0.0;
         println!("CPU per {unit} (ms, on-CPU time read from /proc):");
-        let mut rows: Vec<(String, f64)> = later
-            .threads
-            .iter()
-            .map(|(k, v)| {
-                (
-                    format!("this process: {k}"),
-                    per(*self.threads.get(k).unwrap_or(&0), *v),
-                )
-            })
-            .chain(
-                later
-                    .servers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), per(*self.servers.get(k).unwrap_or(&0), *v))),
-            )
-            .filter(|(_, ms)| *ms >= 0.01)
-            .collect();
+        let threads = per_unit(&self.threads, &later.threads, n * 1e6)
+            .map(|(k, ms)| (format!("this process: {k}"), ms));
+        let servers = per_unit(&self.servers, &later.servers, n * 1e6);
+        let mut rows: Vec<(String, f64)> = threads.chain(servers).collect();
         rows.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (k, ms) in &rows {
             total += ms;
@@ -136,17 +122,7 @@ impl Reading {
             100.0 * (later.machine.1 - self.machine.1) as f64 / all
         );
         let xacts = (later.xacts - self.xacts) as f64 / n;
-        let mut cmds: Vec<(String, f64)> = later
-            .redis
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.saturating_sub(*self.redis.get(k).unwrap_or(&0)) as f64 / n,
-                )
-            })
-            .filter(|(_, c)| *c >= 0.01)
-            .collect();
+        let mut cmds: Vec<(String, f64)> = per_unit(&self.redis, &later.redis, n).collect();
         cmds.sort_by(|a, b| b.1.total_cmp(&a.1));
         let listed: Vec<String> = cmds.iter().map(|(k, c)| format!("{k} {c:.2}")).collect();
         println!(
@@ -154,4 +130,20 @@ impl Reading {
             listed.join(", ")
         );
     }
+}
+
+/// Each counter's growth from `before` to `after`, divided by `divisor`; counters that
+/// barely moved (under 0.01) are left out.
+fn per_unit<'a>(
+    before: &'a BTreeMap<String, u64>,
+    after: &'a BTreeMap<String, u64>,
+    divisor: f64,
+) -> impl Iterator<Item = (String, f64)> + 'a {
+    after
+        .iter()
+        .map(move |(k, v)| {
+            let grew = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (k.clone(), grew as f64 / divisor)
+        })
+        .filter(|(_, x)| *x >= 0.01)
 }
