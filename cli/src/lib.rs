@@ -4,11 +4,13 @@
 mod import;
 mod limits;
 mod lookup;
+mod reindex;
 mod switch;
 mod tier_move;
 
 pub use import::import_folder;
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};
+pub use reindex::reindex;
 pub use switch::{switch_lift, switch_list, switch_set};
 pub use tier_move::tenant_move;
 

@@ -50,6 +50,20 @@ enum Command {
         /// The folder (read recursively; hidden files skipped).
         folder: std::path::PathBuf,
     },
+    /// Re-chunk and re-index documents made by older chunking rules (all active tenants,
+    /// or one), with a live progress bar; documents stay ready and answering meanwhile,
+    /// and running it again resumes.
+    Reindex {
+        /// The tenant (slug or id); every active tenant when absent.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Return once queued, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -274,6 +288,14 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
         } => {
             let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
             docketctl::import_folder(config, &control()?, &auditor, &tenant, &folder, wait).await
+        }
+        Command::Reindex {
+            tenant,
+            no_wait,
+            timeout,
+        } => {
+            let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
+            docketctl::reindex(config, &control()?, &auditor, tenant.as_deref(), wait).await
         }
     }
 }

@@ -115,33 +115,43 @@ fn damaged_pdfs_fail_with_a_code_and_never_panic() {
 }
 
 #[test]
-fn chunks_overlap_and_respect_settings() {
+fn long_sections_are_cut_between_sentences_and_carry_their_heading() {
     let chunker = Chunker::new(
         &tokenizer(),
         ChunkSettings {
-            max_tokens: 64,
+            max_tokens: 96,
             overlap: 16,
         },
     )
     .expect("tokenizer");
-    let text = (0..400)
-        .map(|i| format!("Clause {i} governs the parties."))
+    let body = (0..60)
+        .map(|i| format!("The parties agree to obligation {i} in full."))
         .collect::<Vec<_>>()
         .join(" ");
+    let text = format!("ARTICLE 7 – OBLIGATIONS\n7.1 Duties. {body}\n7.2 Notices. Notices are in writing.");
     let cs = chunker.chunk(&[text.clone(), "Second page text.".into()]);
-    assert!(cs.len() > 10);
-    assert!(cs.iter().all(|c| c.token_count <= 64));
+    assert!(cs.len() > 5, "{cs:?}");
+    for c in &cs {
+        assert!(c.token_count <= 96, "{} tokens: {:?}", c.token_count, c.embedded());
+        let whole = format!("{text}\n\nSecond page text.");
+        assert!(whole.contains(&c.text), "chunk text is a substring of the document");
+    }
     assert_eq!(cs.last().expect("last").page_end, 2);
-    let shared = cs
-        .windows(2)
-        .filter(|w| {
-            w[1].text
-                .split(' ')
-                .next()
-                .is_some_and(|first| w[0].text.contains(first))
-        })
-        .count();
-    assert!(shared > 0, "consecutive chunks overlap");
+    // Every piece of 7.1 after the first carries both headings; no sentence is split.
+    let pieces: Vec<_> = cs.iter().filter(|c| c.text.contains("in full.")).collect();
+    assert!(pieces.len() >= 3);
+    assert!(pieces[0].text.contains("\n7.1 Duties. The parties"), "{:?}", pieces[0].text);
+    for p in &pieces[1..] {
+        assert_eq!(p.heading, "ARTICLE 7 – OBLIGATIONS › 7.1 Duties.");
+        assert!(p.text.starts_with("The parties agree"), "{:?}", p.text);
+        assert!(p.text.ends_with('.'), "{:?}", p.text);
+    }
+    // The next section starts a chunk of its own, with its article carried.
+    let notices = cs.iter().find(|c| c.text.contains("Notices are in writing")).expect("7.2");
+    assert!(notices.text.starts_with("7.2 Notices."), "{:?}", notices.text);
+    assert_eq!(notices.heading, "ARTICLE 7 – OBLIGATIONS");
+    // The article's heading alone joined the section after it.
+    assert!(cs[0].text.starts_with("ARTICLE 7 – OBLIGATIONS\n7.1 Duties."), "{:?}", cs[0].text);
     assert!(
         Chunker::new(
             &tokenizer(),

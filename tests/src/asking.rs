@@ -43,27 +43,6 @@ impl TestApp {
     }
 }
 
-/// The question a user would ask for each clause category of cuad-dev's labels.
-pub const CLAUSE_QUESTIONS: [(&str, &str); 8] = [
-    ("Governing Law", "Which law governs this agreement?"),
-    ("Parties", "Who are the parties to this agreement?"),
-    ("Agreement Date", "What is the date of this agreement?"),
-    ("Expiration Date", "When does this agreement expire?"),
-    (
-        "Renewal Term",
-        "Does this agreement renew automatically, and for how long?",
-    ),
-    (
-        "Termination For Convenience",
-        "Can a party terminate this agreement for convenience, without cause?",
-    ),
-    ("Cap On Liability", "Is there a cap or limit on liability?"),
-    (
-        "Non-Compete",
-        "Does this agreement restrict a party from competing?",
-    ),
-];
-
 /// Words of `s`, lowercased (for overlap checks robust to PDF whitespace).
 pub fn words(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())

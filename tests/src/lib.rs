@@ -8,6 +8,7 @@
 pub mod actors;
 pub mod asking;
 pub mod clauses;
+pub mod evaluation;
 pub mod fixtures;
 pub mod importing;
 pub mod ingest;

@@ -1,5 +1,6 @@
-//! Retrieval for one tenant: the placement searches use now, the search with the tenant
-//! filter, and what happens to a hit whose payload names another tenant (dropped, counted
+//! Retrieval for one tenant: the placement searches use now, the dense search with the
+//! tenant filter, the hybrid search that fuses it with the tenant's lexical search, and what
+//! happens to a hit whose payload names another tenant (dropped, counted
 //! in the heartbeat that `/metrics` renders, and written to the tenant's audit trail as an
 //! isolation violation). The `answer` job builds on this.
 
@@ -8,6 +9,8 @@ use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::ids::{DocumentId, TenantId};
 use docket_platform::placement;
 use docket_platform::tenants::IsolationTier;
+use docket_platform::documents::lexical::{self, LexicalHit};
+use docket_rag::answer::fusion;
 use docket_rag::vectors::{Hit, TenantScope, VectorIndex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,6 +71,153 @@ pub async fn search_at(
     hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     hits.truncate(limit);
     Ok(hits)
+}
+
+/// Candidates each ranking contributes to fusion: enough that a clause found by one
+/// signal is usually scored by the other too (a contract has ~100 clause chunks).
+pub const CANDIDATES: usize = 64;
+
+/// One fused candidate.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The chunk (from the vector payload, or from PostgreSQL when only words found it).
+    pub hit: Hit,
+    /// Cosine of question and chunk; a chunk dense search did not return is given the
+    /// lowest cosine it did return (it is at most that similar).
+    pub similarity: f32,
+    /// Reciprocal-rank fusion of its dense and lexical ranks.
+    pub fused: f32,
+}
+
+/// Hybrid retrieval: the dense search above and the tenant's lexical (BM25) search run
+/// together, each re-checked for the tenant, fused by reciprocal rank; the best `limit`.
+#[allow(clippy::too_many_arguments)]
+pub async fn hybrid(
+    ctx: &JobContext,
+    store: &impl VectorIndex,
+    t: TenantId,
+    tier: IsolationTier,
+    question: &str,
+    vector: Vec<f32>,
+    limit: usize,
+    documents: &[DocumentId],
+) -> Result<Vec<Candidate>, RetrieveError> {
+    let wanted = CANDIDATES.max(limit);
+    let docs: Vec<uuid::Uuid> = documents.iter().map(|d| d.as_uuid()).collect();
+    let lexical = async {
+        let mut tx = ctx.db.begin_tenant(t).await?;
+        let rows = lexical::search(&mut tx, question, &docs, wanted as i64).await?;
+        tx.commit().await?;
+        Ok::<_, RetrieveError>(rows)
+    };
+    let (dense, rows) = tokio::join!(search_at(ctx, store, t, tier, vector, wanted, documents), lexical);
+    let (dense, rows) = (dense?, rows?);
+    // The same re-check dense hits get: a row naming another tenant is dropped and reported.
+    let (rows, foreign): (Vec<LexicalHit>, Vec<LexicalHit>) =
+        rows.into_iter().partition(|r| r.tenant_id == t.as_uuid());
+    let lexical_hits: Vec<Hit> = rows.into_iter().map(|r| lexical_hit(t, r)).collect();
+    if !foreign.is_empty() {
+        let foreign: Vec<Hit> = foreign.into_iter().map(|r| lexical_hit(t, r)).collect();
+        report_violations(ctx, t, &foreign).await;
+    }
+    let floor = dense.iter().map(|h| h.score).fold(f32::INFINITY, f32::min);
+    let floor = if floor.is_finite() { floor } else { 0.0 };
+    let key = |h: &Hit| (h.document, h.ordinal);
+    let fused = fusion::fuse(&[
+        dense.iter().map(key).collect(),
+        lexical_hits.iter().map(key).collect(),
+    ]);
+    let mut out: Vec<Candidate> = fused
+        .into_iter()
+        .take(limit)
+        .filter_map(|(k, fused)| {
+            if let Some(h) = dense.iter().find(|h| key(h) == k) {
+                return Some(Candidate {
+                    hit: h.clone(),
+                    similarity: h.score,
+                    fused,
+                });
+            }
+            let h = lexical_hits.iter().find(|h| key(h) == k)?;
+            Some(Candidate {
+                hit: h.clone(),
+                similarity: floor,
+                fused,
+            })
+        })
+        .collect();
+    add_openings(ctx, t, &dense, floor, &mut out).await?;
+    Ok(out)
+}
+
+/// Adds the opening chunk of every candidate document (where a contract states its title,
+/// its parties and its date), to compete on its similarity alone: taken from the dense
+/// hits when they hold it, else read through RLS and given the lowest cosine returned.
+async fn add_openings(
+    ctx: &JobContext,
+    t: TenantId,
+    dense: &[Hit],
+    floor: f32,
+    out: &mut Vec<Candidate>,
+) -> Result<(), RetrieveError> {
+    let mut docs: Vec<uuid::Uuid> = out.iter().map(|c| c.hit.document).collect();
+    docs.sort_unstable();
+    docs.dedup();
+    docs.retain(|d| !out.iter().any(|c| c.hit.document == *d && c.hit.ordinal == 0));
+    let mut unread = Vec::new();
+    for d in docs {
+        match dense.iter().find(|h| h.document == d && h.ordinal == 0) {
+            Some(h) => out.push(Candidate {
+                hit: h.clone(),
+                similarity: h.score,
+                fused: 0.0,
+            }),
+            None => unread.push(d),
+        }
+    }
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let mut tx = ctx.db.begin_tenant(t).await?;
+    let rows: Vec<(uuid::Uuid, uuid::Uuid, String, i32, i32)> = sqlx::query_as(
+        "SELECT tenant_id, document_id, text, page_start, page_end FROM chunks
+         WHERE tenant_id = $1 AND document_id = ANY($2) AND ordinal = 0",
+    )
+    .bind(t)
+    .bind(&unread)
+    .fetch_all(tx.conn())
+    .await
+    .map_err(docket_platform::db::DbError::from)?;
+    tx.commit().await?;
+    out.extend(rows.into_iter().map(|(tenant, document, text, page_start, page_end)| Candidate {
+        hit: Hit {
+            id: docket_rag::vectors::point_id(t.as_uuid(), document, 0),
+            score: floor,
+            tenant,
+            document,
+            ordinal: 0,
+            page_start: page_start as u32,
+            page_end: page_end as u32,
+            text,
+        },
+        similarity: floor,
+        fused: 0.0,
+    }));
+    Ok(())
+}
+
+/// A lexical row as a hit, with the point id a dense hit on the same chunk carries.
+fn lexical_hit(t: TenantId, r: LexicalHit) -> Hit {
+    Hit {
+        id: docket_rag::vectors::point_id(t.as_uuid(), r.document_id, r.ordinal as u32),
+        score: r.score as f32,
+        tenant: r.tenant_id,
+        document: r.document_id,
+        ordinal: r.ordinal as u32,
+        page_start: r.page_start as u32,
+        page_end: r.page_end as u32,
+        text: r.text,
+    }
 }
 
 /// Counts, logs and audits hits that named another tenant (already dropped by the search).

@@ -1,5 +1,6 @@
 //! Documents of a tenant. Every function takes a [`TenantTx`].
 
+pub mod lexical;
 pub mod sniff;
 pub mod vectors;
 
@@ -191,6 +192,22 @@ pub async fn set_chunks(tx: &mut TenantTx, id: DocumentId, chunks: i32) -> Resul
     sqlx::query("UPDATE documents SET chunks = $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(chunks)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Version of the chunking rules (`docket_rag::chunk`) this build applies; bump it with
+/// them. Documents chunked by an older version are moved by `docketctl reindex`; 1 was
+/// fixed-size token windows, 2 is structure-aware chunking with carried headings.
+pub const CHUNKING_VERSION: i32 = 2;
+
+/// Records that the document's chunks now follow [`CHUNKING_VERSION`] (set once they are
+/// indexed).
+pub async fn set_chunking_version(tx: &mut TenantTx, id: DocumentId) -> Result<(), DbError> {
+    sqlx::query("UPDATE documents SET chunking_version = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(CHUNKING_VERSION)
         .execute(tx.conn())
         .await?;
     Ok(())

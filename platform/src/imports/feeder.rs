@@ -265,6 +265,7 @@ async fn repush_lost(
                     actor,
                     kind: JobKind::Parse,
                     lane: Lane::Bulk,
+                    reindex: false,
                 },
             )
             .collect();

@@ -88,6 +88,10 @@ pub struct JobEnvelope {
     /// Its lane (payloads from before lanes existed are interactive).
     #[serde(default)]
     pub lane: Lane,
+    /// Re-chunking a document that is already `ready` (`docketctl reindex`): it stays
+    /// `ready` and searchable throughout, and a failure leaves it as it was.
+    #[serde(default)]
+    pub reindex: bool,
 }
 
 fn default_version() -> u16 {

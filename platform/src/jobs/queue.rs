@@ -87,6 +87,7 @@ impl JobQueue {
             actor: actor.to_owned(),
             kind,
             lane,
+            reindex: false,
         })
     }
 
@@ -98,8 +99,13 @@ impl JobQueue {
         kind: JobKind,
     ) -> Result<JobEnvelope, DbError> {
         let (request, actor) = (env.request_id.clone(), env.actor.as_str());
-        self.prepare(tx, env.lane, kind, env.document_id, request, actor)
-            .await
+        let next = self
+            .prepare(tx, env.lane, kind, env.document_id, request, actor)
+            .await?;
+        Ok(JobEnvelope {
+            reindex: env.reindex,
+            ..next
+        })
     }
 
     /// Pushes a prepared job onto its kind's queue.

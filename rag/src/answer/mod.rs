@@ -1,12 +1,11 @@
 //! Answering a question from retrieved passages. The [`Answerer`] trait is the seam: today
-//! the only implementation is [`extractive::Extractive`], which quotes the tenant's own
-//! text; a generative answerer (an OpenAI-compatible endpoint, gated by plan and consent)
-//! can be added behind it without touching retrieval or governance.
+//! the implementation is [`select::Selecting`], which quotes the tenant's own clauses
+//! chosen by meaning; a generative answerer (an OpenAI-compatible endpoint, gated by plan
+//! and consent) can be added behind it without touching retrieval or governance.
+//! [`fusion`] merges the dense and lexical rankings that retrieval produces.
 
-pub mod extractive;
-pub mod sentences;
-pub mod terms;
-pub mod types;
+pub mod fusion;
+pub mod select;
 
 use uuid::Uuid;
 
@@ -17,17 +16,19 @@ pub struct Passage {
     pub chunk_id: Uuid,
     /// Its document.
     pub document_id: Uuid,
-    /// Chunk text.
+    /// Chunk text (an exact substring of the document).
     pub text: String,
     /// First page.
     pub page_start: u32,
     /// Last page.
     pub page_end: u32,
-    /// Position of the chunk in its document (0: the opening, where contracts name their
-    /// parties and date).
+    /// Position of the chunk in its document.
     pub ordinal: u32,
-    /// Similarity of the chunk to the question (cosine).
-    pub score: f32,
+    /// Similarity in meaning of the chunk (its carried heading included) to the question:
+    /// the embedding model's cosine.
+    pub similarity: f32,
+    /// Retrieval relevance: reciprocal-rank fusion of the dense and lexical rankings.
+    pub fused: f32,
 }
 
 /// One cited span: an exact substring of a passage.
@@ -37,7 +38,7 @@ pub struct Cited {
     pub passage: usize,
     /// Byte range of the quote in the passage's text.
     pub span: std::ops::Range<usize>,
-    /// How well the span answers the question (0..1).
+    /// How well the span answers the question (the selection score).
     pub score: f32,
 }
 
@@ -58,8 +59,23 @@ pub enum Answer {
     },
 }
 
+/// What a user reads when nothing in their documents answers the question.
+pub const NO_ANSWER: &str = "Your documents do not appear to answer this question. Try naming the clause or \
+                             term you are looking for, or ask about a specific document.";
+
 /// Turns a question and retrieved passages into an answer.
 pub trait Answerer: Send + Sync {
     /// Answers `question` from `passages` only.
     fn answer(&self, question: &str, passages: &[Passage]) -> Answer;
+}
+
+/// The answer text for quoted spans: each quote on its own line, whitespace runs of the PDF
+/// squashed, numbered as its citation.
+pub fn quoted<'a>(quotes: impl IntoIterator<Item = &'a str>) -> String {
+    quotes
+        .into_iter()
+        .enumerate()
+        .map(|(i, q)| format!("{} [{}]", q.split_whitespace().collect::<Vec<_>>().join(" "), i + 1))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

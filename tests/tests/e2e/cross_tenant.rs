@@ -105,3 +105,49 @@ async fn another_tenants_ids_are_not_found_and_nothing_changes() {
         "A's attempts wrote nothing into B's trail"
     );
 }
+
+/// The lexical index is tenant data: a word only tenant A's contract holds finds A's chunk
+/// for A, and nothing for B — neither through the lexical search nor through B's answers
+/// (and B's document frequencies do not count A's chunks).
+#[tokio::test]
+async fn lexical_search_stays_inside_the_tenant() {
+    use docket_platform::documents::lexical;
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let (a, b) = (app.create_tenant("lexa").await, app.create_tenant("lexb").await);
+    let (ta, tb) = (app.owner_token(&a).await, app.owner_token(&b).await);
+    let secret = "The Quokkafrost consignment shall be delivered to the Supplier's depot by barge.";
+    app.upload_ready(&ta, "a.txt", format!("1. Delivery. {secret}\n").into_bytes())
+        .await;
+    app.upload_ready(&tb, "b.txt", b"1. Payment. The Buyer pays each invoice within 30 days.\n".to_vec())
+        .await;
+    let search = |t: docket_platform::ids::TenantId| {
+        let db = app.db.clone();
+        async move {
+            let mut tx = db.begin_tenant(t).await.expect("tx");
+            let rows = lexical::search(&mut tx, "Where is the quokkafrost consignment delivered?", &[], 64)
+                .await
+                .expect("lexical search");
+            tx.commit().await.expect("commit");
+            rows
+        }
+    };
+    let own = search(a.id).await;
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert_eq!(own[0].tenant_id, a.id.as_uuid());
+    assert!(own[0].text.contains("Quokkafrost"));
+    assert!(search(b.id).await.iter().all(|r| r.tenant_id == b.id.as_uuid() && !r.text.contains("Quokkafrost")));
+    let v = app
+        .ask(&tb, "Where is the Quokkafrost consignment delivered?", json!({}))
+        .await;
+    assert!(!v["answer"].as_str().unwrap_or("").contains("by barge"), "{v}");
+    for c in v["citations"].as_array().into_iter().flatten() {
+        assert!(!c["quote"].as_str().unwrap_or("").contains("Quokkafrost"), "{v}");
+    }
+    // Odd characters in a question are words like any other, never a query error.
+    let mut tx = app.db.begin_tenant(a.id).await.expect("tx");
+    for q in ["it's \\ 'quoted' & | ! <-> :* (", "", "the of and"] {
+        lexical::search(&mut tx, q, &[], 5).await.expect("any question is a valid query");
+    }
+    tx.commit().await.expect("commit");
+}

@@ -19,6 +19,7 @@ mod plans;
 mod queries;
 mod quotas;
 mod ratelimit;
+mod reindex;
 mod rls;
 mod s3;
 mod switches;

@@ -1,5 +1,6 @@
-//! `answer`: embed the question, search the tenant's placement (tenant filter always, the
-//! query's documents if any), answer extractively, filter the citations (each must be one
+//! `answer`: embed the question, retrieve (dense search of the tenant's placement fused
+//! with its lexical search; tenant filter always, the query's documents if any), choose
+//! the clauses to quote by meaning (`docket_rag::answer::select`), filter the citations (each must be one
 //! of the retrieved chunks, of a document this tenant can see, inside the query's document
 //! filter; anything else is dropped and audited as an isolation violation), then store the
 //! result, charge the ledger by query id and announce completion, in one transaction.
@@ -12,8 +13,8 @@ use docket_platform::ids::DocumentId;
 use docket_platform::placement;
 use docket_platform::queries::Citation;
 use docket_platform::queries::job::{self, AnswerJob, Finished};
-use docket_rag::answer::extractive::Extractive;
-use docket_rag::answer::{Answer, Passage};
+use docket_rag::answer::select::Selecting;
+use docket_rag::answer::{Answer, Answerer, NO_ANSWER, Passage, quoted};
 use docket_rag::vectors::Hit;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -113,28 +114,24 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
         .ok_or_else(|| transient("this worker has no vector store"))?;
     let limit = q.top_k_applied.max(1) as usize;
     let filter: Vec<DocumentId> = q.document_ids.iter().map(|d| DocumentId(*d)).collect();
-    let mut hits = retrieve::search_at(ctx, store, t, place.current, vector, limit, &filter)
+    let found = retrieve::hybrid(ctx, store, t, place.current, &q.question, vector, limit, &filter)
         .await
         .map_err(transient)?;
-
-    add_openings(ctx, t, &mut hits).await.map_err(transient)?;
-
-    let passages: Vec<Passage> = hits
+    let passages: Vec<Passage> = found
         .iter()
-        .map(|h| Passage {
-            chunk_id: h.id,
-            document_id: h.document,
-            text: h.text.clone(),
-            page_start: h.page_start,
-            page_end: h.page_end,
-            ordinal: h.ordinal,
-            score: h.score,
+        .map(|c| Passage {
+            chunk_id: c.hit.id,
+            document_id: c.hit.document,
+            text: c.hit.text.clone(),
+            page_start: c.hit.page_start,
+            page_end: c.hit.page_end,
+            ordinal: c.hit.ordinal,
+            similarity: c.similarity,
+            fused: c.fused,
         })
         .collect();
-    let answerer = Extractive::default();
-    // Words the model's vocabulary does not hold whole (names, codes) must be found.
-    let specific = |w: &str| w.chars().any(|c| c.is_ascii_digit()) || ctx.chunker.count_tokens(w) > 1;
-    let answer = answerer.answer_with(&q.question, &passages, &specific);
+    let hits: Vec<Hit> = found.into_iter().map(|c| c.hit).collect();
+    let answer = Selecting::default().answer(&q.question, &passages);
 
     // Opened only now: no pooled connection is held while the answer is worked out. One
     // transaction for the filenames, the result, the ledger, the audit event and the
@@ -175,7 +172,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
             if kept.is_empty() {
                 (
                     "no_answer",
-                    docket_rag::answer::extractive::NO_ANSWER.to_owned(),
+                    NO_ANSWER.to_owned(),
                     kept,
                     dropped,
                 )
@@ -183,18 +180,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
                 ("answered", text, kept, dropped)
             } else {
                 // The text numbered the dropped citations too: rebuild it from what is kept.
-                let text = kept
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        format!(
-                            "{} [{}]",
-                            c.quote.split_whitespace().collect::<Vec<_>>().join(" "),
-                            i + 1
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n");
+                let text = quoted(kept.iter().map(|c| c.quote.as_str()));
                 ("answered", text, kept, dropped)
             }
         }
@@ -242,50 +228,5 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     if !dropped.is_empty() {
         report_violations(ctx, t, &dropped).await;
     }
-    Ok(())
-}
-
-/// Adds the opening chunk of every document among `hits` (contracts name their parties,
-/// date and subject there), read through RLS, scored as the weakest hit so it competes on
-/// its words alone.
-async fn add_openings(
-    ctx: &JobContext,
-    t: docket_platform::ids::TenantId,
-    hits: &mut Vec<Hit>,
-) -> Result<(), docket_platform::db::DbError> {
-    let missing: Vec<uuid::Uuid> = {
-        let mut docs: Vec<uuid::Uuid> = hits.iter().map(|h| h.document).collect();
-        docs.sort_unstable();
-        docs.dedup();
-        docs.retain(|d| !hits.iter().any(|h| h.document == *d && h.ordinal == 0));
-        docs
-    };
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let floor = hits.iter().map(|h| h.score).fold(f32::MAX, f32::min);
-    let mut tx = ctx.db.begin_tenant(t).await?;
-    let rows: Vec<(uuid::Uuid, String, i32, i32)> = sqlx::query_as(
-        "SELECT document_id, text, page_start, page_end FROM chunks WHERE document_id = ANY($1) AND ordinal = 0",
-    )
-    .bind(&missing)
-    .fetch_all(tx.conn())
-    .await?;
-    tx.commit().await?;
-    hits.extend(
-        rows.into_iter()
-            .map(|(document, text, page_start, page_end)| Hit {
-                // The same id a search hit on this chunk carries (citations name chunks
-                // by it, whichever way they were found).
-                id: docket_rag::vectors::point_id(t.as_uuid(), document, 0),
-                score: floor,
-                tenant: t.as_uuid(),
-                document,
-                ordinal: 0,
-                page_start: page_start as u32,
-                page_end: page_end as u32,
-                text,
-            }),
-    );
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! `chunk`: text → chunks sized in model tokens (rows with deterministic ids, so a re-run
-//! replaces rather than duplicates), then enqueue `embed`.
+//! `chunk`: text → chunks along the document's sections, sized in model tokens (rows with
+//! deterministic ids, so a re-run replaces rather than duplicates; each with the headings
+//! it carries), then enqueue `embed`.
 
-use super::guard::{JobError, guarded};
+use super::guard::{JobError, guarded, progress};
 use crate::context::{Ctx, JobContext};
 use apalis::prelude::{BoxDynError, Data};
 use docket_platform::documents;
@@ -23,9 +24,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
         .begin_tenant(env.tenant_id)
         .await
         .map_err(JobError::transient)?;
-    documents::set_progress(&mut tx, env.document_id, "processing", "chunk")
-        .await
-        .map_err(JobError::transient)?;
+    progress(&mut tx, env, "chunk").await?;
     let key = tenant_keys::data_key(&mut tx, &ctx.config.master_key)
         .await
         .map_err(JobError::transient)?;
@@ -65,6 +64,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     let ends: Vec<i32> = chunks.iter().map(|c| c.page_end as i32).collect();
     let tokens: Vec<i32> = chunks.iter().map(|c| c.token_count as i32).collect();
     let shas: Vec<&str> = chunks.iter().map(|c| c.sha256.as_str()).collect();
+    let headings: Vec<&str> = chunks.iter().map(|c| c.heading.as_str()).collect();
     // A re-run with different settings may produce fewer chunks: drop the tail first.
     sqlx::query("DELETE FROM chunks WHERE document_id = $1 AND ordinal >= $2")
         .bind(d)
@@ -73,12 +73,13 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
         .await
         .map_err(JobError::transient)?;
     sqlx::query(
-        "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, page_start, page_end, token_count, sha256)
-         SELECT u.id, $1, $2, u.ordinal, u.text, u.page_start, u.page_end, u.token_count, u.sha256
-         FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[])
-           AS u(id, ordinal, text, page_start, page_end, token_count, sha256)
+        "INSERT INTO chunks (id, tenant_id, document_id, ordinal, text, page_start, page_end, token_count, sha256, heading)
+         SELECT u.id, $1, $2, u.ordinal, u.text, u.page_start, u.page_end, u.token_count, u.sha256, u.heading
+         FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::text[], $10::text[])
+           AS u(id, ordinal, text, page_start, page_end, token_count, sha256, heading)
          ON CONFLICT (id) DO UPDATE SET text = EXCLUDED.text, page_start = EXCLUDED.page_start,
-           page_end = EXCLUDED.page_end, token_count = EXCLUDED.token_count, sha256 = EXCLUDED.sha256",
+           page_end = EXCLUDED.page_end, token_count = EXCLUDED.token_count, sha256 = EXCLUDED.sha256,
+           heading = EXCLUDED.heading",
     )
     .bind(t)
     .bind(d)
@@ -89,15 +90,14 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     .bind(&ends)
     .bind(&tokens)
     .bind(&shas)
+    .bind(&headings)
     .execute(tx.conn())
     .await
     .map_err(JobError::transient)?;
     documents::set_chunks(&mut tx, d, n)
         .await
         .map_err(JobError::transient)?;
-    documents::set_progress(&mut tx, d, "processing", "embed")
-        .await
-        .map_err(JobError::transient)?;
+    progress(&mut tx, env, "embed").await?;
     let next = ctx
         .queue
         .prepare_next(&mut tx, env, JobKind::Embed)

@@ -1,11 +1,11 @@
-//! `embed`: a document's chunks → vectors (ONNX Runtime, batched, off the async runtime),
+//! `embed`: a document's chunks (with their carried headings) → vectors (ONNX Runtime, batched, off the async runtime),
 //! stored per document in object storage; a chunk whose text this tenant has embedded
 //! before is taken from the cache. Then enqueue `index`.
 
-use super::guard::{JobError, guarded};
+use super::guard::{JobError, guarded, progress};
 use crate::context::{Ctx, JobContext};
 use apalis::prelude::{BoxDynError, Data};
-use docket_platform::documents::{self, vectors};
+use docket_platform::documents::vectors;
 use docket_platform::jobs::{JobEnvelope, JobKind, Lane};
 use docket_platform::tenant_keys;
 use docket_rag::embed::DIMENSION;
@@ -23,6 +23,7 @@ pub async fn handle(env: JobEnvelope, ctx: Data<Ctx>) -> Result<(), BoxDynError>
 #[derive(sqlx::FromRow)]
 struct ChunkRow {
     text: String,
+    heading: String,
     sha256: String,
     token_count: i32,
 }
@@ -31,14 +32,12 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     let ctx: &JobContext = &shared;
     let (t, d) = (env.tenant_id, env.document_id);
     let mut tx = ctx.db.begin_tenant(t).await.map_err(JobError::transient)?;
-    documents::set_progress(&mut tx, d, "processing", "embed")
-        .await
-        .map_err(JobError::transient)?;
+    progress(&mut tx, env, "embed").await?;
     let key = tenant_keys::data_key(&mut tx, &ctx.config.master_key)
         .await
         .map_err(JobError::transient)?;
     let chunks: Vec<ChunkRow> = sqlx::query_as(
-        "SELECT text, sha256, token_count FROM chunks WHERE document_id = $1 ORDER BY ordinal",
+        "SELECT text, heading, sha256, token_count FROM chunks WHERE document_id = $1 ORDER BY ordinal",
     )
     .bind(d)
     .fetch_all(tx.conn())
@@ -70,7 +69,12 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     let mut todo: Vec<(String, String, i32)> = vec![];
     for c in &chunks {
         if !known.contains_key(&c.sha256) && !todo.iter().any(|(s, _, _)| s == &c.sha256) {
-            todo.push((c.sha256.clone(), c.text.clone(), c.token_count));
+            // The carried headings are embedded with the text (what `sha256` is of).
+            todo.push((
+                c.sha256.clone(),
+                docket_rag::chunk::embedded(&c.heading, &c.text),
+                c.token_count,
+            ));
         }
     }
     let embedded_tokens: i64 = todo.iter().map(|(_, _, n)| i64::from(*n)).sum();
@@ -149,9 +153,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     .execute(tx.conn())
     .await
     .map_err(JobError::transient)?;
-    documents::set_progress(&mut tx, d, "processing", "index")
-        .await
-        .map_err(JobError::transient)?;
+    progress(&mut tx, env, "index").await?;
     let next = ctx
         .queue
         .prepare_next(&mut tx, env, JobKind::Index)

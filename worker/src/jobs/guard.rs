@@ -47,11 +47,30 @@ async fn finish_failed(
     message: &str,
 ) -> Result<(), BoxDynError> {
     let mut tx = ctx.db.begin_tenant(env.tenant_id).await?;
-    documents::fail(&mut tx, env.document_id, code, message).await?;
+    // A failed re-chunking leaves the document ready at its old chunking version (a later
+    // `docketctl reindex` tries again); only a first processing fails the document.
+    if !env.reindex {
+        documents::fail(&mut tx, env.document_id, code, message).await?;
+    }
     record::fail(&mut tx, env.job_id, code, message, true).await?;
     tx.commit().await?;
     tracing::warn!(job = %env.job_id, kind = env.kind.as_str(), code, "job failed permanently");
     Ok(())
+}
+
+/// Marks the document as being at `stage`: `processing`, except while it is re-chunked
+/// (a reindexed document stays `ready` and answers from its current chunks meanwhile).
+pub async fn progress(
+    tx: &mut docket_platform::db::TenantTx,
+    env: &JobEnvelope,
+    stage: &str,
+) -> Result<(), JobError> {
+    if env.reindex {
+        return Ok(());
+    }
+    documents::set_progress(tx, env.document_id, "processing", stage)
+        .await
+        .map_err(JobError::transient)
 }
 
 /// Runs `work` as one attempt of `env`. Returns what apalis needs: `Ok`, a plain error

@@ -2,7 +2,7 @@
 //! becomes `ready`. Runs only in the process that owns the vector store. Acknowledged only
 //! after the points are flushed and counted (the engine does not replay its WAL).
 
-use super::guard::{JobError, guarded};
+use super::guard::{JobError, guarded, progress};
 use crate::context::{Ctx, JobContext};
 use apalis::prelude::{BoxDynError, Data};
 use docket_platform::documents::{self, vectors};
@@ -50,9 +50,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
     let _held = lock.lock().await;
 
     let mut tx = ctx.db.begin_tenant(t).await.map_err(JobError::transient)?;
-    documents::set_progress(&mut tx, d, "processing", "index")
-        .await
-        .map_err(JobError::transient)?;
+    progress(&mut tx, env, "index").await?;
     let key = tenant_keys::data_key(&mut tx, &ctx.config.master_key)
         .await
         .map_err(JobError::transient)?;
@@ -62,11 +60,24 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
 
     let points = document_points(ctx, &key, t, d).await?;
     let expected = points.len();
-    index_points(&store, scope, points).await?;
-    let indexed = store
+    index_points(&store, scope, points.clone()).await?;
+    let mut indexed = store
         .count(scope, Some(d.as_uuid()))
         .await
         .map_err(JobError::transient)?;
+    if indexed > expected {
+        // Re-chunked into fewer chunks: the old tail's points are stale. Writing the
+        // document afresh leaves it without points for the moment between the two calls.
+        store
+            .delete_document(scope, d.as_uuid())
+            .await
+            .map_err(JobError::transient)?;
+        index_points(&store, scope, points).await?;
+        indexed = store
+            .count(scope, Some(d.as_uuid()))
+            .await
+            .map_err(JobError::transient)?;
+    }
     if indexed != expected {
         return Err(JobError::transient(format!(
             "indexed {indexed} points for {expected} chunks"
@@ -75,6 +86,9 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
 
     let mut tx = ctx.db.begin_tenant(t).await.map_err(JobError::transient)?;
     documents::set_progress(&mut tx, d, "ready", "index")
+        .await
+        .map_err(JobError::transient)?;
+    documents::set_chunking_version(&mut tx, d)
         .await
         .map_err(JobError::transient)?;
     tx.commit().await.map_err(JobError::transient)

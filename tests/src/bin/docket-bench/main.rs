@@ -4,7 +4,8 @@
 //! - `embed`: raw ONNX Runtime vs end-to-end ingestion throughput on cuad-dev.
 //! - `governance`: the same request through the full governance chain vs a bare handler.
 //! - `answer`: 100 tenants, 32 concurrent clients asking through the API with `wait`.
-//! - `answer-quality`: the extractive answerer alone on cuad-dev's annotated clauses.
+//! - `answer-quality`: the clause evaluation on one half of cuad-dev (retrieval and
+//!   selection in-process; `--grid` tunes on the tune half).
 //! - `bulk`: a zip import of N synthetic contracts: documents/min, queue depth, memory, fairness.
 
 mod answer;
