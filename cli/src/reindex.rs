@@ -30,9 +30,11 @@ pub async fn reindex(
 ) -> anyhow::Result<Value> {
     let tenants: Vec<TenantId> = match tenant {
         Some(name) => vec![crate::lookup::tenant(control, name).await?.id],
-        None => sqlx::query_scalar("SELECT id FROM tenants WHERE status = 'active' ORDER BY created_at")
-            .fetch_all(control.pool())
-            .await?,
+        None => {
+            sqlx::query_scalar("SELECT id FROM tenants WHERE status = 'active' ORDER BY created_at")
+                .fetch_all(control.pool())
+                .await?
+        }
     };
     let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
     let queue = JobQueue::new(redis, config.ingest.job_max_attempts);

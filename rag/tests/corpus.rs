@@ -132,26 +132,45 @@ fn long_sections_are_cut_between_sentences_and_carry_their_heading() {
     let cs = chunker.chunk(&[text.clone(), "Second page text.".into()]);
     assert!(cs.len() > 5, "{cs:?}");
     for c in &cs {
-        assert!(c.token_count <= 96, "{} tokens: {:?}", c.token_count, c.embedded());
+        assert!(
+            c.token_count <= 96,
+            "{} tokens: {:?}",
+            c.token_count,
+            c.embedded()
+        );
         let whole = format!("{text}\n\nSecond page text.");
-        assert!(whole.contains(&c.text), "chunk text is a substring of the document");
+        assert!(
+            whole.contains(&c.text),
+            "chunk text is a substring of the document"
+        );
     }
     assert_eq!(cs.last().expect("last").page_end, 2);
     // Every piece of 7.1 after the first carries both headings; no sentence is split.
     let pieces: Vec<_> = cs.iter().filter(|c| c.text.contains("in full.")).collect();
     assert!(pieces.len() >= 3);
-    assert!(pieces[0].text.contains("\n7.1 Duties. The parties"), "{:?}", pieces[0].text);
+    assert!(
+        pieces[0].text.contains("\n7.1 Duties. The parties"),
+        "{:?}",
+        pieces[0].text
+    );
     for p in &pieces[1..] {
         assert_eq!(p.heading, "ARTICLE 7 – OBLIGATIONS › 7.1 Duties.");
         assert!(p.text.starts_with("The parties agree"), "{:?}", p.text);
         assert!(p.text.ends_with('.'), "{:?}", p.text);
     }
     // The next section starts a chunk of its own, with its article carried.
-    let notices = cs.iter().find(|c| c.text.contains("Notices are in writing")).expect("7.2");
+    let notices = cs
+        .iter()
+        .find(|c| c.text.contains("Notices are in writing"))
+        .expect("7.2");
     assert!(notices.text.starts_with("7.2 Notices."), "{:?}", notices.text);
     assert_eq!(notices.heading, "ARTICLE 7 – OBLIGATIONS");
     // The article's heading alone joined the section after it.
-    assert!(cs[0].text.starts_with("ARTICLE 7 – OBLIGATIONS\n7.1 Duties."), "{:?}", cs[0].text);
+    assert!(
+        cs[0].text.starts_with("ARTICLE 7 – OBLIGATIONS\n7.1 Duties."),
+        "{:?}",
+        cs[0].text
+    );
     assert!(
         Chunker::new(
             &tokenizer(),

@@ -236,7 +236,10 @@ impl Report {
         if misses {
             for c in self.cases.iter().filter(|c| c.annotated && !c.any) {
                 let q: String = c.quote.chars().take(120).collect();
-                println!("  miss {} / {} cuad-{:02}: {q:?}", c.category, c.phrasing, c.contract);
+                println!(
+                    "  miss {} / {} cuad-{:02}: {q:?}",
+                    c.category, c.phrasing, c.contract
+                );
             }
         }
     }
@@ -252,6 +255,23 @@ fn wanted(snippets: &[String]) -> Vec<String> {
         .collect();
     if long.is_empty() { snippets.to_vec() } else { long }
 }
+
+/// Questions no contract answers, for calibrating `no_answer` (written for that purpose,
+/// not taken from any test).
+pub const OFF_TOPIC: [&str; 12] = [
+    "What is the capital of France?",
+    "How do I bake sourdough bread?",
+    "Who won the football world cup in 1998?",
+    "What is the boiling point of water at sea level?",
+    "How many moons does Jupiter have?",
+    "What is a good name for a puppy?",
+    "Translate good morning into Spanish.",
+    "What time does the sun set in winter?",
+    "Recommend a science fiction novel.",
+    "How tall is Mount Everest?",
+    "What is the chemical formula of table salt?",
+    "How do I change a flat bicycle tyre?",
+];
 
 /// One question to ask of one contract.
 #[derive(Debug, Clone)]
@@ -292,7 +312,11 @@ pub fn asks(half: Half) -> (Vec<String>, Vec<Ask>) {
 
 /// Judges what was answered to `ask`: `quotes` of the citations in order.
 pub fn judge(ask: Ask, answered: bool, quotes: &[String]) -> Case {
-    let hits = |quote: &String| ask.want.as_ref().is_some_and(|w| w.iter().any(|s| overlaps(quote, s)));
+    let hits = |quote: &String| {
+        ask.want
+            .as_ref()
+            .is_some_and(|w| w.iter().any(|s| overlaps(quote, s)))
+    };
     Case {
         annotated: ask.want.is_some(),
         answered,
@@ -312,7 +336,9 @@ pub async fn evaluate(app: &TestApp, token: &str, ids: &BTreeMap<u32, String>, h
     let (phrasings, asks) = asks(half);
     let cases: Vec<Case> = futures::stream::iter(asks)
         .map(|ask| async move {
-            let id = ids.get(&ask.contract).expect("every contract of the half is uploaded");
+            let id = ids
+                .get(&ask.contract)
+                .expect("every contract of the half is uploaded");
             let v: Value = app.ask(token, &ask.question, json!({"document_ids": [id]})).await;
             let quotes: Vec<String> = v["citations"]
                 .as_array()

@@ -6,11 +6,12 @@
 
 use crate::context::JobContext;
 use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::documents::lexical::{self, LexicalHit};
 use docket_platform::ids::{DocumentId, TenantId};
 use docket_platform::placement;
 use docket_platform::tenants::IsolationTier;
-use docket_platform::documents::lexical::{self, LexicalHit};
-use docket_rag::answer::fusion;
+use docket_rag::answer::select::Selecting;
+use docket_rag::answer::{Passage, fusion};
 use docket_rag::vectors::{Hit, TenantScope, VectorIndex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -77,6 +78,10 @@ pub async fn search_at(
 /// signal is usually scored by the other too (a contract has ~100 clause chunks).
 pub const CANDIDATES: usize = 64;
 
+/// Fused candidates handed to selection, which keeps the best `top_k` of them (the
+/// openings of their documents come on top).
+pub const POOL: usize = 24;
+
 /// One fused candidate.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -90,7 +95,8 @@ pub struct Candidate {
 }
 
 /// Hybrid retrieval: the dense search above and the tenant's lexical (BM25) search run
-/// together, each re-checked for the tenant, fused by reciprocal rank; the best `limit`.
+/// together, each re-checked for the tenant, fused by reciprocal rank; the best `limit`,
+/// plus the opening chunk of each of their documents.
 #[allow(clippy::too_many_arguments)]
 pub async fn hybrid(
     ctx: &JobContext,
@@ -189,21 +195,53 @@ async fn add_openings(
     .await
     .map_err(docket_platform::db::DbError::from)?;
     tx.commit().await?;
-    out.extend(rows.into_iter().map(|(tenant, document, text, page_start, page_end)| Candidate {
-        hit: Hit {
-            id: docket_rag::vectors::point_id(t.as_uuid(), document, 0),
-            score: floor,
-            tenant,
-            document,
-            ordinal: 0,
-            page_start: page_start as u32,
-            page_end: page_end as u32,
-            text,
-        },
-        similarity: floor,
-        fused: 0.0,
-    }));
+    out.extend(
+        rows.into_iter()
+            .map(|(tenant, document, text, page_start, page_end)| Candidate {
+                hit: Hit {
+                    id: docket_rag::vectors::point_id(t.as_uuid(), document, 0),
+                    score: floor,
+                    tenant,
+                    document,
+                    ordinal: 0,
+                    page_start: page_start as u32,
+                    page_end: page_end as u32,
+                    text,
+                },
+                similarity: floor,
+                fused: 0.0,
+            }),
+    );
     Ok(())
+}
+
+/// The candidates as passages, ranked by `selecting`'s model, the best `limit` kept (with
+/// their hits, index for index).
+pub fn best_passages(selecting: &Selecting, found: Vec<Candidate>, limit: usize) -> (Vec<Passage>, Vec<Hit>) {
+    let passages: Vec<Passage> = found
+        .iter()
+        .map(|c| Passage {
+            chunk_id: c.hit.id,
+            document_id: c.hit.document,
+            text: c.hit.text.clone(),
+            page_start: c.hit.page_start,
+            page_end: c.hit.page_end,
+            ordinal: c.hit.ordinal,
+            similarity: c.similarity,
+            fused: c.fused,
+        })
+        .collect();
+    let keep: Vec<usize> = selecting
+        .ranked(&passages)
+        .into_iter()
+        .take(limit)
+        .map(|(i, _)| i)
+        .collect();
+    let mut found: Vec<Option<Candidate>> = found.into_iter().map(Some).collect();
+    let mut passages: Vec<Option<Passage>> = passages.into_iter().map(Some).collect();
+    keep.iter()
+        .filter_map(|&i| Some((passages[i].take()?, found[i].take()?.hit)))
+        .unzip()
 }
 
 /// A lexical row as a hit, with the point id a dense hit on the same chunk carries.

@@ -75,7 +75,13 @@ pub fn quoted<'a>(quotes: impl IntoIterator<Item = &'a str>) -> String {
     quotes
         .into_iter()
         .enumerate()
-        .map(|(i, q)| format!("{} [{}]", q.split_whitespace().collect::<Vec<_>>().join(" "), i + 1))
+        .map(|(i, q)| {
+            format!(
+                "{} [{}]",
+                q.split_whitespace().collect::<Vec<_>>().join(" "),
+                i + 1
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -227,7 +227,9 @@ impl Chunker {
         let mut units = Vec::new();
         for (i, (at, head)) in bounds.iter().enumerate() {
             let end = bounds.get(i + 1).map_or(text.len(), |b| b.0);
-            let Some(span) = trim(text, *at..end) else { continue };
+            let Some(span) = trim(text, *at..end) else {
+                continue;
+            };
             if let Some(h) = head {
                 while open.last().is_some_and(|(d, _)| *d >= h.depth) {
                     open.pop();
@@ -267,7 +269,8 @@ impl Chunker {
         depth: Option<u8>,
         units: &mut Vec<Unit>,
     ) {
-        let room = |heading: &str| self.max_tokens - self.count_tokens(heading).min(self.heading_budget()) - 1;
+        let room =
+            |heading: &str| self.max_tokens - self.count_tokens(heading).min(self.heading_budget()) - 1;
         let tokens = self.count_tokens(&text[span.clone()]);
         if tokens <= room(&above) {
             units.push(Unit {

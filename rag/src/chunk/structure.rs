@@ -17,14 +17,43 @@ const TITLE_WORDS: usize = 12;
 
 /// Words that introduce a numbered heading ("Article 5", "Schedule B", "Item Two").
 const KEYWORDS: &[&str] = &[
-    "article", "section", "clause", "schedule", "exhibit", "appendix", "annex", "attachment", "part",
-    "chapter", "item", "term", "paragraph",
+    "article",
+    "section",
+    "clause",
+    "schedule",
+    "exhibit",
+    "appendix",
+    "annex",
+    "attachment",
+    "part",
+    "chapter",
+    "item",
+    "term",
+    "paragraph",
 ];
 
 /// Numbers written out, as some contracts number their articles ("Item Two").
 const NUMBER_WORDS: &[&str] = &[
-    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
 ];
 
 /// One heading found in the text.
@@ -53,7 +82,12 @@ pub fn headings(text: &str) -> Vec<Heading> {
     }
     // A line repeated on many pages ("CONFIDENTIAL TREATMENT REQUESTED", a running title)
     // is page furniture, not the start of a section.
-    let key = |h: &Heading| text[h.title.clone()].split_whitespace().collect::<Vec<_>>().join(" ");
+    let key = |h: &Heading| {
+        text[h.title.clone()]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for h in &out {
         *seen.entry(key(h)).or_default() += 1;
@@ -176,7 +210,9 @@ fn keyword_heading(rest: &str, at: usize) -> Option<Heading> {
     let lower = label.to_lowercase();
     let numbered = !label.is_empty()
         && (label.chars().next().is_some_and(|c| c.is_ascii_digit())
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || "().-".contains(c))
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "().-".contains(c))
             || lower.chars().all(|c| "ivxlc".contains(c)) && label.len() <= 6
             || label.len() == 1 && label.chars().all(|c| c.is_ascii_uppercase())
             || NUMBER_WORDS.contains(&lower.as_str()));
@@ -195,7 +231,12 @@ fn keyword_heading(rest: &str, at: usize) -> Option<Heading> {
     Some(Heading {
         at,
         depth,
-        title: at..at + if closed { label_end } else { title_len(rest, label_end) },
+        title: at..at
+            + if closed {
+                label_end
+            } else {
+                title_len(rest, label_end)
+            },
     })
 }
 
@@ -328,7 +369,8 @@ mod tests {
 
     #[test]
     fn capital_lines_and_wide_gaps_open_sections() {
-        let t = "GOVERNING LAW\nThis Agreement is governed by Delaware law.   Item Two, Operation of the Project";
+        let t =
+            "GOVERNING LAW\nThis Agreement is governed by Delaware law.   Item Two, Operation of the Project";
         assert_eq!(
             found(t),
             vec![(0, "GOVERNING LAW"), (0, "Item Two, Operation of the Project")]

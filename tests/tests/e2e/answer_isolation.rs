@@ -58,15 +58,20 @@ async fn tenant_b_never_gets_an_answer_from_tenant_a() {
                 .await,
         );
     }
-    app.upload_ready(
-        &tb,
-        "canary-b.txt",
-        canary_document(&["Lighthouse Keeper bond", "OKAPI-DELTA-5520"]),
-    )
-    .await;
+    let mut b_ids: Vec<String> = vec![];
+    let d = app
+        .upload_ready(
+            &tb,
+            "canary-b.txt",
+            canary_document(&["Lighthouse Keeper bond", "OKAPI-DELTA-5520"]),
+        )
+        .await;
+    b_ids.push(d["id"].as_str().expect("id").to_owned());
     for n in [2, 3] {
-        app.upload_ready(&tb, &format!("cuad-{n:02}.pdf"), contract(n))
+        let d = app
+            .upload_ready(&tb, &format!("cuad-{n:02}.pdf"), contract(n))
             .await;
+        b_ids.push(d["id"].as_str().expect("id").to_owned());
     }
     // A's own question is answered from A's canary (the control: the data is findable).
     let own = app.ask(&ta, "What is the ZEBRA-ALPHA-7731?", json!({})).await;
@@ -126,7 +131,7 @@ async fn tenant_b_never_gets_an_answer_from_tenant_a() {
             .buffer_unordered(16)
             .collect()
             .await;
-    let (mut no_answer, mut not_found) = (0, 0);
+    let (mut no_answer, mut answered_from_b, mut not_found) = (0, 0, 0);
     for (q, status, v) in &results {
         let body = v.to_string();
         for c in CANARIES_A {
@@ -142,19 +147,34 @@ async fn tenant_b_never_gets_an_answer_from_tenant_a() {
                 not_found += 1;
             }
             200 => {
-                assert_eq!(v["status"], "no_answer", "{q}: {body}");
-                assert_eq!(v["citations"], json!([]), "{q}");
-                no_answer += 1;
+                // B gets B's own clauses or no_answer, never A's (the ids and canaries are
+                // checked above for every response); which of the two is selection's call.
+                match v["status"].as_str() {
+                    Some("no_answer") => {
+                        assert_eq!(v["citations"], json!([]), "{q}");
+                        no_answer += 1;
+                    }
+                    Some("answered") => {
+                        for c in v["citations"].as_array().expect("citations") {
+                            assert!(
+                                b_ids.contains(&c["document_id"].as_str().expect("id").to_owned()),
+                                "{q}: {body}"
+                            );
+                        }
+                        answered_from_b += 1;
+                    }
+                    other => panic!("{q}: unexpected status {other:?}: {body}"),
+                }
             }
             other => panic!("{q}: unexpected {other}: {body}"),
         }
     }
     println!(
-        "answer isolation: {} questions from B, {no_answer} no_answer, {not_found} refused A's document ids, 0 leaks",
+        "answer isolation: {} questions from B, {no_answer} no_answer, {answered_from_b} answered from B's own documents, {not_found} refused A's document ids, 0 leaks",
         results.len()
     );
     assert_eq!(not_found, 400);
-    assert_eq!(no_answer, 1600);
+    assert_eq!(no_answer + answered_from_b, 1600);
     // B's history holds only B's questions; A's holds only A's.
     let hist: Value = app
         .call(Method::GET, "/v1/queries?limit=1", Some(&ta), None)

@@ -119,15 +119,24 @@ async fn lexical_search_stays_inside_the_tenant() {
     let secret = "The Quokkafrost consignment shall be delivered to the Supplier's depot by barge.";
     app.upload_ready(&ta, "a.txt", format!("1. Delivery. {secret}\n").into_bytes())
         .await;
-    app.upload_ready(&tb, "b.txt", b"1. Payment. The Buyer pays each invoice within 30 days.\n".to_vec())
-        .await;
+    app.upload_ready(
+        &tb,
+        "b.txt",
+        b"1. Payment. The Buyer pays each invoice within 30 days.\n".to_vec(),
+    )
+    .await;
     let search = |t: docket_platform::ids::TenantId| {
         let db = app.db.clone();
         async move {
             let mut tx = db.begin_tenant(t).await.expect("tx");
-            let rows = lexical::search(&mut tx, "Where is the quokkafrost consignment delivered?", &[], 64)
-                .await
-                .expect("lexical search");
+            let rows = lexical::search(
+                &mut tx,
+                "Where is the quokkafrost consignment delivered?",
+                &[],
+                64,
+            )
+            .await
+            .expect("lexical search");
             tx.commit().await.expect("commit");
             rows
         }
@@ -136,7 +145,12 @@ async fn lexical_search_stays_inside_the_tenant() {
     assert_eq!(own.len(), 1, "{own:?}");
     assert_eq!(own[0].tenant_id, a.id.as_uuid());
     assert!(own[0].text.contains("Quokkafrost"));
-    assert!(search(b.id).await.iter().all(|r| r.tenant_id == b.id.as_uuid() && !r.text.contains("Quokkafrost")));
+    assert!(
+        search(b.id)
+            .await
+            .iter()
+            .all(|r| r.tenant_id == b.id.as_uuid() && !r.text.contains("Quokkafrost"))
+    );
     let v = app
         .ask(&tb, "Where is the Quokkafrost consignment delivered?", json!({}))
         .await;
@@ -147,7 +161,9 @@ async fn lexical_search_stays_inside_the_tenant() {
     // Odd characters in a question are words like any other, never a query error.
     let mut tx = app.db.begin_tenant(a.id).await.expect("tx");
     for q in ["it's \\ 'quoted' & | ! <-> :* (", "", "the of and"] {
-        lexical::search(&mut tx, q, &[], 5).await.expect("any question is a valid query");
+        lexical::search(&mut tx, q, &[], 5)
+            .await
+            .expect("any question is a valid query");
     }
     tx.commit().await.expect("commit");
 }

@@ -19,7 +19,9 @@ async fn reindex_moves_old_documents_to_the_current_chunking_while_answering() {
     let token = app.owner_token(&t).await;
     let mut docs = vec![];
     for n in [5, 6] {
-        let v = app.upload_ready(&token, &format!("cuad-{n:02}.pdf"), contract(n)).await;
+        let v = app
+            .upload_ready(&token, &format!("cuad-{n:02}.pdf"), contract(n))
+            .await;
         let id = uuid::Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid");
         docs.push((id, v["chunks"].as_i64().expect("chunks")));
     }
@@ -76,12 +78,21 @@ async fn reindex_moves_old_documents_to_the_current_chunking_while_answering() {
             let mut answered = 0;
             while !stop.load(Ordering::Relaxed) {
                 let v = app
-                    .ask(&token, "Which law governs this agreement?", json!({"document_ids": [id]}))
+                    .ask(
+                        &token,
+                        "Which law governs this agreement?",
+                        json!({"document_ids": [id]}),
+                    )
                     .await;
                 assert!(v["status"] == "answered" || v["status"] == "no_answer", "{v}");
                 answered += usize::from(v["status"] == "answered");
                 let d: Value = app
-                    .call(reqwest::Method::GET, &format!("/v1/documents/{id}"), Some(&token), None)
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/v1/documents/{id}"),
+                        Some(&token),
+                        None,
+                    )
                     .await
                     .json()
                     .await
@@ -146,8 +157,14 @@ async fn reindex_moves_old_documents_to_the_current_chunking_while_answering() {
     assert_eq!(again["documents"], 0, "{again}");
 
     // An unknown tenant is a clear error, not a reindex of everyone.
-    let err = docketctl::reindex(&app.config, &app.control, &app.auditor(), Some("no-such-tenant"), None)
-        .await
-        .expect_err("unknown tenant");
+    let err = docketctl::reindex(
+        &app.config,
+        &app.control,
+        &app.auditor(),
+        Some("no-such-tenant"),
+        None,
+    )
+    .await
+    .expect_err("unknown tenant");
     assert!(err.to_string().contains("no-such-tenant"), "{err}");
 }

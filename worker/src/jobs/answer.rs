@@ -14,8 +14,7 @@ use docket_platform::placement;
 use docket_platform::queries::Citation;
 use docket_platform::queries::job::{self, AnswerJob, Finished};
 use docket_rag::answer::select::Selecting;
-use docket_rag::answer::{Answer, Answerer, NO_ANSWER, Passage, quoted};
-use docket_rag::vectors::Hit;
+use docket_rag::answer::{Answer, Answerer, NO_ANSWER, quoted};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -114,24 +113,22 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
         .ok_or_else(|| transient("this worker has no vector store"))?;
     let limit = q.top_k_applied.max(1) as usize;
     let filter: Vec<DocumentId> = q.document_ids.iter().map(|d| DocumentId(*d)).collect();
-    let found = retrieve::hybrid(ctx, store, t, place.current, &q.question, vector, limit, &filter)
-        .await
-        .map_err(transient)?;
-    let passages: Vec<Passage> = found
-        .iter()
-        .map(|c| Passage {
-            chunk_id: c.hit.id,
-            document_id: c.hit.document,
-            text: c.hit.text.clone(),
-            page_start: c.hit.page_start,
-            page_end: c.hit.page_end,
-            ordinal: c.hit.ordinal,
-            similarity: c.similarity,
-            fused: c.fused,
-        })
-        .collect();
-    let hits: Vec<Hit> = found.into_iter().map(|c| c.hit).collect();
-    let answer = Selecting::default().answer(&q.question, &passages);
+    let found = retrieve::hybrid(
+        ctx,
+        store,
+        t,
+        place.current,
+        &q.question,
+        vector,
+        retrieve::POOL.max(limit),
+        &filter,
+    )
+    .await
+    .map_err(transient)?;
+    // The selection model ranks the fused pool; the best `top_k` are what was retrieved.
+    let selecting = Selecting::default();
+    let (passages, hits) = retrieve::best_passages(&selecting, found, limit);
+    let answer = selecting.answer(&q.question, &passages);
 
     // Opened only now: no pooled connection is held while the answer is worked out. One
     // transaction for the filenames, the result, the ledger, the audit event and the
@@ -170,12 +167,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
                 }
             }
             if kept.is_empty() {
-                (
-                    "no_answer",
-                    NO_ANSWER.to_owned(),
-                    kept,
-                    dropped,
-                )
+                ("no_answer", NO_ANSWER.to_owned(), kept, dropped)
             } else if dropped.is_empty() {
                 ("answered", text, kept, dropped)
             } else {

@@ -11,8 +11,8 @@ use docket_platform::documents::lexical;
 use docket_rag::answer::select::Selecting;
 use docket_rag::answer::{Answerer, Passage, fusion};
 use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
-use docket_worker::retrieve;
 use docket_tests::spawn_app_with;
+use docket_worker::retrieve;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -149,7 +149,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let key = |d: uuid::Uuid, o: u32| (d, o);
         let fused = fusion::fuse(&[
             found.hits.iter().map(|h| key(h.document, h.ordinal)).collect(),
-            words.iter().map(|w| key(w.document_id, w.ordinal as u32)).collect(),
+            words
+                .iter()
+                .map(|w| key(w.document_id, w.ordinal as u32))
+                .collect(),
         ]);
         fusion_ms.push(ms(started));
         let started = Instant::now();
@@ -173,7 +176,13 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let _ = Selecting::default().answer(q, &passages);
         select_ms.push(ms(started));
     }
-    for v in [&mut embed_ms, &mut search_ms, &mut lexical_ms, &mut fusion_ms, &mut select_ms] {
+    for v in [
+        &mut embed_ms,
+        &mut search_ms,
+        &mut lexical_ms,
+        &mut fusion_ms,
+        &mut select_ms,
+    ] {
         v.sort_by(f64::total_cmp);
     }
     let raw_p50 = percentile(&embed_ms, 50.0)

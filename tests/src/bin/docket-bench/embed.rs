@@ -117,7 +117,10 @@ pub async fn embed() -> anyhow::Result<()> {
         per(lexing),
         1000.0 / raw
     );
-    worker.terminate(Duration::from_secs(70)).await.context("worker stops")?;
+    worker
+        .terminate(Duration::from_secs(70))
+        .await
+        .context("worker stops")?;
     app.shutdown.cancel();
     Ok(())
 }

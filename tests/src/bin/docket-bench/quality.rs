@@ -13,10 +13,10 @@
 
 use anyhow::{Context, bail};
 use docket_platform::ids::DocumentId;
-use docket_rag::answer::select::Selecting;
-use docket_rag::answer::{Answer, Answerer, Passage};
+use docket_rag::answer::select::{Selecting, Weights, features};
+use docket_rag::answer::{Answer, Answerer};
 use docket_tests::evaluation::{self, Ask, Half, Report};
-use docket_tests::{contract, spawn_app};
+use docket_tests::{contract, spawn_app_with};
 use docket_worker::retrieve::{self, Candidate};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -26,7 +26,11 @@ const DEFAULT_TOP_K: usize = 5;
 
 /// Runs the evaluation.
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
-    let half = match args.iter().position(|a| a == "--half").and_then(|i| args.get(i + 1)) {
+    let half = match args
+        .iter()
+        .position(|a| a == "--half")
+        .and_then(|i| args.get(i + 1))
+    {
         None => Half::Tune,
         Some(h) if h == "tune" => Half::Tune,
         Some(h) if h == "report" => Half::Report,
@@ -36,7 +40,16 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     if grid && half == Half::Report {
         bail!("--grid tunes, and the report half is never tuned on: use --half tune");
     }
-    let app = spawn_app().await;
+    // `--chunk-max N`: chunks of at most N model tokens (DOCKET_CHUNK_MAX_TOKENS), to
+    // compare chunk sizes on the tune half.
+    let chunk_max = args
+        .iter()
+        .position(|a| a == "--chunk-max")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "254".into());
+    let app = spawn_app_with(&[("DOCKET_CHUNK_MAX_TOKENS", chunk_max.as_str())]).await;
+    println!("chunks of at most {chunk_max} tokens");
     let (_worker, ctx, store) = app.spawn_worker_with_handles().await;
     let t = app.create_tenant_on("quality", "enterprise", "shared").await;
     let token = app.owner_token(&t).await;
@@ -57,6 +70,27 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     );
 
     let (phrasings, asks) = evaluation::asks(half);
+    // Off-topic questions of every contract: what `no_answer` must refuse.
+    let mut off_topic: Vec<f32> = Vec::new();
+    if grid {
+        for q in evaluation::OFF_TOPIC {
+            let v = ctx.question_embedder.embed(vec![q.to_owned()]).await?.remove(0);
+            for doc in ids.values() {
+                let found = retrieve::hybrid(
+                    &ctx,
+                    &store,
+                    t.id,
+                    docket_platform::tenants::IsolationTier::Shared,
+                    q,
+                    v.clone(),
+                    retrieve::POOL,
+                    &[*doc],
+                )
+                .await?;
+                off_topic.push(found.iter().map(|c| c.similarity).fold(0.0, f32::max));
+            }
+        }
+    }
     let place = docket_platform::tenants::IsolationTier::Shared;
     let mut retrieved: Vec<(Ask, Vec<Candidate>)> = Vec::with_capacity(asks.len());
     let started = Instant::now();
@@ -67,7 +101,17 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
             .await?
             .remove(0);
         let doc = ids[&ask.contract];
-        let found = retrieve::hybrid(&ctx, &store, t.id, place, &ask.question, v, DEFAULT_TOP_K, &[doc]).await?;
+        let found = retrieve::hybrid(
+            &ctx,
+            &store,
+            t.id,
+            place,
+            &ask.question,
+            v,
+            retrieve::POOL,
+            &[doc],
+        )
+        .await?;
         retrieved.push((ask, found));
     }
     println!(
@@ -75,48 +119,42 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         retrieved.len(),
         started.elapsed().as_secs_f64()
     );
-    // Recall of retrieval alone: some candidate holds the annotated clause.
-    let (mut held, mut annotated) = (0, 0);
-    for (ask, found) in &retrieved {
-        let texts: Vec<String> = found.iter().map(|c| c.hit.text.clone()).collect();
-        let case = evaluation::judge(ask.clone(), true, &texts);
-        annotated += usize::from(case.annotated);
-        held += usize::from(case.any);
-    }
-    println!(
-        "retrieval: some candidate holds the clause in {held}/{annotated} ({:.3})",
+    // Recall of the pool, and of the `top_k` selection keeps: some passage holds the clause.
+    let recall = |s: &Selecting, k: usize| {
+        let (mut held, mut annotated) = (0, 0);
+        for (ask, found) in &retrieved {
+            let (ps, _) = retrieve::best_passages(s, found.clone(), k);
+            let texts: Vec<String> = ps.into_iter().map(|p| p.text).collect();
+            let case = evaluation::judge(ask.clone(), true, &texts);
+            annotated += usize::from(case.annotated);
+            held += usize::from(case.any);
+        }
         held as f64 / annotated.max(1) as f64
+    };
+    println!(
+        "retrieval: some passage holds the clause: whole pool {:.3}, top {DEFAULT_TOP_K} {:.3}",
+        recall(&Selecting::default(), usize::MAX),
+        recall(&Selecting::default(), DEFAULT_TOP_K)
     );
     let report = answer_all(&Selecting::default(), &retrieved, half, &phrasings);
     report.print(args.iter().any(|a| a == "--misses"));
     if grid {
-        tune(&retrieved, half, &phrasings);
+        tune(&retrieved, half, &phrasings, off_topic);
     }
     app.shutdown.cancel();
     Ok(())
 }
 
-fn passages(found: &[Candidate]) -> Vec<Passage> {
-    found
-        .iter()
-        .map(|c| Passage {
-            chunk_id: c.hit.id,
-            document_id: c.hit.document,
-            text: c.hit.text.clone(),
-            page_start: c.hit.page_start,
-            page_end: c.hit.page_end,
-            ordinal: c.hit.ordinal,
-            similarity: c.similarity,
-            fused: c.fused,
-        })
-        .collect()
-}
-
-fn answer_all(s: &Selecting, retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String]) -> Report {
+fn answer_all(
+    s: &Selecting,
+    retrieved: &[(Ask, Vec<Candidate>)],
+    half: Half,
+    phrasings: &[String],
+) -> Report {
     let cases = retrieved
         .iter()
         .map(|(ask, found)| {
-            let ps = passages(found);
+            let (ps, _) = retrieve::best_passages(s, found.clone(), DEFAULT_TOP_K);
             match s.answer(&ask.question, &ps) {
                 Answer::Answered { citations, .. } => {
                     let quotes: Vec<String> = citations
@@ -136,44 +174,85 @@ fn answer_all(s: &Selecting, retrieved: &[(Ask, Vec<Candidate>)], half: Half, ph
     }
 }
 
-/// Grid over the selection's parameters on the tune half; then the threshold.
-fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String]) {
+/// Logistic regression by gradient descent (features are on comparable 0..1 scales).
+fn fit(samples: &[([f32; 4], f32)]) -> Weights {
+    let mut w = [0f64; 5];
+    let n = samples.len() as f64;
+    let positives = samples.iter().filter(|s| s.1 > 0.5).count() as f64;
+    // Positives are rare: weight them so both classes count alike in the loss.
+    let pos_weight = ((n - positives) / positives.max(1.0)).max(1.0);
+    for _ in 0..3000 {
+        let mut g = [0f64; 5];
+        for (x, y) in samples {
+            let z = w[0] + (0..4).map(|i| w[i + 1] * f64::from(x[i])).sum::<f64>();
+            let p = 1.0 / (1.0 + (-z).exp());
+            let weight = if *y > 0.5 { pos_weight } else { 1.0 };
+            let e = (p - f64::from(*y)) * weight;
+            g[0] += e;
+            for i in 0..4 {
+                g[i + 1] += e * f64::from(x[i]);
+            }
+        }
+        for i in 0..5 {
+            w[i] -= 0.5 * (g[i] / n + 1e-3 * if i == 0 { 0.0 } else { w[i] });
+        }
+    }
+    Weights {
+        bias: w[0] as f32,
+        similarity: w[1] as f32,
+        fused: w[2] as f32,
+        opening: w[3] as f32,
+        opening_similarity: w[4] as f32,
+    }
+}
+
+/// Fits the selection model on the tune half, then its margin, count and threshold.
+fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], mut off_topic: Vec<f32>) {
+    let mut samples = Vec::new();
+    for (ask, found) in retrieved {
+        let (ps, _) = retrieve::best_passages(&Selecting::default(), found.clone(), usize::MAX);
+        for p in &ps {
+            let hit = evaluation::judge(ask.clone(), true, std::slice::from_ref(&p.text)).any;
+            samples.push((features(p), if hit { 1.0 } else { 0.0 }));
+        }
+    }
+    let weights = fit(&samples);
+    println!(
+        "fitted selection model on {} candidates: {weights:?}",
+        samples.len()
+    );
     let mut best: Option<(f64, Selecting)> = None;
-    for weight in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5] {
-        for margin in [0.0, 0.02, 0.04, 0.08, 0.12, 0.2] {
-            for max in [1, 2, 3] {
-                let s = Selecting {
-                    retrieval_weight: weight,
-                    no_answer_below: f32::MIN,
-                    cite_margin: margin,
-                    max_citations: max,
-                };
-                let o = answer_all(&s, retrieved, half, phrasings).overall();
-                // Both figures matter to a reader: the first quote and any quote.
-                let objective = o.any_rate() + o.first_rate();
-                println!(
-                    "grid weight {weight:.2} margin {margin:.2} max {max}: any {:.3} first {:.3}",
-                    o.any_rate(),
-                    o.first_rate()
-                );
-                if best.as_ref().is_none_or(|(b, _)| objective > *b) {
-                    best = Some((objective, s));
-                }
+    for margin in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
+        for max in [1, 2, 3, 4, 5] {
+            let s = Selecting {
+                weights,
+                no_answer_below: f32::MIN,
+                cite_margin: margin,
+                max_citations: max,
+            };
+            let o = answer_all(&s, retrieved, half, phrasings).overall();
+            // Both figures matter to a reader: the first quote and any quote.
+            let objective = o.any_rate() + o.first_rate();
+            println!(
+                "grid margin {margin:.2} max {max}: any {:.3} first {:.3}",
+                o.any_rate(),
+                o.first_rate()
+            );
+            if best.as_ref().is_none_or(|(b, _)| objective > *b) {
+                best = Some((objective, s));
             }
         }
     }
-    let Some((_, s)) = best else { return };
+    let Some((_, mut s)) = best else { return };
     println!(
-        "best on the tune half: retrieval_weight {:.2}, cite_margin {:.2}, max_citations {}",
-        s.retrieval_weight, s.cite_margin, s.max_citations
+        "best on the tune half: cite_margin {:.2}, max_citations {}",
+        s.cite_margin, s.max_citations
     );
-    // The threshold: best selection scores of the questions whose clause is annotated; the
-    // 3rd percentile refuses at most ~3 % of them.
-    let mut annotated: Vec<f32> = Vec::new();
-    let mut absent: Vec<f32> = Vec::new();
+    // The threshold, on the best similarity: the 3rd percentile of the questions whose
+    // clause is annotated refuses at most ~3 % of them; shown against off-topic questions.
+    let (mut annotated, mut absent): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
     for (ask, found) in retrieved {
-        let ps = passages(found);
-        let top = s.ranked(&ps).first().map_or(f32::MIN, |r| r.1);
+        let top = found.iter().map(|c| c.similarity).fold(0.0, f32::max);
         if ask.want.is_some() {
             annotated.push(top);
         } else {
@@ -182,20 +261,31 @@ fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String]) {
     }
     annotated.sort_by(f32::total_cmp);
     absent.sort_by(f32::total_cmp);
+    off_topic.sort_by(f32::total_cmp);
     let at = |v: &[f32], p: f64| v[((p / 100.0) * (v.len() - 1) as f64).round() as usize];
     let threshold = at(&annotated, 3.0);
-    let refused_absent = absent.iter().filter(|x| **x < threshold).count();
+    let refused = |v: &[f32]| v.iter().filter(|x| **x < threshold).count();
     println!(
-        "best score, annotated: p1 {:.3} p3 {:.3} p10 {:.3} p50 {:.3}; absent: p10 {:.3} p50 {:.3}",
+        "best similarity, annotated: p1 {:.3} p3 {:.3} p10 {:.3} p50 {:.3}; absent clause: p10 {:.3} p50 {:.3}; off-topic: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
         at(&annotated, 1.0),
         threshold,
         at(&annotated, 10.0),
         at(&annotated, 50.0),
         at(&absent, 10.0),
-        at(&absent, 50.0)
+        at(&absent, 50.0),
+        at(&off_topic, 50.0),
+        at(&off_topic, 90.0),
+        at(&off_topic, 99.0),
+        at(&off_topic, 100.0)
     );
     println!(
-        "no_answer threshold at the annotated 3rd percentile: {threshold:.3} (refuses {refused_absent} of {} absent-clause questions)",
-        absent.len()
+        "no_answer threshold at the annotated 3rd percentile: {threshold:.3} (refuses {} of {} absent-clause and {} of {} off-topic questions)",
+        refused(&absent),
+        absent.len(),
+        refused(&off_topic),
+        off_topic.len()
     );
+    s.no_answer_below = threshold;
+    println!("with the fitted model, margin, count and threshold:");
+    answer_all(&s, retrieved, half, phrasings).print(false);
 }
