@@ -174,8 +174,9 @@ fn answer_all(
     }
 }
 
-/// Logistic regression by gradient descent (features are on comparable 0..1 scales).
-fn fit(samples: &[([f32; 4], f32)]) -> Weights {
+/// Logistic regression by gradient descent (features are on comparable 0..1 scales);
+/// `use_feature[i]` false keeps feature `i` out of the model.
+fn fit(samples: &[([f32; 4], f32)], use_feature: [bool; 4]) -> Weights {
     let mut w = [0f64; 5];
     let n = samples.len() as f64;
     let positives = samples.iter().filter(|s| s.1 > 0.5).count() as f64;
@@ -194,6 +195,9 @@ fn fit(samples: &[([f32; 4], f32)]) -> Weights {
             }
         }
         for i in 0..5 {
+            if i > 0 && !use_feature[i - 1] {
+                continue;
+            }
             w[i] -= 0.5 * (g[i] / n + 1e-3 * if i == 0 { 0.0 } else { w[i] });
         }
     }
@@ -216,12 +220,18 @@ fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], m
             samples.push((features(p), if hit { 1.0 } else { 0.0 }));
         }
     }
-    let weights = fit(&samples);
+    // Two model shapes: with the opening as a term of its own, and with the opening only
+    // through its similarity; the better one on the tune half is kept.
+    let models = [
+        fit(&samples, [true, true, true, true]),
+        fit(&samples, [true, true, false, true]),
+    ];
+    let mut best: Option<(f64, Selecting)> = None;
+    for weights in models {
     println!(
         "fitted selection model on {} candidates: {weights:?}",
         samples.len()
     );
-    let mut best: Option<(f64, Selecting)> = None;
     for margin in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
         for max in [1, 2, 3, 4, 5] {
             let s = Selecting {
@@ -243,10 +253,11 @@ fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], m
             }
         }
     }
+    }
     let Some((_, mut s)) = best else { return };
     println!(
-        "best on the tune half: cite_margin {:.2}, max_citations {}",
-        s.cite_margin, s.max_citations
+        "best on the tune half: {:?}, cite_margin {:.2}, max_citations {}",
+        s.weights, s.cite_margin, s.max_citations
     );
     // The threshold, on the best similarity: the 3rd percentile of the questions whose
     // clause is annotated refuses at most ~3 % of them; shown against off-topic questions.
