@@ -102,12 +102,13 @@ pub async fn embed() -> anyhow::Result<()> {
     // What structure-aware chunking and lexical indexing add per chunk, next to the model.
     let lexing = {
         let started = Instant::now();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT to_tsvector('english', heading || ' ' || text) FROM chunks) v",
+        // Summing the lengths makes PostgreSQL compute every vector (a bare count would not).
+        let (n, lexemes): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), sum(length(to_tsvector('english', heading || ' ' || text)))::bigint FROM chunks",
         )
         .fetch_one(app.control.pool())
         .await?;
-        anyhow::ensure!(n == chunks, "{n} chunk rows for {chunks} chunks");
+        anyhow::ensure!(n == chunks && lexemes > 0, "{n} chunk rows for {chunks} chunks");
         started.elapsed()
     };
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / texts.len() as f64;
