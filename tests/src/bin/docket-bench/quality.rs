@@ -228,31 +228,31 @@ fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], m
     ];
     let mut best: Option<(f64, Selecting)> = None;
     for weights in models {
-    println!(
-        "fitted selection model on {} candidates: {weights:?}",
-        samples.len()
-    );
-    for margin in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
-        for max in [1, 2, 3, 4, 5] {
-            let s = Selecting {
-                weights,
-                no_answer_below: f32::MIN,
-                cite_margin: margin,
-                max_citations: max,
-            };
-            let o = answer_all(&s, retrieved, half, phrasings).overall();
-            // Both figures matter to a reader: the first quote and any quote.
-            let objective = o.any_rate() + o.first_rate();
-            println!(
-                "grid margin {margin:.2} max {max}: any {:.3} first {:.3}",
-                o.any_rate(),
-                o.first_rate()
-            );
-            if best.as_ref().is_none_or(|(b, _)| objective > *b) {
-                best = Some((objective, s));
+        println!(
+            "fitted selection model on {} candidates: {weights:?}",
+            samples.len()
+        );
+        for margin in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
+            for max in [1, 2, 3, 4, 5] {
+                let s = Selecting {
+                    weights,
+                    no_answer_below: f32::MIN,
+                    cite_margin: margin,
+                    max_citations: max,
+                };
+                let o = answer_all(&s, retrieved, half, phrasings).overall();
+                // Both figures matter to a reader: the first quote and any quote.
+                let objective = o.any_rate() + o.first_rate();
+                println!(
+                    "grid margin {margin:.2} max {max}: any {:.3} first {:.3}",
+                    o.any_rate(),
+                    o.first_rate()
+                );
+                if best.as_ref().is_none_or(|(b, _)| objective > *b) {
+                    best = Some((objective, s));
+                }
             }
         }
-    }
     }
     let Some((_, mut s)) = best else { return };
     println!(
