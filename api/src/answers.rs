@@ -3,7 +3,8 @@
 //! handed to the one request waiting for that query id. A waiter registers before its job
 //! is pushed, so it cannot miss its own announcement; when the listener loses its
 //! connection (announcements may have been missed meanwhile), every waiter is told to
-//! re-read its query once and otherwise falls back to 202.
+//! re-read its query, and one whose query is not finished yet registers again and waits
+//! for the rest of its time (a reconnect never cuts a wait short into a 202).
 //!
 //! Waiters are kept by query id rather than all woken for every announcement: with 32
 //! requests waiting and 200 answers a second, a broadcast woke 6,400 tasks a second, each

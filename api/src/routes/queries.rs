@@ -148,15 +148,28 @@ async fn ask(
         tx.commit().await?;
         return Err(ApiError::queue_unavailable("questions"));
     }
-    if let Some(ticket) = ticket.as_mut() {
-        let waited = wait_for(ticket, Duration::from_secs(wait)).await;
-        if waited != Waited::TimedOut {
-            let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-            let q = queries::get(&mut tx, id, None).await?;
-            tx.commit().await?;
-            if let Some(q) = q.filter(queries::Query::is_final) {
-                return Ok((StatusCode::OK, Json(result(&q, &notices))));
-            }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    while let Some(t) = ticket.as_mut() {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let waited = wait_for(t, left).await;
+        if waited == Waited::TimedOut {
+            break;
+        }
+        if waited == Waited::Unsure {
+            // The listener reconnected and may have missed the announcement: wait on a new
+            // registration (the old one is taken off first: dropping a ticket removes its
+            // id), made before the re-read so an announcement after it is not missed.
+            drop(ticket.take());
+            ticket = Some(state.answers.register(id));
+        }
+        let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+        let q = queries::get(&mut tx, id, None).await?;
+        tx.commit().await?;
+        if let Some(q) = q.filter(queries::Query::is_final) {
+            return Ok((StatusCode::OK, Json(result(&q, &notices))));
+        }
+        if waited == Waited::Finished {
+            break;
         }
     }
     Ok((
