@@ -231,16 +231,16 @@ pub fn best_passages(selecting: &Selecting, found: Vec<Candidate>, limit: usize)
             fused: c.fused,
         })
         .collect();
-    let keep: Vec<usize> = selecting
-        .ranked(&passages)
+    let ranked = selecting.ranked(&passages);
+    let mut pairs: Vec<Option<(Passage, Hit)>> = passages
+        .into_iter()
+        .zip(found.into_iter().map(|c| c.hit))
+        .map(Some)
+        .collect();
+    ranked
         .into_iter()
         .take(limit)
-        .map(|(i, _)| i)
-        .collect();
-    let mut found: Vec<Option<Candidate>> = found.into_iter().map(Some).collect();
-    let mut passages: Vec<Option<Passage>> = passages.into_iter().map(Some).collect();
-    keep.iter()
-        .filter_map(|&i| Some((passages[i].take()?, found[i].take()?.hit)))
+        .filter_map(|(i, _)| pairs[i].take())
         .unzip()
 }
 

@@ -345,10 +345,12 @@ impl Config {
             question_batch: r.ranged("DOCKET_QUESTION_BATCH", 8, 1, 256) as usize,
             question_sessions: r.ranged("DOCKET_QUESTION_SESSIONS", 1, 1, 16) as usize,
         };
-        if ingest.chunk_overlap >= ingest.chunk_max_tokens {
+        // The same rule the chunker applies (`docket_rag::chunk::Chunker::new`): a piece of
+        // an over-long sentence leaves a fifth of the chunk for its carried heading.
+        if ingest.chunk_overlap >= ingest.chunk_max_tokens - ingest.chunk_max_tokens / 5 {
             r.fail(
                 "DOCKET_CHUNK_OVERLAP",
-                "must be smaller than DOCKET_CHUNK_MAX_TOKENS",
+                "must be smaller than four fifths of DOCKET_CHUNK_MAX_TOKENS (a fifth is kept for carried headings)",
             );
         }
         if !r.errors.is_empty() {

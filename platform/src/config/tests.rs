@@ -150,3 +150,20 @@ fn question_model_settings_are_bounded() {
         assert_eq!(vars, ["DOCKET_QUESTION_SESSIONS"], "{bad}");
     }
 }
+
+#[test]
+fn chunk_overlap_must_leave_room_for_carried_headings() {
+    // 31 < 32, but a piece of a 32-token chunk is 26 tokens: the chunker would refuse it.
+    let err = Config::load(&env(&[
+        ("DOCKET_CHUNK_MAX_TOKENS", "32"),
+        ("DOCKET_CHUNK_OVERLAP", "31"),
+    ]))
+    .expect_err("overlap too large");
+    assert_eq!(err.errors[0].var, "DOCKET_CHUNK_OVERLAP");
+    assert!(err.errors[0].reason.contains("four fifths"), "{}", err);
+    let ok = Config::load(&env(&[
+        ("DOCKET_CHUNK_MAX_TOKENS", "32"),
+        ("DOCKET_CHUNK_OVERLAP", "25"),
+    ]));
+    assert!(ok.is_ok());
+}

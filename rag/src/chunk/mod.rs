@@ -56,8 +56,9 @@ pub enum ChunkError {
         /// Cause.
         message: String,
     },
-    /// Overlap not smaller than the size.
-    #[error("chunk overlap ({overlap}) must be smaller than the chunk size ({max_tokens})")]
+    /// Overlap not smaller than a piece (four fifths of the size: a fifth is kept for the
+    /// carried heading).
+    #[error("chunk overlap ({overlap}) must be smaller than four fifths of the chunk size ({max_tokens})")]
     Settings {
         /// Size.
         max_tokens: usize,
@@ -227,7 +228,7 @@ impl Chunker {
         let mut units = Vec::new();
         for (i, (at, head)) in bounds.iter().enumerate() {
             let end = bounds.get(i + 1).map_or(text.len(), |b| b.0);
-            let Some(span) = trim(text, *at..end) else {
+            let Some(span) = sentences::trim(text, *at..end) else {
                 continue;
             };
             if let Some(h) = head {
@@ -352,15 +353,6 @@ impl Chunker {
         }
         out
     }
-}
-
-/// `r` without surrounding whitespace, or `None` when nothing is left.
-fn trim(text: &str, r: Range<usize>) -> Option<Range<usize>> {
-    let s = &text[r.clone()];
-    let lead = s.len() - s.trim_start().len();
-    let tail = s.len() - s.trim_end().len();
-    let t = r.start + lead..r.end - tail;
-    (!t.is_empty()).then_some(t)
 }
 
 /// Whitespace runs (line breaks of the PDF) as single spaces.

@@ -93,7 +93,8 @@ fn cut_long(text: &str, r: Range<usize>) -> Vec<Range<usize>> {
     out
 }
 
-fn trim(text: &str, r: Range<usize>) -> Option<Range<usize>> {
+/// `r` without surrounding whitespace, or `None` when nothing is left.
+pub(crate) fn trim(text: &str, r: Range<usize>) -> Option<Range<usize>> {
     let s = &text[r.clone()];
     let lead = s.len() - s.trim_start().len();
     let tail = s.len() - s.trim_end().len();

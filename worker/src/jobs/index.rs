@@ -60,7 +60,7 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
 
     let points = document_points(ctx, &key, t, d).await?;
     let expected = points.len();
-    index_points(&store, scope, points.clone()).await?;
+    index_points(&store, scope, points).await?;
     let mut indexed = store
         .count(scope, Some(d.as_uuid()))
         .await
@@ -72,7 +72,8 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
             .delete_document(scope, d.as_uuid())
             .await
             .map_err(JobError::transient)?;
-        index_points(&store, scope, points).await?;
+        // Read again rather than kept: this is the rare path.
+        index_points(&store, scope, document_points(ctx, &key, t, d).await?).await?;
         indexed = store
             .count(scope, Some(d.as_uuid()))
             .await

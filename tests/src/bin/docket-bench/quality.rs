@@ -211,7 +211,7 @@ fn fit(samples: &[([f32; 4], f32)], use_feature: [bool; 4]) -> Weights {
 }
 
 /// Fits the selection model on the tune half, then its margin, count and threshold.
-fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], mut off_topic: Vec<f32>) {
+fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], off_topic: Vec<f32>) {
     let mut samples = Vec::new();
     for (ask, found) in retrieved {
         let (ps, _) = retrieve::best_passages(&Selecting::default(), found.clone(), usize::MAX);
@@ -261,21 +261,22 @@ fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], m
     );
     // The threshold, on the best similarity: the 3rd percentile of the questions whose
     // clause is annotated refuses at most ~3 % of them; shown against off-topic questions.
-    let (mut annotated, mut absent): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+    let (mut annotated, mut absent): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
     for (ask, found) in retrieved {
-        let top = found.iter().map(|c| c.similarity).fold(0.0, f32::max);
+        let top = f64::from(found.iter().map(|c| c.similarity).fold(0.0, f32::max));
         if ask.want.is_some() {
             annotated.push(top);
         } else {
             absent.push(top);
         }
     }
-    annotated.sort_by(f32::total_cmp);
-    absent.sort_by(f32::total_cmp);
-    off_topic.sort_by(f32::total_cmp);
-    let at = |v: &[f32], p: f64| v[((p / 100.0) * (v.len() - 1) as f64).round() as usize];
+    let mut off_topic: Vec<f64> = off_topic.into_iter().map(f64::from).collect();
+    for v in [&mut annotated, &mut absent, &mut off_topic] {
+        v.sort_by(f64::total_cmp);
+    }
+    let at = crate::percentile;
     let threshold = at(&annotated, 3.0);
-    let refused = |v: &[f32]| v.iter().filter(|x| **x < threshold).count();
+    let refused = |v: &[f64]| v.iter().filter(|x| **x < threshold).count();
     println!(
         "best similarity, annotated: p1 {:.3} p3 {:.3} p10 {:.3} p50 {:.3}; absent clause: p10 {:.3} p50 {:.3}; off-topic: p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
         at(&annotated, 1.0),
@@ -296,7 +297,7 @@ fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], m
         refused(&off_topic),
         off_topic.len()
     );
-    s.no_answer_below = threshold;
+    s.no_answer_below = threshold as f32;
     println!("with the fitted model, margin, count and threshold:");
     answer_all(&s, retrieved, half, phrasings).print(false);
 }
