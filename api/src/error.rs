@@ -111,6 +111,11 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
                 format!("the body is not valid JSON: {}", e.body_text()),
             ),
             R::JsonDataError(e) => Self::bad_request("invalid_body", e.body_text()),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is larger than this endpoint accepts",
+            ),
             other => Self::bad_request("invalid_body", other.body_text()),
         }
     }

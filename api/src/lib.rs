@@ -3,6 +3,7 @@
 
 pub mod answers;
 pub mod auth;
+pub mod edge;
 pub mod error;
 pub mod json;
 pub mod rate;
@@ -33,8 +34,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::usage::router())
         .merge(routes::queries::router())
         .merge(routes::policy::router())
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
         .route_layer(axum::middleware::from_fn(request_id::metrics))
         .layer(axum::middleware::from_fn(rate::headers))
+        .layer(axum::middleware::from_fn(edge::middleware))
         .layer(axum::middleware::from_fn(request_id::middleware))
         .with_state(state)
 }

@@ -153,9 +153,7 @@ fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<StatusChange>(body)
-        .map(|c| c.reason)
-        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))
+    crate::json::parse::<StatusChange>(body).map(|c| c.reason)
 }
 
 async fn suspend(

@@ -193,7 +193,10 @@ async fn bad_questions_are_refused_with_a_code_and_cost_nothing() {
 
     for (body, status, code) in [
         (json!({"question": "What law?", "top_k": 0}), 400, "invalid_top_k"),
-        (json!({"question": "x\u{7}y"}), 400, "control_characters"),
+        // C0 controls stop at the edge for every endpoint; the question's own check refuses
+        // the C1 ones too.
+        (json!({"question": "x\u{7}y"}), 400, "invalid_text"),
+        (json!({"question": "x\u{9b}y"}), 400, "control_characters"),
         (json!({"question": "a".repeat(2001)}), 400, "question_too_long"),
         (json!({"question": "   "}), 400, "empty_question"),
         (
@@ -430,4 +433,42 @@ async fn citations_stay_inside_the_document_filter() {
         .ask(&owner, "Which state's law governs the agreement?", both)
         .await;
     assert_eq!(a["status"], "answered", "{a}");
+}
+
+/// A document whose points are in the index but which is not `ready` (it failed after
+/// indexing, say) is never cited, by the dense search or the lexical one.
+#[tokio::test]
+async fn chunks_of_documents_that_are_not_ready_are_never_cited() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("acme").await;
+    let owner = app.owner_token(&t).await;
+    let supply = app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    let q = "Which state's law governs the agreement?";
+    let before = app.ask(&owner, q, json!({})).await;
+    assert_eq!(before["status"], "answered", "{before}");
+    assert!(
+        before["citations"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|c| c["document_id"] == supply["id"]),
+        "{before}"
+    );
+    let mut tx = app.db.begin_tenant(t.id).await.expect("tx");
+    let id = docket_platform::ids::DocumentId(supply["id"].as_str().expect("id").parse().expect("uuid"));
+    docket_platform::documents::fail(&mut tx, id, "internal", "failed after indexing")
+        .await
+        .expect("fail");
+    tx.commit().await.expect("commit");
+    let after = app.ask(&owner, q, json!({})).await;
+    assert!(
+        after["citations"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|c| c["document_id"] != supply["id"]),
+        "a failed document was cited: {after}"
+    );
+    assert_eq!(after["status"], "no_answer", "{after}");
 }
