@@ -46,6 +46,8 @@ pub struct AppState {
     pub switches: crate::switchboard::SwitchBoard,
     /// Finished-query announcements (fed by `serve`'s listener).
     pub answers: crate::answers::AnswerBoard,
+    /// The cached `/readyz` verdict.
+    pub readiness: crate::routes::health::Readiness,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             config: Arc::new(config.clone()),
             switches: Default::default(),
             answers: Default::default(),
+            readiness: Default::default(),
         })
     }
 }

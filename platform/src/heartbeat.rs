@@ -62,3 +62,18 @@ pub async fn component_status(
     .await?;
     Ok(row.and_then(|r| r.0))
 }
+
+/// Names of live processes (beat within `max_age`) whose `component` reports anything but
+/// `ok` (e.g. a worker whose job queues are reconnecting).
+pub async fn not_ok(db: &Db, component: &str, max_age: Duration) -> Result<Vec<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT name FROM service_heartbeats
+         WHERE components ? $1 AND components ->> $1 <> 'ok'
+           AND last_seen > now() - make_interval(secs => $2)
+         ORDER BY name",
+    )
+    .bind(component)
+    .bind(max_age.as_secs_f64())
+    .fetch_all(db.platform_pool())
+    .await?)
+}

@@ -12,6 +12,7 @@ pub mod evaluation;
 pub mod fixtures;
 pub mod importing;
 pub mod ingest;
+pub mod proxy;
 pub mod seed;
 pub mod synthetic;
 

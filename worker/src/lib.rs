@@ -2,12 +2,14 @@
 //! with the in-process vector engine, owns the vector directory and reports its health in
 //! the process heartbeat.
 
+pub mod consume;
 pub mod context;
 pub mod jobs;
 pub mod retrieve;
 pub mod tier_move;
 pub mod vector_upkeep;
 
+use consume::Consumption;
 use context::{Ctx, JobContext};
 use docket_platform::audit::Auditor;
 use docket_platform::blobs::{BlobError, BlobStore};
@@ -46,6 +48,9 @@ pub enum WorkerError {
     /// The embedding model or runtime is missing.
     #[error(transparent)]
     Embedder(#[from] EmbedError),
+    /// The job consumption loop ended although no shutdown was asked for.
+    #[error("the job queues stopped being consumed; exiting so that a supervisor restarts the worker")]
+    ConsumptionStopped,
 }
 
 /// A started worker: owns the vector store until dropped.
@@ -62,6 +67,8 @@ const BULK_BATCH_TEXTS: usize = 64;
 
 /// Longest one job attempt may run before it is retried.
 const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the first heartbeat waits for the queues to connect (or fail to).
+const FIRST_STATE_WAIT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for in-flight jobs before leaving them to be re-delivered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
@@ -146,17 +153,42 @@ impl Worker {
                 moves,
             )
         });
-        let jobs = tokio::spawn(run_jobs(self.ctx.clone(), self.redis.clone(), stop_rx));
+        let (state_tx, mut state) = tokio::sync::watch::channel(Consumption::Starting);
+        let mut jobs = tokio::spawn(consume::run(
+            self.ctx.clone(),
+            self.redis.clone(),
+            state_tx,
+            stop_rx,
+        ));
+        // The first beat says whether the queues are consumed, not merely that we started.
+        let first = tokio::time::timeout(FIRST_STATE_WAIT, state.wait_for(|s| *s != Consumption::Starting));
+        drop(first.await);
         let mut tick = tokio::time::interval(self.ctx.config.heartbeat_interval);
         tokio::pin!(shutdown);
+        let mut stopped = false;
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                _ = tick.tick() => self.beat().await,
+                _ = tick.tick() => {
+                    let now = *state.borrow();
+                    self.beat(now).await
+                }
+                // A change is reported at once, not at the next tick.
+                Ok(()) = state.changed() => {
+                    let now = *state.borrow_and_update();
+                    self.beat(now).await
+                }
+                _ = &mut jobs => {
+                    // Only a shutdown ends the loop; anything else (a panic) is a dead worker.
+                    tracing::error!("the job consumption loop ended without a shutdown");
+                    self.beat(Consumption::Stopped).await;
+                    stopped = true;
+                    break;
+                }
             }
         }
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(SHUTDOWN_GRACE, jobs).await.is_err() {
+        if !stopped && tokio::time::timeout(SHUTDOWN_GRACE, &mut jobs).await.is_err() {
             tracing::warn!("in-flight jobs did not finish in time; they will be re-delivered");
         }
         if let Some((upkeep, moves)) = upkeep {
@@ -167,6 +199,10 @@ impl Worker {
                 tracing::warn!("a tier move did not finish before shutdown; it resumes at the next start");
             }
         }
+        if stopped {
+            // The heartbeat stays (saying "stopped") until it goes stale.
+            return Err(WorkerError::ConsumptionStopped);
+        }
         if let Err(e) = heartbeat::remove(&self.ctx.db, &self.ctx.config.worker_name).await {
             tracing::warn!(error = %e, "could not remove heartbeat on shutdown");
         }
@@ -174,8 +210,8 @@ impl Worker {
         Ok(())
     }
 
-    async fn beat(&self) {
-        let components = match &self.vectors {
+    async fn beat(&self, consumption: Consumption) {
+        let mut components = match &self.vectors {
             Some(v) => {
                 let violations = retrieve::ISOLATION_VIOLATIONS.load(std::sync::atomic::Ordering::Relaxed);
                 match v.health().await {
@@ -187,51 +223,11 @@ impl Worker {
             }
             None => json!({}),
         };
+        components["job_queues"] = json!(consumption.as_str());
         if let Err(e) =
             heartbeat::beat(&self.ctx.db, &self.ctx.config.worker_name, "worker", &components).await
         {
             tracing::warn!(error = %e, "heartbeat failed");
         }
-    }
-}
-
-/// Connects to Redis (retrying while it is down) and runs the job monitor until `stop`.
-async fn run_jobs(ctx: Ctx, redis: Redis, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let conn = loop {
-        match redis.conn().await {
-            Ok(c) => break c,
-            Err(e) => {
-                tracing::warn!(error = %e, "job queues unavailable; retrying");
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                }
-            }
-        }
-    };
-    // Unique per process start: a stopped worker's name stays registered for a while.
-    let name = format!(
-        "{}-{}",
-        ctx.config.worker_name,
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let monitor = jobs::monitor(ctx, conn, &name);
-    let handle = monitor.context();
-    let run = monitor.run();
-    tokio::pin!(run);
-    tokio::select! {
-        res = &mut run => {
-            if let Err(e) = res {
-                tracing::error!(error = %e, "job monitor stopped");
-            }
-            return;
-        }
-        _ = stop.changed() => {}
-    }
-    if let Err(e) = handle.shutdown() {
-        tracing::warn!(error = %e, "could not signal the job workers to stop");
-    }
-    if let Err(e) = run.await {
-        tracing::warn!(error = %e, "job monitor stopped with an error");
     }
 }

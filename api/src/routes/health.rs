@@ -10,7 +10,7 @@ use axum::routing::get;
 use docket_platform::heartbeat;
 use docket_platform::imports::progress;
 use serde_json::{Map, Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `/healthz`, `/readyz`, `/metrics`.
 pub fn router() -> Router<AppState> {
@@ -26,23 +26,57 @@ async fn healthz() -> Json<Value> {
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Readiness is probed at most once per this period, whatever the request rate: every
+/// caller in between gets the cached verdict (the probe writes an object and queries
+/// PostgreSQL, Redis and the heartbeats; anyone can call `/readyz`).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-async fn timed<F, E>(f: F) -> String
+/// The last readiness verdict and when it was probed (single-flight: callers that find it
+/// stale wait for the one probe in progress).
+#[derive(Debug, Default, Clone)]
+pub struct Readiness(std::sync::Arc<tokio::sync::Mutex<Option<(Instant, StatusCode, Value)>>>);
+
+/// Runs one check; the detail goes to the log, the answer says only `ok` or `error`.
+async fn timed<F, E>(part: &str, f: F) -> bool
 where
     F: std::future::Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
     match tokio::time::timeout(CHECK_TIMEOUT, f).await {
-        Ok(Ok(())) => "ok".into(),
-        Ok(Err(e)) => format!("error: {e}"),
-        Err(_) => format!("error: no answer within {}s", CHECK_TIMEOUT.as_secs()),
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(part, error = %e, "readiness check failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                part,
+                timeout_s = CHECK_TIMEOUT.as_secs(),
+                "readiness check timed out"
+            );
+            false
+        }
     }
 }
 
-/// PostgreSQL, Redis, object store and vector store reachable: 200, else 503 naming the
-/// failing parts. The vector store is owned by a worker process (the API never opens it),
-/// so its health comes from that worker's fresh heartbeat.
+/// PostgreSQL, Redis, object store, vector store and the workers' job queues: 200, else
+/// 503 naming the failing parts (names only; the causes are in the log). The vector store
+/// is owned by a worker process (the API never opens it), so its health, like whether each
+/// worker is consuming its queues, comes from the workers' fresh heartbeats.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let mut cached = state.readiness.0.lock().await;
+    if let Some((at, status, body)) = cached.as_ref()
+        && at.elapsed() < PROBE_EVERY
+    {
+        return (*status, Json(body.clone()));
+    }
+    let (status, body) = probe(&state).await;
+    metrics::counter!("docket_readiness_probes_total").increment(1);
+    *cached = Some((Instant::now(), status, body.clone()));
+    (status, Json(body))
+}
+
+async fn probe(state: &AppState) -> (StatusCode, Value) {
     let max_age = state.config.heartbeat_interval * 3;
     let vector = async {
         match heartbeat::component_status(&state.db, "vector_store", max_age).await {
@@ -55,36 +89,41 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Err(e) => Err(format!("cannot read worker heartbeats: {e}")),
         }
     };
-    let (pg, redis, objects, vectors) = tokio::join!(
-        timed(state.db.ping()),
-        timed(state.redis.ping()),
-        timed(state.blobs.health()),
-        timed(vector),
+    let consuming = async {
+        match heartbeat::not_ok(&state.db, "job_queues", max_age).await {
+            Ok(names) if names.is_empty() => Ok(()),
+            Ok(names) => Err(format!(
+                "workers not consuming their queues: {}",
+                names.join(", ")
+            )),
+            Err(e) => Err(format!("cannot read worker heartbeats: {e}")),
+        }
+    };
+    let (pg, redis, objects, vectors, queues) = tokio::join!(
+        timed("postgres", state.db.ping()),
+        timed("redis", state.redis.ping()),
+        timed("object_store", state.blobs.health()),
+        timed("vector_store", vector),
+        timed("job_queues", consuming),
     );
     let checks = [
         ("postgres", pg),
         ("redis", redis),
         ("object_store", objects),
         ("vector_store", vectors),
+        ("job_queues", queues),
     ];
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|(_, v)| v != "ok")
-        .map(|(k, _)| *k)
-        .collect();
+    let failing: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(k, _)| *k).collect();
     let map: Map<String, Value> = checks
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .map(|(k, ok)| (k.to_string(), Value::from(if *ok { "ok" } else { "error" })))
         .collect();
     let (status, word) = if failing.is_empty() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
     };
-    (
-        status,
-        Json(json!({"status": word, "failing": failing, "checks": map})),
-    )
+    (status, json!({"status": word, "failing": failing, "checks": map}))
 }
 
 /// Prometheus text format. Counters that only workers see (search hits dropped for naming

@@ -22,14 +22,42 @@ async fn readyz_names_redis_when_it_is_unreachable() {
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["status"], "not_ready");
-    assert_eq!(body["failing"], serde_json::json!(["redis"]), "{body}");
-    assert!(
-        body["checks"]["redis"]
-            .as_str()
-            .expect("text")
-            .starts_with("error")
+    // The worker cannot reach its queues either, and says so in its heartbeat.
+    assert_eq!(
+        body["failing"],
+        serde_json::json!(["redis", "job_queues"]),
+        "{body}"
     );
+    // Part names and a verdict only: the cause (addresses, client errors) is in the log.
+    assert_eq!(body["checks"]["redis"], "error", "{body}");
     assert_eq!(body["checks"]["postgres"], "ok");
+    assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+}
+
+#[tokio::test]
+async fn readyz_probes_at_most_once_per_second_whatever_the_request_rate() {
+    let app = spawn_app().await;
+    let probes = || async {
+        let text = app.get("/metrics").await.text().await.expect("text");
+        text.lines()
+            .find(|l| l.starts_with("docket_readiness_probes_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .map(|n| n.parse::<f64>().expect("number"))
+            .unwrap_or(0.0)
+    };
+    let before = probes().await;
+    let started = std::time::Instant::now();
+    let calls = (0..200).map(|_| app.get("/readyz"));
+    let answers = futures::future::join_all(calls).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(answers.iter().all(|r| r.status() == 503), "no worker: not ready");
+    let made = probes().await - before;
+    // One probe per started second (and the first), however many callers.
+    assert!(
+        made <= elapsed.ceil() + 1.0,
+        "{made} probes for 200 calls in {elapsed:.2}s"
+    );
+    assert!(made >= 1.0);
 }
 
 #[tokio::test]

@@ -59,3 +59,78 @@ async fn shutdown_removes_the_heartbeat() {
         .expect("count");
     assert_eq!(left, 0);
 }
+
+/// Redis unreachable for far longer than the old restart budget (50 immediate restarts,
+/// spent in well under a second): the worker backs off instead of giving up, `/readyz`
+/// names the job queues meanwhile, and once Redis is back jobs flow again without
+/// restarting anything.
+#[tokio::test]
+async fn a_worker_cut_off_from_redis_consumes_again_when_it_returns() {
+    use docket_tests::proxy::Relay;
+    use std::time::Duration;
+    let app = spawn_app().await;
+    let relay = Relay::start("127.0.0.1:6379".parse().expect("addr")).await;
+    let mut env = app.env.clone();
+    env.insert("DOCKET_REDIS_URL".into(), format!("redis://{}/0", relay.addr));
+    let config = docket_platform::config::Config::load(&env).expect("config");
+    let worker = docket_worker::Worker::start(config).await.expect("worker starts");
+    let stop = app.shutdown.clone();
+    let running = tokio::spawn(async move { worker.run(async move { stop.cancelled().await }).await });
+
+    let t = app.create_tenant("acme").await;
+    let token = app.owner_token(&t).await;
+    app.upload_ready(&token, "before.txt", b"Section 1. Fees are due monthly.".to_vec())
+        .await;
+
+    relay.cut();
+    let started = std::time::Instant::now();
+    let mut named = false;
+    while started.elapsed() < Duration::from_secs(8) {
+        let resp = app.get("/readyz").await;
+        let body: serde_json::Value = resp.json().await.expect("json");
+        if body["failing"]
+            .as_array()
+            .expect("failing")
+            .contains(&"job_queues".into())
+        {
+            assert_eq!(body["checks"]["job_queues"], "error", "{body}");
+            named = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        named,
+        "/readyz never named the job queues while Redis was cut off"
+    );
+    assert!(
+        !running.is_finished(),
+        "the worker must not give up while the process lives"
+    );
+
+    // Queued while the worker cannot see the queue (the API's own Redis is fine).
+    let resp = app
+        .upload_raw(
+            &token,
+            "during.txt",
+            b"Section 2. Either party may terminate.".to_vec(),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.expect("json")["document_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    relay.restore();
+    let d = app.wait_processed(&token, &id, Duration::from_secs(90)).await;
+    assert_eq!(d["status"], "ready", "{d}");
+    let mut ready = false;
+    for _ in 0..60 {
+        if app.get("/readyz").await.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(ready, "/readyz stayed 503 after Redis returned");
+}

@@ -77,13 +77,10 @@ macro_rules! register {
 }
 
 /// Builds the monitor with one worker per consumed queue. Worker names are unique per
-/// process and restart (a stopped worker's name stays registered for a while).
+/// monitor (a stopped worker's name stays registered for a while). What happens when a
+/// worker fails is [`crate::consume`]'s business.
 pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> Monitor {
-    let monitor = Monitor::new().should_restart(|w, e| {
-        // Restarts are immediate; cap them so a broken Redis does not spin the CPU.
-        tracing::error!(worker = %w.name(), error = %e, "job worker stopped");
-        w.restarts() < 50
-    });
+    let monitor = Monitor::new();
     let monitor = register!(monitor, ctx, conn, name, JobKind::Parse, parse::handle);
     let monitor = register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle);
     let monitor = register!(monitor, ctx, conn, name, JobKind::Embed, embed::handle);
