@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
             post(upload).layer(DefaultBodyLimit::disable()).get(list),
         )
         .route("/v1/documents/{id}", get(show))
+        .route("/v1/documents/{id}/retry", post(retry))
         .route("/v1/jobs/{id}", get(job))
 }
 
@@ -227,7 +228,7 @@ async fn receive(
                 "this Idempotency-Key was already used for different content",
             ));
         }
-        return Ok((StatusCode::OK, accepted(&d, true)));
+        return again_or_duplicate(state, auth, d).await;
     }
     if let Some(d) = documents::find_by_sha(&mut tx, &stored.sha256).await? {
         drop(tx);
@@ -236,7 +237,8 @@ async fn receive(
             .delete(tenant, &object)
             .await
             .map_err(ApiError::internal)?;
-        return Ok((StatusCode::OK, accepted(&d, true)));
+        // A failed document must not block its content: the same bytes again are a retry.
+        return again_or_duplicate(state, auth, d).await;
     }
     let new = NewDocument {
         id,
@@ -261,6 +263,25 @@ async fn receive(
             .ok_or_else(|| ApiError::internal("duplicate vanished"))?;
         return Ok((StatusCode::OK, accepted(&d, true)));
     };
+    let ev = auth
+        .event("documents.upload", Outcome::Allowed)
+        .target(format!("document:{}", doc.id))
+        .detail("bytes", stored.size)
+        .detail("content_type", mime);
+    start(state, auth, tx, &doc, ev).await?;
+    Ok((StatusCode::ACCEPTED, accepted(&doc, false)))
+}
+
+/// Queues the parse job of `doc` and records `ev` in the caller's transaction, commits,
+/// then pushes. Without a queued job the document would sit forever, so a refused push
+/// fails the document (which a retry, or the same upload again, revives).
+async fn start(
+    state: &AppState,
+    auth: &TenantAuth,
+    mut tx: docket_platform::db::TenantTx,
+    doc: &Document,
+    ev: docket_platform::audit::Event,
+) -> Result<(), ApiError> {
     let envelope = state
         .queue
         .prepare(
@@ -273,11 +294,6 @@ async fn receive(
         )
         .await
         .map_err(ApiError::internal)?;
-    let ev = auth
-        .event("documents.upload", Outcome::Allowed)
-        .target(format!("document:{}", doc.id))
-        .detail("bytes", stored.size)
-        .detail("content_type", mime);
     state
         .auditor
         .tenant(&mut tx, ev)
@@ -285,20 +301,91 @@ async fn receive(
         .map_err(ApiError::internal)?;
     tx.commit().await?;
     if let Err(e) = state.queue.push(&envelope).await {
-        // Without a queued job the document would sit forever: undo and let the client retry.
         tracing::error!(error = %e, "could not enqueue the parse job");
-        let mut tx = state.db.begin_tenant(tenant).await?;
+        let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
         documents::fail(
             &mut tx,
             doc.id,
             "queue_unavailable",
-            "the job queue was unavailable; upload again",
+            "the job queue was unavailable; retry the document or upload it again",
         )
         .await?;
         tx.commit().await?;
         return Err(ApiError::queue_unavailable("the document"));
     }
-    Ok((StatusCode::ACCEPTED, accepted(&doc, false)))
+    Ok(())
+}
+
+/// The answer to content the tenant already has: a failed document is revived (202,
+/// `retried: true`), anything else is the duplicate it is (200).
+async fn again_or_duplicate(
+    state: &AppState,
+    auth: &TenantAuth,
+    d: Document,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if d.status != "failed" {
+        return Ok((StatusCode::OK, accepted(&d, true)));
+    }
+    match revive(state, auth, d.id, "documents.upload").await? {
+        Some(doc) => Ok((StatusCode::ACCEPTED, retried(&doc))),
+        // A concurrent retry revived it first: it is now simply a duplicate.
+        None => {
+            let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+            let doc = documents::get(&mut tx, d.id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("document"))?;
+            Ok((StatusCode::OK, accepted(&doc, true)))
+        }
+    }
+}
+
+fn retried(d: &Document) -> Json<Value> {
+    let mut v = accepted(d, false).0;
+    v["retried"] = Value::Bool(true);
+    Json(v)
+}
+
+/// Revives a failed document and queues it again; `None` if it was not failed.
+async fn revive(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: DocumentId,
+    action: &'static str,
+) -> Result<Option<Document>, ApiError> {
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let Some(doc) = documents::revive(&mut tx, id).await? else {
+        return Ok(None);
+    };
+    let ev = auth
+        .event(action, Outcome::Allowed)
+        .target(format!("document:{id}"))
+        .detail("retry", true);
+    start(state, auth, tx, &doc, ev).await?;
+    Ok(Some(doc))
+}
+
+/// `POST /v1/documents/{id}/retry`: a failed document goes through the pipeline again
+/// (202); a document that is not failed answers 409 `not_failed`.
+async fn retry(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.govern(&state, Gate::new(Capability::DocumentsWrite).metered())
+        .await?;
+    let id = DocumentId(parse_id(&id, "document")?);
+    if let Some(doc) = revive(&state, &auth, id, "documents.retry").await? {
+        return Ok((StatusCode::ACCEPTED, retried(&doc)));
+    }
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let d = documents::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("document"))?;
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "not_failed",
+        format!("only a failed document can be retried; this one is {}", d.status),
+    ))
 }
 
 async fn show(

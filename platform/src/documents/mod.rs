@@ -225,3 +225,32 @@ pub async fn fail(tx: &mut TenantTx, id: DocumentId, code: &str, message: &str) 
     .await?;
     Ok(())
 }
+
+/// Puts a failed document back at the start of the pipeline (a retry, or the same bytes
+/// uploaded again): queued at `parse`, error cleared. A revived imported document leaves
+/// its import's feed (it goes through the interactive lane as the user's retry). `None`
+/// when the document is not failed (nothing to retry, or a concurrent retry won).
+pub async fn revive(tx: &mut TenantTx, id: DocumentId) -> Result<Option<Document>, DbError> {
+    let sql = format!(
+        "UPDATE documents SET status = 'queued', stage = 'parse', error_code = NULL, error_message = NULL,
+                feed_state = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'failed' RETURNING {COLS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?)
+}
+
+/// Which of `ids` are `ready` (the only documents whose chunks may be cited).
+pub async fn ready_among(
+    tx: &mut TenantTx,
+    ids: &[uuid::Uuid],
+) -> Result<std::collections::HashSet<uuid::Uuid>, DbError> {
+    let rows: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM documents WHERE id = ANY($1) AND status = 'ready'")
+            .bind(ids)
+            .fetch_all(tx.conn())
+            .await?;
+    Ok(rows.into_iter().collect())
+}

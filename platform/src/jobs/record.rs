@@ -38,7 +38,8 @@ pub struct JobRecord {
 const COLS: &str = "id, kind, target_id, status, attempts, max_attempts, error_code, error_message, request_id, \
                     created_at, started_at, finished_at";
 
-/// Creates (or re-queues) the job row of `kind` for a document; returns its id.
+/// Creates (or re-queues, with fresh attempts) the job row of `kind` for a document;
+/// returns its id.
 pub async fn enqueue_row(
     tx: &mut TenantTx,
     kind: &str,
@@ -52,7 +53,8 @@ pub async fn enqueue_row(
         "INSERT INTO jobs (tenant_id, kind, target_id, request_id, actor, max_attempts)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id, target_id, kind) DO UPDATE
-           SET status = 'queued', error_code = NULL, error_message = NULL, finished_at = NULL, updated_at = now()
+           SET status = 'queued', attempts = 0, error_code = NULL, error_message = NULL, finished_at = NULL,
+               updated_at = now()
          RETURNING id",
     )
     .bind(tenant)
