@@ -16,6 +16,7 @@ pub mod ids;
 pub mod imports;
 pub mod jobs;
 pub mod metrics;
+pub mod netguard;
 pub mod placement;
 pub mod plans;
 pub mod queries;

@@ -90,33 +90,20 @@ async fn create(
         ));
     };
     let (detail, sealed, total, source) = new;
-    let actor = auth.actor_label();
-    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let import = imports::insert(
-        &mut tx,
-        &NewImport {
-            id,
-            source,
-            detail,
-            sealed_credentials: sealed,
-            total,
-            actor: &actor,
-            created_by: auth.user_id(),
-            request_id: auth.ctx.request_id.as_deref(),
-        },
-    )
-    .await?;
-    let ev = auth
-        .event("imports.create", Outcome::Allowed)
-        .target(format!("import:{id}"))
-        .detail("source", source.as_str())
-        .detail("entries", total);
-    state
-        .auditor
-        .tenant(&mut tx, ev)
-        .await
-        .map_err(ApiError::internal)?;
-    tx.commit().await?;
+    let recorded = record(&state, &auth, id, detail, sealed, total, source).await;
+    let import = match recorded {
+        Ok(i) => i,
+        Err(e) => {
+            // Nothing stored may outlive a failed request: the archive has no import row
+            // (and so no owner, no quota and no sweep) unless this succeeded.
+            if source == SourceKind::Zip
+                && let Err(d) = state.blobs.delete(auth.tenant_id(), &archive_key(id)).await
+            {
+                tracing::error!(error = %d, import = %id, "could not remove the archive of a failed import request");
+            }
+            return Err(e);
+        }
+    };
     let envelope = ImportJob {
         v: job::IMPORT_VERSION,
         tenant_id: auth.tenant_id(),
@@ -144,22 +131,71 @@ async fn create(
     ))
 }
 
+/// Records the import and its audit event in one transaction.
+async fn record(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: ImportId,
+    detail: Value,
+    sealed: Option<Vec<u8>>,
+    total: i32,
+    source: SourceKind,
+) -> Result<imports::Import, ApiError> {
+    let actor = auth.actor_label();
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let import = imports::insert(
+        &mut tx,
+        &NewImport {
+            id,
+            source,
+            detail,
+            sealed_credentials: sealed,
+            total,
+            actor: &actor,
+            created_by: auth.user_id(),
+            request_id: auth.ctx.request_id.as_deref(),
+        },
+    )
+    .await?;
+    let ev = auth
+        .event("imports.create", Outcome::Allowed)
+        .target(format!("import:{id}"))
+        .detail("source", source.as_str())
+        .detail("entries", total);
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(import)
+}
+
 type Prepared = (Value, Option<Vec<u8>>, i32, SourceKind);
 
 async fn bucket_import(state: &AppState, id: ImportId, body: Body) -> Result<Prepared, ApiError> {
-    let bytes = axum::body::to_bytes(body, 64 * 1024)
-        .await
-        .map_err(|_| ApiError::bad_request("invalid_body", "the JSON body is larger than 64 KiB"))?;
-    let b: BucketImport = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_body",
-            format!("expected {{\"s3\": {{bucket, prefix, region, endpoint}}, \"credentials\": {{access_key_id, secret_access_key}}}}: {e}"),
+    let bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the JSON body is larger than 64 KiB",
         )
+    })?;
+    let b: BucketImport = crate::json::parse(&bytes).map_err(|e| match e.code {
+        "invalid_body" | "invalid_json" => ApiError::bad_request(
+            "invalid_body",
+            format!("expected {{\"s3\": {{bucket, prefix, region, endpoint}}, \"credentials\": {{access_key_id, secret_access_key}}}}: {}", e.message),
+        ),
+        _ => e,
     })?;
     let allow_http = state.config.ingest.import_allow_http;
     b.s3.validate(allow_http)
         .and_then(|_| b.credentials.validate())
-        .map_err(|e| ApiError::bad_request("invalid_source", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    // Resolved and checked now (a refusal is immediate) and again when the worker connects.
+    b.s3.check_endpoint(allow_http)
+        .await
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let sealed = b.credentials.seal(&state.config.master_key, id);
     let detail = serde_json::to_value(&b.s3).map_err(ApiError::internal)?;
     Ok((detail, Some(sealed), 0, SourceKind::S3))

@@ -5,6 +5,7 @@
 use crate::config::MasterKey;
 use crate::crypto;
 use crate::ids::ImportId;
+use crate::netguard::{self, CheckedEndpoint, EndpointError, PinnedConnector};
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,84 @@ pub enum SourceError {
     /// The client could not be built.
     #[error("the source bucket cannot be reached: {0}")]
     Client(String),
+    /// The endpoint is not one Docket may connect to.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+}
+
+impl SourceError {
+    /// Machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SourceError::Invalid(_) => "invalid_source",
+            SourceError::Sealed => "source_credentials_invalid",
+            SourceError::Client(_) => "source_unreachable",
+            SourceError::Endpoint(e) => e.code(),
+        }
+    }
+}
+
+/// The HTTP status a failed call got, if it got one. Listing errors reach us as
+/// `Generic` (object_store maps statuses to variants only for some calls) and its status
+/// type is not public, so the status is read from its error text
+/// ("…non-2xx status code: 403 Forbidden…").
+fn http_status(e: &object_store::Error) -> Option<u16> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if let Some(at) = text.find("status code: ") {
+            let digits: String = text[at + 13..].chars().take(3).collect();
+            if let Ok(n) = digits.parse() {
+                return Some(n);
+            }
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Whether `region` is a plausible region name: it becomes part of the AWS host name and
+/// of every request's signature, so it may not carry dots, slashes or anything else.
+fn valid_region(region: &str) -> bool {
+    (1..=32).contains(&region.len())
+        && region.starts_with(|c: char| c.is_ascii_lowercase())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The tenant-safe account of a failed call to the source bucket: a code and a sentence,
+/// never the client's own text (which names internal URLs and retry settings). The detail
+/// is logged.
+pub fn describe(e: &object_store::Error) -> (&'static str, String) {
+    tracing::warn!(error = %e, "source bucket call failed");
+    let status = http_status(e);
+    if status == Some(404) {
+        return describe(&object_store::Error::NotFound {
+            path: String::new(),
+            source: "404".into(),
+        });
+    }
+    if matches!(status, Some(401 | 403)) {
+        return describe(&object_store::Error::PermissionDenied {
+            path: String::new(),
+            source: "403".into(),
+        });
+    }
+    match e {
+        object_store::Error::NotFound { .. } => (
+            "no_such_bucket",
+            "the bucket or prefix does not exist at the endpoint".into(),
+        ),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => (
+            "access_denied",
+            "the bucket refused the credentials (they need list and read access)".into(),
+        ),
+        _ => (
+            "source_unreachable",
+            "the bucket did not answer as an S3-compatible service".into(),
+        ),
+    }
 }
 
 fn context(import: ImportId) -> String {
@@ -86,29 +165,46 @@ impl S3Source {
                 "`prefix` must be a relative key prefix without `..`".into(),
             ));
         }
+        if !valid_region(&self.region) {
+            return Err(SourceError::Invalid(
+                "`region` must be 1-32 characters of a-z, 0-9 and `-`, starting with a letter".into(),
+            ));
+        }
         if let Some(ep) = &self.endpoint {
-            let https = ep.starts_with("https://");
-            if !(https || (allow_http && ep.starts_with("http://"))) {
-                return Err(SourceError::Invalid("`endpoint` must be an https:// URL".into()));
-            }
+            netguard::parse(ep, allow_http)?;
         }
         Ok(())
     }
 
-    /// A client for the bucket with `creds`.
-    pub fn client(
+    /// Resolves and checks the endpoint (public addresses only unless `allow_http`): done
+    /// when the import is requested and again when the client is built.
+    pub async fn check_endpoint(&self, allow_http: bool) -> Result<Option<CheckedEndpoint>, SourceError> {
+        match &self.endpoint {
+            Some(ep) => Ok(Some(netguard::check(ep, allow_http).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A client for the bucket with `creds`, connecting only to the endpoint's checked
+    /// addresses and following no redirects.
+    pub async fn client(
         &self,
         creds: &S3Credentials,
         allow_http: bool,
     ) -> Result<Arc<dyn ObjectStore>, SourceError> {
+        self.validate(allow_http)?;
+        let checked = self.check_endpoint(allow_http).await?;
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&self.bucket)
             .with_region(&self.region)
             .with_access_key_id(&creds.access_key_id)
             .with_secret_access_key(&creds.secret_access_key)
             .with_allow_http(allow_http);
-        if let Some(ep) = &self.endpoint {
-            b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
+        if let (Some(ep), Some(checked)) = (&self.endpoint, checked) {
+            b = b
+                .with_endpoint(ep)
+                .with_virtual_hosted_style_request(false)
+                .with_http_connector(PinnedConnector::new(checked));
         }
         Ok(Arc::new(
             b.build().map_err(|e| SourceError::Client(e.to_string()))?,

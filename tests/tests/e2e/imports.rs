@@ -275,7 +275,7 @@ async fn imports_need_the_plan_feature_and_stay_inside_the_tenant() {
             Some(json!({"s3": {"bucket": "fine", "endpoint": "ftp://x"}, "credentials": {"access_key_id": "k", "secret_access_key": "s"}})),
         )
         .await;
-    expect_error(r, 400, "invalid_source").await;
+    expect_error(r, 400, "invalid_endpoint").await;
 }
 
 fn s3_endpoint() -> String {

@@ -10,7 +10,7 @@ use docket_platform::entitlements::{self, Entitlements};
 use docket_platform::imports::admit::{self, Entry, Resume};
 use docket_platform::imports::archive::{self, ArchiveLimits};
 use docket_platform::imports::job::{ImportJob, archive_key};
-use docket_platform::imports::source::{S3Credentials, S3Source};
+use docket_platform::imports::source::{self, S3Credentials, S3Source};
 use docket_platform::imports::{self, Import};
 use docket_platform::tenant_keys;
 use futures::StreamExt;
@@ -252,7 +252,8 @@ async fn unpack_bucket(
     let allow_http = ctx.config.ingest.import_allow_http;
     let store = source
         .client(&creds, allow_http)
-        .map_err(|e| Failure::Source("source_unreachable", e.to_string()))?;
+        .await
+        .map_err(|e| Failure::Source(e.code(), e.to_string()))?;
     let prefix = (!source.prefix.is_empty()).then(|| object_store::path::Path::from(source.prefix.as_str()));
     let mut listing = match &cursor {
         Some(c) => {
@@ -263,6 +264,8 @@ async fn unpack_bucket(
         }
         None => store.list(prefix.as_ref()),
     };
+    // The same limit as an upload through the API: the plan's, within the deployment's.
+    let limit = ent.max_upload_bytes.min(ctx.config.ingest.max_upload_bytes);
     let mut next = import.unpacked;
     let mut batch: Vec<Entry> = vec![];
     let mut batch_bytes = 0usize;
@@ -272,26 +275,17 @@ async fn unpack_bucket(
         let end = item.is_none();
         if let Some(meta) = item {
             let meta = meta.map_err(|e| {
-                Failure::Source("source_unreachable", format!("listing the bucket failed: {e}"))
+                let (code, why) = source::describe(&e);
+                Failure::Source(code, format!("listing the bucket failed: {why}"))
             })?;
             let name = meta.location.to_string();
-            let bytes = if meta.size > ent.max_upload_bytes {
+            let bytes = if meta.size > limit {
                 Err((
                     "too_large",
-                    format!(
-                        "the file is larger than the limit of {} bytes",
-                        ent.max_upload_bytes
-                    ),
+                    format!("the file is larger than the limit of {limit} bytes"),
                 ))
             } else {
-                match store.get(&meta.location).await {
-                    Ok(r) => r
-                        .bytes()
-                        .await
-                        .map(|b| b.to_vec())
-                        .map_err(|e| ("unreadable", e.to_string())),
-                    Err(_) => Err(("unreadable", "the object could not be read".to_owned())),
-                }
+                read_capped(store.as_ref(), &meta.location, limit).await
             };
             batch_bytes += bytes.as_ref().map(Vec::len).unwrap_or(0);
             batch.push(Entry {
@@ -340,4 +334,33 @@ async fn unpack_bucket(
             return Ok(true);
         }
     }
+}
+
+/// Reads one object, streaming, and stops at `limit` bytes whatever the listing claimed
+/// its size was (a hostile or broken server can list 10 bytes and send 10 GB).
+async fn read_capped(
+    store: &dyn object_store::ObjectStore,
+    at: &object_store::path::Path,
+    limit: u64,
+) -> Result<Vec<u8>, (&'static str, String)> {
+    let too_large = || {
+        (
+            "too_large",
+            format!("the file is larger than the limit of {limit} bytes"),
+        )
+    };
+    let got = store
+        .get(at)
+        .await
+        .map_err(|e| ("unreadable", source::describe(&e).1))?;
+    let mut stream = got.into_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ("unreadable", source::describe(&e).1))?;
+        if out.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
