@@ -222,6 +222,14 @@ async fn api_key(token: &str, state: &AppState) -> Outcome3 {
                 .chain(Chain::Tenant(tenant.id))
                 .actor(actor)));
         }
+        Err(KeyRefusal::CreatorDisabled) => {
+            return Err(Ok(unauthorized(
+                "api_key_creator_disabled",
+                "the user who created this API key is disabled, so the key no longer works",
+            )
+            .chain(Chain::Tenant(tenant.id))
+            .actor(actor)));
+        }
     };
     if !tenant.is_active() {
         return Err(Ok(suspended(tenant.id, actor)));

@@ -100,6 +100,29 @@ async fn revoke(
     auth.require(&state, Capability::KeysManage).await?;
     let id = ApiKeyId(parse_id(&id, "API key")?);
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let key = api_keys::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    // The rule for users holds for their keys: nobody manages what is above their own role
+    // (an admin cannot cut an owner's automation off).
+    let above = api_keys::creator_role(&mut tx, &key)
+        .await?
+        .into_iter()
+        .chain(key.role.parse::<Role>().ok())
+        .find(|r| !auth.role.may_grant(*r));
+    if let Some(r) = above {
+        drop(tx);
+        let msg = format!("an {} cannot revoke a key of an {r}", auth.role);
+        return Err(auth
+            .refuse(
+                &state,
+                "api_keys.revoke",
+                StatusCode::FORBIDDEN,
+                "role_not_grantable",
+                msg,
+            )
+            .await);
+    }
     api_keys::revoke(&mut tx, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;

@@ -120,6 +120,9 @@ async fn change(
     status: Option<&str>,
 ) -> Result<User, ApiError> {
     let mut tx: TenantTx = state.db.begin_tenant(auth.tenant_id()).await?;
+    users::lock_memberships(&mut tx)
+        .await
+        .map_err(ApiError::internal)?;
     let target = users::get(&mut tx, id)
         .await
         .map_err(ApiError::internal)?

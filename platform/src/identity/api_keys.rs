@@ -65,9 +65,14 @@ pub enum KeyRefusal {
     Revoked,
     /// Past its expiry.
     Expired,
+    /// The user who created it is disabled (or gone): a key never outlives its creator's
+    /// access.
+    CreatorDisabled,
 }
 
-/// Authenticates a presented key in its tenant's scope; records the use.
+/// Authenticates a presented key in its tenant's scope; records the use. The returned key's
+/// `role` is the one it acts with now: the lesser of its own and its creator's current role
+/// (keys made by the CLI, with no creator, keep theirs).
 pub async fn authenticate(
     tx: &mut TenantTx,
     cred: &Credential,
@@ -91,6 +96,22 @@ pub async fn authenticate(
     }
     if key.expires_at.is_some_and(|e| e <= Utc::now()) {
         return Ok(Err(KeyRefusal::Expired));
+    }
+    let mut key = key;
+    if let Some(creator) = key.created_by {
+        let row: Option<(String, String)> = sqlx::query_as("SELECT role, status FROM users WHERE id = $1")
+            .bind(creator)
+            .fetch_optional(tx.conn())
+            .await?;
+        let Some((role, _)) = row.filter(|(_, s)| s == "active") else {
+            return Ok(Err(KeyRefusal::CreatorDisabled));
+        };
+        // Never above the creator's current role: a demoted admin's keys are demoted too.
+        let (granted, creator_role) = (
+            key.role.parse::<Role>().unwrap_or(Role::Viewer),
+            role.parse::<Role>().unwrap_or(Role::Viewer),
+        );
+        key.role = granted.max(creator_role).as_str().to_owned();
     }
     sqlx::query(
         "UPDATE api_keys SET last_used_at = now()
@@ -119,4 +140,27 @@ pub async fn revoke(tx: &mut TenantTx, id: ApiKeyId) -> Result<Option<ApiKey>, D
     .bind(id)
     .fetch_optional(tx.conn())
     .await?)
+}
+
+/// One key by id; `None` if no such key in this tenant.
+pub async fn get(tx: &mut TenantTx, id: ApiKeyId) -> Result<Option<ApiKey>, DbError> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLS} FROM api_keys WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// The current role of the key's creator (`None` for keys without one, or whose creator
+/// is gone).
+pub async fn creator_role(tx: &mut TenantTx, key: &ApiKey) -> Result<Option<Role>, DbError> {
+    let Some(creator) = key.created_by else {
+        return Ok(None);
+    };
+    let role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+        .bind(creator)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(role.and_then(|r| r.parse().ok()))
 }

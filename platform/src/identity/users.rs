@@ -177,6 +177,17 @@ pub async fn active_owner_count(tx: &mut TenantTx) -> Result<i64, UserError> {
     )
 }
 
+/// Serialises changes to the tenant's memberships until the transaction ends: two owners
+/// demoting each other at once must not both see the other as the remaining owner (each
+/// alone would keep one). Taken before reading the target.
+pub async fn lock_memberships(tx: &mut TenantTx) -> Result<(), UserError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('memberships:' || $1::text, 0))")
+        .bind(tx.tenant_id())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Email;
