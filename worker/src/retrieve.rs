@@ -118,6 +118,7 @@ pub async fn hybrid(
     };
     let (dense, rows) = tokio::join!(search_at(ctx, store, t, tier, vector, wanted, documents), lexical);
     let (dense, rows) = (dense?, rows?);
+    let dense = only_ready(ctx, t, dense).await?;
     // The same re-check dense hits get: a row naming another tenant is dropped and reported.
     let (rows, foreign): (Vec<LexicalHit>, Vec<LexicalHit>) =
         rows.into_iter().partition(|r| r.tenant_id == t.as_uuid());
@@ -154,6 +155,23 @@ pub async fn hybrid(
         .collect();
     add_openings(ctx, t, &dense, floor, &mut out).await?;
     Ok(out)
+}
+
+/// The hits whose documents are `ready`: a failed, cancelled or half-processed document
+/// can have points in the index (written before it failed, or not yet swept), and none of
+/// them may be cited. The lexical search applies the same rule in SQL.
+async fn only_ready(ctx: &JobContext, t: TenantId, mut hits: Vec<Hit>) -> Result<Vec<Hit>, RetrieveError> {
+    let mut docs: Vec<uuid::Uuid> = hits.iter().map(|h| h.document).collect();
+    docs.sort_unstable();
+    docs.dedup();
+    if docs.is_empty() {
+        return Ok(hits);
+    }
+    let mut tx = ctx.db.begin_tenant(t).await?;
+    let ready = docket_platform::documents::ready_among(&mut tx, &docs).await?;
+    tx.commit().await?;
+    hits.retain(|h| ready.contains(&h.document));
+    Ok(hits)
 }
 
 /// Adds the opening chunk of every candidate document (where a contract states its title,
