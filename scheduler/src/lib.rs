@@ -1,14 +1,15 @@
 //! Docket's scheduler: the process that fires periodic work and feeds the queues. Today it
 //! runs the import feeder (imported documents move from PostgreSQL into the bulk lane in
-//! bounded, per-tenant-fair slices; see `platform::imports::feeder`) and heartbeats;
-//! monthly invoices and quarterly access reviews join it when those jobs exist. Any number
-//! of schedulers may run: one feeder round at a time holds the lock.
+//! bounded, per-tenant-fair slices; see `platform::imports::feeder`), the reaper (work whose
+//! queue entry vanished is pushed again or failed; see `platform::jobs::reaper`) and
+//! heartbeats; monthly invoices and quarterly access reviews join it when those jobs exist.
+//! Any number of schedulers may run: one round of each at a time holds its lock.
 
 use docket_platform::config::Config;
 use docket_platform::db::{ControlDb, Db, DbError};
 use docket_platform::heartbeat;
 use docket_platform::imports::feeder::{self, FeederSettings};
-use docket_platform::jobs::JobQueue;
+use docket_platform::jobs::{JobQueue, reaper};
 use docket_platform::redis_conn::{Redis, RedisError};
 use serde_json::json;
 use std::future::Future;
@@ -41,15 +42,23 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let queue = JobQueue::new(redis, config.ingest.job_max_attempts);
     let name = format!("scheduler-{}", std::process::id());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |rx: tokio::sync::watch::Receiver<bool>| async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|s| *s).await;
+    };
     let feeding = tokio::spawn(feeder::run(
+        control.clone(),
+        db.clone(),
+        queue.clone(),
+        feeder_settings(config),
+        stopped(stop_rx.clone()),
+    ));
+    let reaping = tokio::spawn(reaper::run(
         control,
         db.clone(),
         queue,
-        feeder_settings(config),
-        async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|s| *s).await;
-        },
+        config.ingest.reaper.clone(),
+        stopped(stop_rx),
     ));
     let mut tick = tokio::time::interval(config.heartbeat_interval);
     tokio::pin!(shutdown);
@@ -66,6 +75,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     }
     let _ = stop_tx.send(true);
     let _ = feeding.await;
+    let _ = reaping.await;
     heartbeat::remove(&db, &name).await?;
     tracing::info!(%name, "scheduler stopped");
     Ok(())

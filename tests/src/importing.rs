@@ -121,6 +121,26 @@ impl TestApp {
         ))
     }
 
+    /// Runs the reaper in this process until the app stops, with `settings`.
+    pub fn spawn_reaper(
+        &self,
+        settings: docket_platform::jobs::reaper::ReaperSettings,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = docket_platform::jobs::JobQueue::new(
+            docket_platform::redis_conn::Redis::new(&self.config.redis.url, &self.config.redis.prefix)
+                .expect("redis"),
+            self.config.ingest.job_max_attempts,
+        );
+        let (control, db, stop) = (self.control.clone(), self.db.clone(), self.shutdown.clone());
+        tokio::spawn(docket_platform::jobs::reaper::run(
+            control,
+            db,
+            queue,
+            settings,
+            async move { stop.cancelled().await },
+        ))
+    }
+
     /// Starts a real `docket-scheduler` process (the feeder) on this app's configuration;
     /// killed on drop like a worker process.
     pub fn spawn_scheduler_process(&self, name: &str) -> WorkerProcess {

@@ -216,6 +216,8 @@ pub struct IngestConfig {
     pub feed_max_in_flight: i64,
     /// Pause between feeder rounds.
     pub feed_interval: Duration,
+    /// The reaper's deadlines and cadence (`DOCKET_REAPER_*_SECS`).
+    pub reaper: crate::jobs::reaper::ReaperSettings,
     /// Accept `http://` endpoints for S3 import sources (tests, private networks).
     pub import_allow_http: bool,
     /// Most concurrent questions embedded in one model call (1: no batching).
@@ -341,6 +343,28 @@ impl Config {
             ort_library: r.raw("DOCKET_ORT_LIBRARY").map(PathBuf::from),
             feed_max_in_flight: r.ranged("DOCKET_FEED_MAX_IN_FLIGHT", 256, 1, 4000) as i64,
             feed_interval: Duration::from_millis(r.ranged("DOCKET_FEED_INTERVAL_MS", 200, 10, 60_000)),
+            reaper: crate::jobs::reaper::ReaperSettings {
+                interval: Duration::from_secs(r.ranged("DOCKET_REAPER_INTERVAL_SECS", 15, 1, 3600)),
+                queued_after: Duration::from_secs(r.ranged(
+                    "DOCKET_REAPER_QUEUED_AFTER_SECS",
+                    120,
+                    1,
+                    86_400,
+                )),
+                running_after: Duration::from_secs(r.ranged(
+                    "DOCKET_REAPER_RUNNING_AFTER_SECS",
+                    900,
+                    1,
+                    86_400,
+                )),
+                question_after: Duration::from_secs(r.ranged(
+                    "DOCKET_REAPER_QUESTION_AFTER_SECS",
+                    300,
+                    1,
+                    86_400,
+                )),
+                max_repushes: 3,
+            },
             import_allow_http: r.bool("DOCKET_IMPORT_ALLOW_HTTP", false),
             question_batch: r.ranged("DOCKET_QUESTION_BATCH", 8, 1, 256) as usize,
             question_sessions: r.ranged("DOCKET_QUESTION_SESSIONS", 1, 1, 16) as usize,

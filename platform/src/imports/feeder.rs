@@ -244,8 +244,8 @@ async fn repush_lost(
     let mut repushed = 0;
     for (tenant, docs) in by_tenant {
         let mut tx = db.begin_tenant(tenant).await?;
-        let untouched: Vec<(crate::ids::JobId, DocumentId, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, target_id, request_id, actor FROM jobs
+        let untouched: Vec<(crate::ids::JobId, DocumentId, Option<String>, String, i32)> = sqlx::query_as(
+            "SELECT id, target_id, request_id, actor, generation FROM jobs
              WHERE target_id = ANY($1) AND kind = 'parse' AND status = 'queued' AND attempts = 0",
         )
         .bind(&docs)
@@ -256,7 +256,7 @@ async fn repush_lost(
         let envelopes: Vec<_> = untouched
             .into_iter()
             .map(
-                |(job_id, document_id, request_id, actor)| crate::jobs::JobEnvelope {
+                |(job_id, document_id, request_id, actor, generation)| crate::jobs::JobEnvelope {
                     v: crate::jobs::ENVELOPE_VERSION,
                     tenant_id: tenant,
                     job_id,
@@ -266,6 +266,7 @@ async fn repush_lost(
                     kind: JobKind::Parse,
                     lane: Lane::Bulk,
                     reindex: false,
+                    generation,
                 },
             )
             .collect();

@@ -32,7 +32,8 @@ pub fn config(queue: &JobQueue) -> Config {
 
 /// Pushes an `import` job (after the import's row is committed).
 pub async fn push(queue: &JobQueue, job: &ImportJob) -> Result<(), QueueError> {
-    queue.push_task(config(queue), job.clone()).await
+    let id = crate::jobs::task_id("import", job.import_id.as_uuid(), 0);
+    queue.push_task(config(queue), job.clone(), id).await
 }
 
 /// The object key of an uploaded archive while it waits to be unpacked.

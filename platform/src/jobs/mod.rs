@@ -3,6 +3,7 @@
 //! queue; the `jobs` table is what the API reports.
 
 pub mod queue;
+pub mod reaper;
 pub mod record;
 
 pub use queue::{JobQueue, QueueError};
@@ -92,6 +93,21 @@ pub struct JobEnvelope {
     /// `ready` and searchable throughout, and a failure leaves it as it was.
     #[serde(default)]
     pub reindex: bool,
+    /// How often the job row was queued afresh ([`record::enqueue_row`]); with the job id
+    /// it makes the queue's task id ([`task_id`]).
+    #[serde(default)]
+    pub generation: i32,
+}
+
+/// The queue task id of a job: derived, not random, so that pushing the same job again
+/// (the feeder's or the reaper's re-push of a lost entry) is a no-op while the queue still
+/// holds it. `scope` names the kind of job, `generation` separates fresh queuings of one
+/// row (a retry, a re-index) from re-pushes of the same one.
+pub fn task_id(scope: &str, id: uuid::Uuid, generation: i32) -> apalis::prelude::TaskId {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5d0c_6e7a_2f4b_4b8e_9a61_0c3f_d4e2_a917);
+    let name = format!("{scope}:{id}:{generation}");
+    let derived = uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes());
+    apalis::prelude::TaskId::from(ulid::Ulid::from(derived.as_u128()))
 }
 
 fn default_version() -> u16 {

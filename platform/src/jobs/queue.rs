@@ -4,7 +4,7 @@ use super::{ENVELOPE_VERSION, JobEnvelope, JobKind, Lane, record};
 use crate::db::{DbError, TenantTx};
 use crate::ids::DocumentId;
 use crate::redis_conn::{Redis, RedisError};
-use apalis::prelude::TaskSink;
+use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
 use apalis_redis::{Config, RedisStorage};
 
 /// Pushing a job failed.
@@ -69,7 +69,7 @@ impl JobQueue {
         request_id: Option<String>,
         actor: &str,
     ) -> Result<JobEnvelope, DbError> {
-        let job_id = record::enqueue_row(
+        let (job_id, generation) = record::enqueue_row(
             tx,
             kind.as_str(),
             document,
@@ -88,6 +88,7 @@ impl JobQueue {
             kind,
             lane,
             reindex: false,
+            generation,
         })
     }
 
@@ -108,21 +109,37 @@ impl JobQueue {
         })
     }
 
-    /// Pushes a prepared job onto its kind's queue.
+    /// Pushes a prepared job onto its kind's queue, under its derived task id.
     pub async fn push(&self, env: &JobEnvelope) -> Result<(), QueueError> {
-        self.push_task(self.config(env.kind, env.lane), env.clone()).await
+        let id = super::task_id(env.kind.as_str(), env.job_id.as_uuid(), env.generation);
+        self.push_task(self.config(env.kind, env.lane), env.clone(), id)
+            .await
     }
 
-    /// Pushes any job payload onto the queue `config` names (the stage envelopes above, and
-    /// the `answer` and `import` jobs with envelopes of their own).
-    pub async fn push_task<T>(&self, config: Config, task: T) -> Result<(), QueueError>
+    /// Pushes any job payload onto the queue `config` names under task id `id` (the stage
+    /// envelopes above, and the `answer` and `import` jobs with envelopes of their own). A
+    /// task id the queue already holds is not pushed again.
+    pub async fn push_task<T>(&self, config: Config, task: T, id: TaskId) -> Result<(), QueueError>
     where
         T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + Unpin + 'static,
     {
         let conn = self.redis.conn().await?;
         let mut storage = RedisStorage::<T>::new(conn).with_config(config);
         storage
-            .push(task)
+            .push_task(TaskBuilder::new(task).task_id(id).build())
+            .await
+            .map_err(|e| QueueError::Push(e.to_string()))
+    }
+
+    /// Whether the queue `config` names still holds task `id` (queued, scheduled for a
+    /// retry, in flight, or finished and not yet vacuumed): what the reaper asks before it
+    /// pushes a job again.
+    pub async fn holds(&self, config: &Config, id: &TaskId) -> Result<bool, QueueError> {
+        let mut conn = self.redis.conn().await?;
+        redis::cmd("HEXISTS")
+            .arg(config.job_data_hash())
+            .arg(id.to_string())
+            .query_async(&mut conn)
             .await
             .map_err(|e| QueueError::Push(e.to_string()))
     }

@@ -38,8 +38,8 @@ pub struct JobRecord {
 const COLS: &str = "id, kind, target_id, status, attempts, max_attempts, error_code, error_message, request_id, \
                     created_at, started_at, finished_at";
 
-/// Creates (or re-queues, with fresh attempts) the job row of `kind` for a document;
-/// returns its id.
+/// Creates (or re-queues, with fresh attempts and the next generation) the job row of
+/// `kind` for a document; returns its id and generation.
 pub async fn enqueue_row(
     tx: &mut TenantTx,
     kind: &str,
@@ -47,15 +47,15 @@ pub async fn enqueue_row(
     request_id: Option<&str>,
     actor: &str,
     max_attempts: i32,
-) -> Result<JobId, DbError> {
+) -> Result<(JobId, i32), DbError> {
     let tenant = tx.tenant_id();
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_as(
         "INSERT INTO jobs (tenant_id, kind, target_id, request_id, actor, max_attempts)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant_id, target_id, kind) DO UPDATE
-           SET status = 'queued', attempts = 0, error_code = NULL, error_message = NULL, finished_at = NULL,
-               updated_at = now()
-         RETURNING id",
+           SET status = 'queued', attempts = 0, repushes = 0, generation = jobs.generation + 1,
+               error_code = NULL, error_message = NULL, finished_at = NULL, updated_at = now()
+         RETURNING id, generation",
     )
     .bind(tenant)
     .bind(kind)

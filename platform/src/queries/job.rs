@@ -40,7 +40,8 @@ pub fn config(queue: &JobQueue) -> Config {
 
 /// Pushes an `answer` job (after the query's row is committed).
 pub async fn push(queue: &JobQueue, job: &AnswerJob) -> Result<(), QueueError> {
-    queue.push_task(config(queue), job.clone()).await
+    let id = crate::jobs::task_id("answer", job.query_id.as_uuid(), 0);
+    queue.push_task(config(queue), job.clone(), id).await
 }
 
 /// What the worker needs to answer a claimed query.

@@ -21,6 +21,7 @@ mod plans;
 mod queries;
 mod quotas;
 mod ratelimit;
+mod reaper;
 mod reindex;
 mod retry;
 mod rls;

@@ -125,9 +125,13 @@ async fn the_monthly_token_quota_refuses_when_used_up_and_charges_each_query_onc
         actor: "system".into(),
     };
     for _ in 0..2 {
-        docket_worker::jobs::answer::handle(job.clone(), apalis::prelude::Data::new(ctx.clone()))
-            .await
-            .expect("replay is a no-op");
+        docket_worker::jobs::answer::handle(
+            job.clone(),
+            apalis::prelude::Data::new(ctx.clone()),
+            Default::default(),
+        )
+        .await
+        .expect("replay is a no-op");
     }
     assert_eq!(
         token_totals(&app, t.id).await,

@@ -7,7 +7,7 @@
 
 use crate::context::{Ctx, JobContext};
 use crate::retrieve::{self, report_violations};
-use apalis::prelude::{AbortError, BoxDynError, Data};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::ids::DocumentId;
 use docket_platform::placement;
@@ -24,7 +24,7 @@ const MAX_ATTEMPTS: i32 = 3;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The apalis handler.
-pub async fn handle(job: AnswerJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+pub async fn handle(job: AnswerJob, ctx: Data<Ctx>, delivery: Attempt) -> Result<(), BoxDynError> {
     let ctx: Ctx = (*ctx).clone();
     let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, run(&ctx, &job)).await {
         Ok(r) => r,
@@ -35,7 +35,7 @@ pub async fn handle(job: AnswerJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
         // Every failure is worth a retry (database, queue, model); the attempt cap ends it.
         Err(m) => {
             tracing::warn!(query = %job.query_id, error = %m, "answer attempt failed");
-            let attempts = attempts(&ctx, &job).await;
+            let attempts = attempts(&ctx, &job, &delivery).await;
             if attempts >= MAX_ATTEMPTS {
                 fail(
                     &ctx,
@@ -56,7 +56,10 @@ fn transient(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-async fn attempts(ctx: &JobContext, job: &AnswerJob) -> i32 {
+/// Attempts made so far: the row's count (which includes attempts whose worker died), or,
+/// when the database cannot be read, the queue's own count of this delivery — never 0,
+/// which would retry a question forever while PostgreSQL is down.
+async fn attempts(ctx: &JobContext, job: &AnswerJob, delivery: &Attempt) -> i32 {
     let read = async {
         let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
         let n: Option<i32> = sqlx::query_scalar("SELECT attempts FROM queries WHERE id = $1")
@@ -66,7 +69,14 @@ async fn attempts(ctx: &JobContext, job: &AnswerJob) -> i32 {
         tx.commit().await?;
         Ok::<_, docket_platform::db::DbError>(n.unwrap_or(MAX_ATTEMPTS))
     };
-    read.await.unwrap_or(0)
+    let queue_count = (delivery.current() as i32).max(1);
+    match read.await {
+        Ok(n) => n.max(queue_count),
+        Err(e) => {
+            tracing::warn!(error = %e, query = %job.query_id, "attempts unreadable; counting the queue's deliveries");
+            queue_count
+        }
+    }
 }
 
 async fn fail(ctx: &JobContext, job: &AnswerJob, code: &str, message: &str) -> Result<(), BoxDynError> {
