@@ -43,6 +43,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The admin router (`/metrics`), for the admin listener only.
+pub fn admin_router(state: AppState) -> Router {
+    routes::health::admin_router()
+        .fallback(edge::not_found)
+        .layer(axum::middleware::from_fn(edge::middleware))
+        .with_state(state)
+}
+
+/// Serves the admin router on `listener` until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let _ = docket_platform::metrics::prometheus();
+    axum::serve(listener, admin_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Serves until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,

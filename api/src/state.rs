@@ -48,6 +48,8 @@ pub struct AppState {
     pub answers: crate::answers::AnswerBoard,
     /// The cached `/readyz` verdict.
     pub readiness: crate::routes::health::Readiness,
+    /// When `/metrics` last computed its cross-tenant gauges.
+    pub gauges: crate::routes::health::GaugeSnapshot,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
             switches: Default::default(),
             answers: Default::default(),
             readiness: Default::default(),
+            gauges: Default::default(),
         })
     }
 }

@@ -179,6 +179,8 @@ pub struct TestApp {
     pub address: String,
     /// The bound address.
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT` of the admin listener (`/metrics`).
+    pub admin_address: String,
     /// HTTP client.
     pub client: reqwest::Client,
     /// The configuration the app runs with.
@@ -264,6 +266,16 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     let (db, control) = (state.db.clone(), state.control.clone());
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind admin");
+    let admin_address = format!("http://{}", admin.local_addr().expect("admin addr"));
+    let (admin_state, admin_stop) = (state.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        docket_api::serve_admin(admin, admin_state, async move { admin_stop.cancelled().await })
+            .await
+            .expect("serve admin");
+    });
     tokio::spawn(async move {
         docket_api::serve(listener, state, async move { stop.cancelled().await })
             .await
@@ -272,6 +284,7 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     TestApp {
         address: format!("http://{addr}"),
         addr,
+        admin_address,
         client: reqwest::Client::new(),
         config,
         env,
@@ -288,6 +301,15 @@ impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// `GET {admin_address}{path}` (the admin listener).
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.admin_address))
             .send()
             .await
             .expect("request")

@@ -12,13 +12,50 @@ use docket_platform::imports::progress;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
-/// `/healthz`, `/readyz`, `/metrics`.
+/// `/healthz`, `/readyz` (public: load balancers and orchestrators call them).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
 }
+
+/// `/metrics`, served only on the admin listener (`DOCKET_ADMIN_BIND`, loopback by
+/// default): its figures come from cross-tenant queries with the control role.
+pub fn admin_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// How old the cross-tenant gauges may be when scraped: however often `/metrics` is
+/// scraped, their queries run at most once per this period.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+async fn refresh_gauges(state: &AppState) {
+    match heartbeat::component_sum(&state.db, "isolation_violations", Duration::from_secs(60)).await {
+        Ok(n) => metrics::gauge!("docket_vector_isolation_violations").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "could not read worker counters for /metrics"),
+    }
+    // Stalled jobs (running far past their stage's norm) and the feeder's backlog: from the
+    // job records, so every API process reports the same figures.
+    match progress::stalled_by_kind(&state.control).await {
+        Ok(kinds) => {
+            for (kind, n) in kinds {
+                metrics::gauge!("docket_jobs_stalled", "kind" => kind).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read stalled jobs for /metrics"),
+    }
+    match progress::feed_totals(&state.control).await {
+        Ok((waiting, in_flight)) => {
+            metrics::gauge!("docket_import_documents_waiting").set(waiting as f64);
+            metrics::gauge!("docket_import_documents_in_flight").set(in_flight as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the import backlog for /metrics"),
+    }
+}
+
+/// When the cross-tenant gauges were last computed (single-flight, like readiness).
+#[derive(Debug, Default, Clone)]
+pub struct GaugeSnapshot(std::sync::Arc<tokio::sync::Mutex<Option<Instant>>>);
 
 /// The process is alive (no dependency is checked).
 async fn healthz() -> Json<Value> {
@@ -128,28 +165,15 @@ async fn probe(state: &AppState) -> (StatusCode, Value) {
 
 /// Prometheus text format. Counters that only workers see (search hits dropped for naming
 /// another tenant) come from their heartbeats, summed over live workers; stalled jobs and
-/// the import backlog from the job records.
+/// the import backlog from the job records — refreshed at most every [`GAUGES_EVERY`].
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match heartbeat::component_sum(&state.db, "isolation_violations", Duration::from_secs(60)).await {
-        Ok(n) => metrics::gauge!("docket_vector_isolation_violations").set(n as f64),
-        Err(e) => tracing::warn!(error = %e, "could not read worker counters for /metrics"),
-    }
-    // Stalled jobs (running far past their stage's norm) and the feeder's backlog: from the
-    // job records, so every API process reports the same figures.
-    match progress::stalled_by_kind(&state.control).await {
-        Ok(kinds) => {
-            for (kind, n) in kinds {
-                metrics::gauge!("docket_jobs_stalled", "kind" => kind).set(n as f64);
-            }
+    {
+        let mut last = state.gauges.0.lock().await;
+        if last.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
+            refresh_gauges(&state).await;
+            metrics::counter!("docket_metrics_gauge_refreshes_total").increment(1);
+            *last = Some(Instant::now());
         }
-        Err(e) => tracing::warn!(error = %e, "could not read stalled jobs for /metrics"),
-    }
-    match progress::feed_totals(&state.control).await {
-        Ok((waiting, in_flight)) => {
-            metrics::gauge!("docket_import_documents_waiting").set(waiting as f64);
-            metrics::gauge!("docket_import_documents_in_flight").set(in_flight as f64);
-        }
-        Err(e) => tracing::warn!(error = %e, "could not read the import backlog for /metrics"),
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -160,6 +160,8 @@ pub struct AuthConfig {
 pub struct Config {
     /// Address the API listens on.
     pub bind: SocketAddr,
+    /// Admin listen address (`/metrics`): loopback unless the operator opens it.
+    pub admin_bind: SocketAddr,
     /// `tracing` filter directives, e.g. `info,docket_api=debug`.
     pub log_filter: String,
     /// Log format.
@@ -240,6 +242,7 @@ impl Config {
     pub fn load(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         let mut r = Reader { env, errors: vec![] };
         let bind = r.parsed("DOCKET_BIND", "127.0.0.1:8080".parse::<SocketAddr>().ok());
+        let admin_bind = r.parsed("DOCKET_ADMIN_BIND", "127.0.0.1:9090".parse::<SocketAddr>().ok());
         let log_filter = r.string("DOCKET_LOG", "info");
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
             r.fail(
@@ -381,9 +384,10 @@ impl Config {
             return Err(ConfigError { errors: r.errors });
         }
         // Every `None` above pushed an error, so these are all present here.
-        match (bind, log_format, objects, master_key) {
-            (Some(bind), Some(log_format), Some(objects), Some(master_key)) => Ok(Config {
+        match (bind, admin_bind, log_format, objects, master_key) {
+            (Some(bind), Some(admin_bind), Some(log_format), Some(objects), Some(master_key)) => Ok(Config {
                 bind,
+                admin_bind,
                 log_filter,
                 log_format,
                 database,

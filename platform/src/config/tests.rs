@@ -16,6 +16,10 @@ fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 fn defaults_load() {
     let c = Config::load(&env(&[])).expect("defaults are valid");
     assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert!(
+        c.admin_bind.ip().is_loopback(),
+        "metrics are not exposed unless asked for"
+    );
     assert_eq!(c.auth.access_token_ttl, Duration::from_secs(900));
     assert!(matches!(c.objects, ObjectStoreConfig::Local { .. }));
 }

@@ -38,7 +38,7 @@ async fn readyz_names_redis_when_it_is_unreachable() {
 async fn readyz_probes_at_most_once_per_second_whatever_the_request_rate() {
     let app = spawn_app().await;
     let probes = || async {
-        let text = app.get("/metrics").await.text().await.expect("text");
+        let text = app.admin_get("/metrics").await.text().await.expect("text");
         text.lines()
             .find(|l| l.starts_with("docket_readiness_probes_total"))
             .and_then(|l| l.split_whitespace().last())
@@ -129,7 +129,7 @@ async fn request_ids_are_echoed_or_generated() {
 async fn metrics_are_exposed_in_prometheus_format() {
     let app = spawn_app().await;
     app.get("/healthz").await;
-    let resp = app.get("/metrics").await;
+    let resp = app.admin_get("/metrics").await;
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()["content-type"]
@@ -182,4 +182,30 @@ async fn connections_the_server_dropped_are_replaced_not_handed_out() {
         let r = list().await;
         assert_eq!(r.status(), 200, "{:?}", r.text().await);
     }
+}
+
+/// `/metrics` runs cross-tenant queries with the control role: it is not on the public
+/// listener, and however often it is scraped its gauges are computed at most every 5 s.
+#[tokio::test]
+async fn metrics_live_on_the_admin_listener_and_scrapes_share_one_snapshot() {
+    let app = spawn_app().await;
+    let public = app.get("/metrics").await;
+    assert_eq!(public.status(), 404, "not on the public listener");
+    let refreshes = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("docket_metrics_gauge_refreshes_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .map(|n| n.parse::<f64>().expect("number"))
+            .unwrap_or(0.0)
+    };
+    let scrapes = (0..50).map(|_| app.admin_get("/metrics"));
+    let mut last = 0.0;
+    for r in futures::future::join_all(scrapes).await {
+        assert_eq!(r.status(), 200);
+        last = refreshes(&r.text().await.expect("text"));
+    }
+    assert!(
+        (1.0..=2.0).contains(&last),
+        "{last} gauge refreshes for 50 scrapes"
+    );
 }

@@ -129,7 +129,7 @@ async fn a_stalled_job_is_reported_apart_from_queued_documents() {
     assert_eq!(s["stalled"], 1, "only the hour-long job is stalled: {s}");
     assert_eq!(s["processing"], 2, "{s}");
     assert_eq!(s["in_queue"], 1, "the third is merely queued: {s}");
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let metrics = app.admin_get("/metrics").await.text().await.expect("metrics");
     assert!(
         metrics.contains("docket_jobs_stalled{kind=\"parse\"} 1"),
         "{metrics}"

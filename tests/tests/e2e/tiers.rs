@@ -190,7 +190,7 @@ async fn a_dropped_hit_of_another_tenant_is_audited_and_shown_in_metrics() {
     // The worker reports its counter in its heartbeat (1 s in tests); /metrics shows it.
     let started = std::time::Instant::now();
     loop {
-        let body = app.get("/metrics").await.text().await.expect("metrics");
+        let body = app.admin_get("/metrics").await.text().await.expect("metrics");
         if body.contains("docket_vector_isolation_violations 1") {
             break;
         }
