@@ -56,20 +56,31 @@ pub async fn read(tx: &mut TenantTx) -> Result<Placement, DbError> {
 }
 
 /// Switches searches from `from` to `to` (after the new placement is filled), remembering
-/// `from` until [`purged`] says it is empty.
-pub async fn switch(tx: &mut TenantTx, from: IsolationTier, to: IsolationTier) -> Result<(), DbError> {
+/// `from` until [`purged`] says it is empty. A compare-and-set: it applies only while the
+/// placement is still `from` (another worker may have moved the tenant meanwhile);
+/// `Ok(false)` when it was not, and nothing changed.
+pub async fn switch(tx: &mut TenantTx, from: IsolationTier, to: IsolationTier) -> Result<bool, DbError> {
     let tenant = tx.tenant_id();
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO vector_placements (tenant_id, tier, moving_from) VALUES ($1, $2, $3)
          ON CONFLICT (tenant_id) DO UPDATE SET tier = EXCLUDED.tier, moving_from = EXCLUDED.moving_from,
-         switched_at = now()",
+         switched_at = now()
+         WHERE vector_placements.tier = $3",
     )
     .bind(tenant)
     .bind(to.as_str())
     .bind(from.as_str())
     .execute(tx.conn())
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
+}
+
+/// The advisory-lock key of a tenant's vectors (index jobs and tier moves take it, in
+/// whichever worker process they run).
+pub fn vector_lock_key(tenant: uuid::Uuid) -> i64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("docket:vectors:{tenant}").as_bytes());
+    i64::from_be_bytes(d[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// The placement a move left has been purged: the move is complete.

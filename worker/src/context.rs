@@ -39,8 +39,12 @@ pub struct JobContext {
     /// The vector store: with the in-process engine only in the one process that owns it;
     /// with a Qdrant server in every process. Present ⇔ this process runs `index`.
     pub vectors: Option<Vectors>,
-    /// Per-tenant locks serializing indexing with tier moves in this process.
+    /// Per-tenant locks serializing indexing with tier moves in this process (waiters here
+    /// hold no database connection; the holder takes the deployment-wide lock below).
     pub tenant_locks: Mutex<HashMap<uuid::Uuid, Arc<tokio::sync::Mutex<()>>>>,
+    /// Connections that only hold PostgreSQL advisory locks (apart from the job pool, so a
+    /// lock holder can always get the connection its work needs).
+    pub lock_pool: sqlx::PgPool,
     /// Configuration.
     pub config: Config,
     /// Longest a single attempt may run.
@@ -100,10 +104,33 @@ impl JobContext {
         }
     }
 
-    /// The lock that indexing and tier moves of `tenant` take (so a move never races an
-    /// index job writing to the placement it is leaving).
-    pub fn tenant_lock(&self, tenant: uuid::Uuid) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.tenant_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(tenant).or_default().clone()
+    /// The lock that indexing and tier moves of `tenant` take, across every worker process
+    /// of the deployment (so a move never races an index job writing to the placement it
+    /// is leaving, in this process or another): the in-process mutex first, then a
+    /// PostgreSQL advisory lock held by a transaction on [`JobContext::lock_pool`] until
+    /// the guard is dropped.
+    pub async fn lock_tenant_vectors(&self, tenant: uuid::Uuid) -> Result<TenantVectorLock, sqlx::Error> {
+        let local = {
+            let mut locks = self.tenant_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(tenant).or_default().clone()
+        };
+        let local = local.lock_owned().await;
+        let mut tx = self.lock_pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(docket_platform::placement::vector_lock_key(tenant))
+            .execute(&mut *tx)
+            .await?;
+        Ok(TenantVectorLock {
+            _tx: tx,
+            _local: local,
+        })
     }
+}
+
+/// Held while a tenant's vectors are written or moved; released on drop (the transaction
+/// rolls back, which releases the advisory lock).
+#[derive(Debug)]
+pub struct TenantVectorLock {
+    _tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
 }

@@ -67,6 +67,8 @@ const BULK_BATCH_TEXTS: usize = 64;
 
 /// Longest one job attempt may run before it is retried.
 const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+/// Connections holding tenants' vector locks at once (each an index job or a move).
+const LOCK_CONNECTIONS: u32 = 4;
 /// How long the first heartbeat waits for the queues to connect (or fail to).
 const FIRST_STATE_WAIT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for in-flight jobs before leaving them to be re-delivered.
@@ -123,6 +125,10 @@ impl Worker {
             chunker,
             vectors: vectors.clone(),
             tenant_locks: Default::default(),
+            lock_pool: sqlx::postgres::PgPoolOptions::new()
+                .max_connections(LOCK_CONNECTIONS)
+                .connect_lazy(config.database.app_url.expose())
+                .map_err(DbError::from)?,
             job_timeout: JOB_TIMEOUT,
             interactive_running: Default::default(),
             interactive_ended_ms: Default::default(),

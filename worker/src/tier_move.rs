@@ -32,9 +32,8 @@ pub struct Moved {
 
 /// Moves `t` to its requested tier if it is not there yet. `Ok(None)`: nothing to do.
 pub async fn move_if_requested(ctx: &Ctx, store: &Vectors, t: TenantId) -> Result<Option<Moved>, String> {
-    let lock = ctx.tenant_lock(t.as_uuid());
-    let _held = lock.lock().await;
     let err = |e: &dyn std::fmt::Display| e.to_string();
+    let _held = ctx.lock_tenant_vectors(t.as_uuid()).await.map_err(|e| err(&e))?;
 
     let mut tx = ctx.db.begin_tenant(t).await.map_err(|e| err(&e))?;
     let place = placement::ensure(&mut tx).await.map_err(|e| err(&e))?;
@@ -77,9 +76,17 @@ pub async fn move_if_requested(ctx: &Ctx, store: &Vectors, t: TenantId) -> Resul
 
     // Switch atomically, audited in the tenant's chain.
     let mut tx = ctx.db.begin_tenant(t).await.map_err(|e| err(&e))?;
-    placement::switch(&mut tx, place.current, place.desired)
+    let switched = placement::switch(&mut tx, place.current, place.desired)
         .await
         .map_err(|e| err(&e))?;
+    if !switched {
+        // Someone else moved the tenant since we read its placement: our copy is not what
+        // searches use; leave it for the next move to replace.
+        return Err(format!(
+            "the placement is no longer {}: another worker moved the tenant; the move will be retried",
+            place.current.as_str()
+        ));
+    }
     let ev = Event::new("vectors.tier_move", Outcome::Allowed, Actor::System)
         .target(format!("tenant:{t}"))
         .detail("from", place.current.as_str())

@@ -30,4 +30,5 @@ mod ssrf;
 mod switches;
 mod tiers;
 mod usage;
+mod vector_locks;
 mod worker;

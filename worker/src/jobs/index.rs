@@ -46,8 +46,10 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
         .clone()
         .ok_or_else(|| JobError::transient("this worker does not own the vector store"))?;
     let (t, d) = (env.tenant_id, env.document_id);
-    let lock = ctx.tenant_lock(t.as_uuid());
-    let _held = lock.lock().await;
+    let _held = ctx
+        .lock_tenant_vectors(t.as_uuid())
+        .await
+        .map_err(JobError::transient)?;
 
     let mut tx = ctx.db.begin_tenant(t).await.map_err(JobError::transient)?;
     progress(&mut tx, env, "index").await?;
