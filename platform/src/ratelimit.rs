@@ -112,20 +112,81 @@ fn secs(ms: i64) -> u64 {
     (ms.max(0) as u64).div_ceil(1000)
 }
 
-/// Takes one request from `tenant`'s bucket for `class`.
-pub async fn check(
+/// Takes one request from the bucket under the platform key `name` (limits that no tenant
+/// owns: unauthenticated endpoints per client address and in total).
+pub async fn check_key(redis: &Redis, name: &str, limit: Limit) -> Result<Decision, RedisError> {
+    let key = format!("{}rl:{name}:{}x{}", redis.prefix(), limit.per_minute, limit.burst);
+    gcra(redis, key, limit).await
+}
+
+/// True the first time it is asked for `key` within `window` (a Redis `SET NX EX`): one
+/// audit event per window for refusals that repeat (a client hammering a limit, a failed
+/// login retried), instead of one per request.
+pub async fn first_in_window(redis: &Redis, key: &str, window_secs: u64) -> Result<bool, RedisError> {
+    let mut conn = redis.conn().await?;
+    let set: Option<String> = redis::cmd("SET")
+        .arg(format!("{}once:{key}", redis.prefix()))
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(window_secs.max(1))
+        .query_async(&mut conn)
+        .await?;
+    Ok(set.is_some())
+}
+
+/// Seconds `key` stays locked by [`count_failure`], if it is locked now.
+pub async fn locked_for(redis: &Redis, key: &str) -> Result<Option<u64>, RedisError> {
+    let mut conn = redis.conn().await?;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("{}lock:{key}", redis.prefix()))
+        .query_async(&mut conn)
+        .await?;
+    Ok((ttl > 0).then_some(ttl as u64))
+}
+
+/// Counts a failure of `key` (within `lockout_secs`); at `max` the key is locked for
+/// `lockout_secs` and the wait is returned. The Redis twin of the per-account login
+/// throttle in PostgreSQL, for accounts that have no tenant to keep it in (an unknown
+/// organisation, an operator).
+pub async fn count_failure(
     redis: &Redis,
-    tenant: TenantId,
-    class: EndpointClass,
-    limit: Limit,
-) -> Result<Decision, RedisError> {
+    key: &str,
+    max: u32,
+    lockout_secs: u64,
+) -> Result<Option<u64>, RedisError> {
+    let mut conn = redis.conn().await?;
+    let count_key = format!("{}fails:{key}", redis.prefix());
+    let (n, _): (i64, i64) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg(&count_key)
+        .cmd("EXPIRE")
+        .arg(&count_key)
+        .arg(lockout_secs.max(1))
+        .query_async(&mut conn)
+        .await?;
+    if n as u32 >= max {
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(&count_key)
+            .ignore()
+            .cmd("SET")
+            .arg(format!("{}lock:{key}", redis.prefix()))
+            .arg(1)
+            .arg("EX")
+            .arg(lockout_secs.max(1))
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        return Ok(Some(lockout_secs));
+    }
+    Ok(None)
+}
+
+async fn gcra(redis: &Redis, key: String, limit: Limit) -> Result<Decision, RedisError> {
     let interval = 60_000u64.div_ceil(u64::from(limit.per_minute.max(1)));
-    // The limit is part of the key: when it changes (plan change, override set or expired)
-    // the new limit starts from a full bucket instead of inheriting a stricter one's debt.
-    let key = redis.tenant_key(
-        tenant,
-        &format!("rl:{}:{}x{}", class.as_str(), limit.per_minute, limit.burst),
-    );
     let mut conn = redis.conn().await?;
     let (ok, remaining, reset_ms, retry_ms): (i64, i64, i64, i64) = redis::Script::new(GCRA)
         .key(key)
@@ -140,6 +201,22 @@ pub async fn check(
         reset_secs: secs(reset_ms),
         retry_after_secs: secs(retry_ms).max(1),
     })
+}
+
+/// Takes one request from `tenant`'s bucket for `class`.
+pub async fn check(
+    redis: &Redis,
+    tenant: TenantId,
+    class: EndpointClass,
+    limit: Limit,
+) -> Result<Decision, RedisError> {
+    // The limit is part of the key: when it changes (plan change, override set or expired)
+    // the new limit starts from a full bucket instead of inheriting a stricter one's debt.
+    let key = redis.tenant_key(
+        tenant,
+        &format!("rl:{}:{}x{}", class.as_str(), limit.per_minute, limit.burst),
+    );
+    gcra(redis, key, limit).await
 }
 
 #[cfg(test)]

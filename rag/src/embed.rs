@@ -203,10 +203,13 @@ impl Embedder {
                 types[[i, j]] = i64::from(*t);
             }
         }
+        // A panic while the session was held (in the runtime's wrapper or in ours) poisons
+        // the lock; the session itself keeps no state between runs, so the next call takes
+        // it anyway instead of failing every embedding for the rest of the process.
         let mut session = self
             .session
             .lock()
-            .map_err(|_| runtime("session lock poisoned"))?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let outputs = session
             .run(ort::inputs![
                 "input_ids" => TensorRef::from_array_view(&ids).map_err(runtime)?,
@@ -225,6 +228,18 @@ impl Embedder {
                 )
             })
             .collect())
+    }
+}
+
+impl Embedder {
+    /// Panics while holding the session, as a crash inside a model call would (caught
+    /// here). For the test that embedding survives it; not for production use.
+    #[doc(hidden)]
+    pub fn crash_inside_session_for_tests(&self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = self.session.lock();
+            panic!("simulated crash inside a model call");
+        }));
     }
 }
 

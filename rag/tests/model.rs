@@ -60,6 +60,17 @@ fn a_batch_gives_the_same_vectors_as_one_by_one() {
 }
 
 #[test]
+fn a_crash_inside_a_model_call_does_not_poison_embedding_for_the_process() {
+    let e = Embedder::load(&settings()).expect("model");
+    let before = e.embed(&["The term is five years."]).expect("embeds");
+    e.crash_inside_session_for_tests();
+    let after = e
+        .embed(&["The term is five years."])
+        .expect("still embeds after a crash in another call");
+    assert_eq!(before, after);
+}
+
+#[test]
 fn a_missing_model_is_a_clear_error_naming_the_path() {
     let s = EmbedSettings {
         model_dir: PathBuf::from("/nonexistent/models"),

@@ -145,6 +145,10 @@ pub fn test_env(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> H
     set("DOCKET_IMPORT_ALLOW_HTTP", "true".into());
     set("DOCKET_MASTER_KEY", format!("test1:{key}"));
     set("DOCKET_LOG", "warn".into());
+    // Every test signs in from 127.0.0.1, often dozens of times in a second; the tests of
+    // the pre-authentication limit set their own, production-like figures.
+    set("DOCKET_PREAUTH_PER_MINUTE", "100000".into());
+    set("DOCKET_PREAUTH_BURST", "10000".into());
     set("DOCKET_MODEL_DIR", model_dir());
     for (k, v) in overrides {
         set(k, (*v).to_owned());

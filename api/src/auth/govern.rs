@@ -1,5 +1,7 @@
 //! The governance chain every tenant request passes, in the order the product defines:
-//! capability → plan feature gate → incident switches → input safety → rate limit → quota.
+//! rate limit → capability → plan feature gate → incident switches → input safety → quota.
+//! The rate limit comes first so that every refusal after it is paid for (and a 429 is
+//! audited once per limited window, not per request).
 //! (Authentication and the tenant/user state come before, in the extractor; the handler,
 //! usage and audit after.) Each refusal names its rule in the error code and in an audit
 //! event. The plan's entitlements are read once, here, and handed to the handler.
@@ -70,14 +72,17 @@ impl TenantAuth {
     /// Runs the whole chain for `gate`.
     pub async fn govern(&self, state: &AppState, gate: Gate<'_>) -> Result<Governed, ApiError> {
         let cap = gate.cap;
+        let class = EndpointClass::of(cap);
+        let ent = &self.entitlements;
+        // First, so that every refusal below is paid for: a client looping on a forbidden
+        // endpoint is rate limited before it can fill the tenant's audit chain.
+        self.rate_limit(state, class, ent).await?;
         if !authz::allows(self.role, cap) {
             let msg = format!("your role ({}) does not allow {cap}", self.role);
             return Err(self
                 .refuse(state, "authz.check", StatusCode::FORBIDDEN, "forbidden", msg)
                 .await);
         }
-        let class = EndpointClass::of(cap);
-        let ent = &self.entitlements;
         if let Some(f) = gate.feature {
             self.feature_gate(state, ent, f).await?;
         }
@@ -86,7 +91,6 @@ impl TenantAuth {
             Some(q) => self.input_safety(state, ent, q).await?,
             None => Vec::new(),
         };
-        self.rate_limit(state, class, ent).await?;
         if gate.metered {
             self.quota(state, ent).await?;
         }
@@ -237,15 +241,24 @@ impl TenantAuth {
                     limit.burst,
                     d.retry_after_secs
                 );
-                let err = self
-                    .refuse(
+                // One audit event per limited window and class, not one per refused
+                // request: a flood is recorded, and cannot fill the chain.
+                let window = format!("rl-audited:{}:{}", self.tenant_id(), class.as_str());
+                let first = ratelimit::first_in_window(&state.redis, &window, d.retry_after_secs)
+                    .await
+                    .unwrap_or(true);
+                let err = if first {
+                    self.refuse(
                         state,
                         "ratelimit.check",
                         StatusCode::TOO_MANY_REQUESTS,
                         "rate_limited",
                         msg,
                     )
-                    .await;
+                    .await
+                } else {
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg)
+                };
                 Err(err.with_retry_after(d.retry_after_secs))
             }
             Err(e) if class.fails_closed() => {

@@ -4,6 +4,7 @@ pub mod bearer;
 pub mod context;
 pub mod govern;
 pub mod operator;
+pub mod preauth;
 pub mod refusal;
 pub mod tenant;
 pub mod tokens;

@@ -60,6 +60,12 @@ impl Refusal {
         self
     }
 
+    /// The error to answer with, without an audit event (a repeat of one already
+    /// recorded in this window).
+    pub fn into_error(self) -> ApiError {
+        self.error
+    }
+
     /// Writes the audit event (a failure to audit is logged; the request is refused
     /// regardless) and returns the error to answer with.
     pub async fn record(self, state: &AppState, ctx: &RequestCtx) -> ApiError {

@@ -46,17 +46,44 @@ fn invalid_credentials() -> Refusal {
     .action("auth.login")
 }
 
-/// Verifies a password off the async runtime (argon2 is deliberately slow).
+/// The throttle key of an account in an organisation that does not exist (a digest: no
+/// address is stored in clear).
+fn unknown_account(slug: &str, email: &Email) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("login:{}:{}", slug.to_lowercase(), email.as_str()).as_bytes());
+    format!("login-unknown:{}", hex::encode(&d[..16]))
+}
+
+/// Verifies a password off the async runtime, bounded (argon2 is deliberately slow and
+/// memory-hard; see `password::verify_bounded`).
 async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || match hash {
-        Some(h) => password::verify(&password, &h),
-        None => {
-            password::dummy_verify(&password);
-            false
-        }
-    })
-    .await
-    .map_err(ApiError::internal)
+    Ok(password::verify_bounded(password, hash).await)
+}
+
+fn throttled(wait: u64) -> Refusal {
+    Refusal::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "login_throttled",
+        format!("too many failed logins for this account; try again in {wait} s"),
+    )
+    .action("auth.login")
+    .retry_after(wait)
+}
+
+/// Records `refusal` once per `window_secs` and `key` (a failed login retried, a throttled
+/// account hammered), otherwise only answers with it: one audit event per account and
+/// window, whatever the attempt rate, so a flood cannot fill the tenant's chain.
+async fn refuse_once(
+    state: &AppState,
+    ctx: &RequestCtx,
+    key: &str,
+    window_secs: u64,
+    refusal: Refusal,
+) -> ApiError {
+    match docket_platform::ratelimit::first_in_window(&state.redis, key, window_secs).await {
+        Ok(false) => refusal.into_error(),
+        _ => refusal.record(state, ctx).await,
+    }
 }
 
 async fn login(
@@ -64,16 +91,44 @@ async fn login(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    crate::auth::preauth::admit(&state, &ctx, "auth.login").await?;
     let email =
         Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    let auth = &state.config.auth;
+    let lockout = auth.login_lockout.as_secs();
     let Some(tenant) = tenants::find_by_slug(&state.db, &body.tenant)
         .await
         .map_err(ApiError::internal)?
     else {
+        // An unknown organisation answers, waits and throttles exactly like a known one
+        // (the same counter, kept in Redis as it has no tenant to live in), so slugs
+        // cannot be enumerated.
+        let key = unknown_account(&body.tenant, &email);
+        if let Ok(Some(wait)) = docket_platform::ratelimit::locked_for(&state.redis, &key).await {
+            verify_password(body.password, None).await?;
+            let window = format!("login-throttled:{key}");
+            return Err(refuse_once(&state, &ctx, &window, wait, throttled(wait)).await);
+        }
         verify_password(body.password, None).await?;
-        return Err(invalid_credentials().record(&state, &ctx).await);
+        let locked =
+            docket_platform::ratelimit::count_failure(&state.redis, &key, auth.login_max_failures, lockout)
+                .await
+                .unwrap_or(None);
+        return Err(match locked {
+            // The lock itself is always recorded.
+            Some(wait) => throttled(wait).record(&state, &ctx).await,
+            None => {
+                refuse_once(
+                    &state,
+                    &ctx,
+                    &format!("login-failed:{key}"),
+                    lockout,
+                    invalid_credentials(),
+                )
+                .await
+            }
+        });
     };
-    let auth = &state.config.auth;
     let mut tx = state.db.begin_tenant(tenant.id).await?;
     // The throttle is keyed by a pseudonym of the email: unknown accounts are throttled
     // exactly like real ones, and no address is stored.
@@ -82,53 +137,47 @@ async fn login(
         .tenant_pseudonym(&mut tx, &format!("email:{}", email.as_str()))
         .await
         .map_err(ApiError::internal)?;
-    tx.commit().await?;
     let chain = Chain::Tenant(tenant.id);
-    let mut tx = state.db.begin_tenant(tenant.id).await?;
+    let once = format!("{}:{account}", tenant.id);
     if let Some(wait) = throttle::locked_for(&mut tx, &account).await? {
         drop(tx);
-        return Err(Refusal::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "login_throttled",
-            format!("too many failed logins for this account; try again in {wait} s"),
-        )
-        .action("auth.login")
-        .chain(chain)
-        .retry_after(wait)
-        .record(&state, &ctx)
-        .await);
+        verify_password(body.password, None).await?;
+        let window = format!("login-throttled:{once}");
+        return Err(refuse_once(&state, &ctx, &window, wait, throttled(wait).chain(chain)).await);
     }
     let found = users::find_for_login(&mut tx, &email)
         .await
         .map_err(ApiError::internal)?;
+    // The password is checked with no pooled connection held: argon2 takes tens of
+    // milliseconds, and a flood of attempts must not take the tenant's users' connections.
+    tx.commit().await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
         None => (None, None),
     };
     let ok = verify_password(body.password, hash).await?;
+    let mut tx = state.db.begin_tenant(tenant.id).await?;
     let user = match (user, ok) {
         (Some(u), true) => u,
         (user, _) => {
-            let locked = throttle::record_failure(
-                &mut tx,
-                &account,
-                auth.login_max_failures,
-                auth.login_lockout.as_secs(),
-            )
-            .await?;
+            let locked =
+                throttle::record_failure(&mut tx, &account, auth.login_max_failures, lockout).await?;
             tx.commit().await?;
             let actor = user.map(|u| Actor::User(u.id)).unwrap_or(Actor::Anonymous);
-            let refusal = match locked {
-                Some(wait) => Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "login_throttled",
-                    format!("too many failed logins for this account; try again in {wait} s"),
-                )
-                .action("auth.login")
-                .retry_after(wait),
-                None => invalid_credentials(),
-            };
-            return Err(refusal.chain(chain).actor(actor).record(&state, &ctx).await);
+            return Err(match locked {
+                // The lock itself is always recorded.
+                Some(wait) => {
+                    throttled(wait)
+                        .chain(chain)
+                        .actor(actor)
+                        .record(&state, &ctx)
+                        .await
+                }
+                None => {
+                    let refusal = invalid_credentials().chain(chain).actor(actor);
+                    refuse_once(&state, &ctx, &format!("login-failed:{once}"), lockout, refusal).await
+                }
+            });
         }
     };
     let actor = Actor::User(user.id);
@@ -200,6 +249,7 @@ async fn refresh_token(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    crate::auth::preauth::admit(&state, &ctx, "auth.refresh").await?;
     let Some(cred) = Credential::parse(Kind::Refresh, &body.refresh_token) else {
         return Err(invalid_refresh("auth.refresh").record(&state, &ctx).await);
     };
@@ -286,6 +336,7 @@ async fn logout(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<StatusCode, ApiError> {
+    crate::auth::preauth::admit(&state, &ctx, "auth.logout").await?;
     let cred = Credential::parse(Kind::Refresh, &body.refresh_token);
     let tenant = match &cred {
         Some(c) => tenants::get(&state.db, c.tenant)

@@ -42,34 +42,70 @@ async fn login(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    crate::auth::preauth::admit(&state, &ctx, "ops.login").await?;
     let email =
         Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    // Operators are throttled like users: the same failures and lockout, per account (in
+    // Redis: operators have no tenant to keep a throttle row in).
+    let auth = &state.config.auth;
+    let account = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(format!("ops-login:{}", email.as_str()).as_bytes());
+        format!("ops-login:{}", hex::encode(&d[..16]))
+    };
+    let lockout = auth.login_lockout.as_secs();
+    if let Ok(Some(wait)) = docket_platform::ratelimit::locked_for(&state.redis, &account).await {
+        let refusal = Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_throttled",
+            format!("too many failed logins for this account; try again in {wait} s"),
+        )
+        .action("ops.login")
+        .retry_after(wait);
+        let first =
+            docket_platform::ratelimit::first_in_window(&state.redis, &format!("throttled:{account}"), wait)
+                .await
+                .unwrap_or(true);
+        return Err(match first {
+            true => refusal.record(&state, &ctx).await,
+            false => refusal.into_error(),
+        });
+    }
     let found = operators::find_for_login(&state.control, &email).await?;
     let (id, hash, active) = match &found {
         Some((id, h, a)) => (Some(*id), Some(h.clone()), *a),
         None => (None, None, false),
     };
     let pw = body.password;
-    let ok = tokio::task::spawn_blocking(move || match hash {
-        Some(h) => docket_platform::identity::password::verify(&pw, &h),
-        None => {
-            docket_platform::identity::password::dummy_verify(&pw);
-            false
-        }
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let ok = docket_platform::identity::password::verify_bounded(pw, hash).await;
     let actor = id.map(Actor::Operator).unwrap_or(Actor::Anonymous);
     let (Some(id), true, true) = (id, ok, active) else {
-        return Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "the email or password is wrong",
+        let locked = docket_platform::ratelimit::count_failure(
+            &state.redis,
+            &account,
+            auth.login_max_failures,
+            lockout,
         )
-        .action("ops.login")
-        .actor(actor)
-        .record(&state, &ctx)
-        .await);
+        .await
+        .unwrap_or(None);
+        let refusal = match locked {
+            Some(wait) => Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login_throttled",
+                format!("too many failed logins for this account; try again in {wait} s"),
+            )
+            .retry_after(wait),
+            None => Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the email or password is wrong",
+            ),
+        };
+        return Err(refusal
+            .action("ops.login")
+            .actor(actor)
+            .record(&state, &ctx)
+            .await);
     };
     state
         .auditor

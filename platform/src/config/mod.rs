@@ -153,6 +153,11 @@ pub struct AuthConfig {
     pub login_max_failures: u32,
     /// How long a throttled account must wait.
     pub login_lockout: Duration,
+    /// Unauthenticated requests (sign-in, refresh, logout) per minute per client address
+    /// (`DOCKET_PREAUTH_PER_MINUTE`; the deployment-wide limit is 50 times this).
+    pub preauth_per_minute: u32,
+    /// Their burst (`DOCKET_PREAUTH_BURST`).
+    pub preauth_burst: u32,
 }
 
 /// The whole configuration of a Docket process.
@@ -333,6 +338,8 @@ impl Config {
             key_rotation_window,
             login_max_failures: r.ranged("DOCKET_LOGIN_MAX_FAILURES", 5, 1, 1000) as u32,
             login_lockout: Duration::from_secs(r.ranged("DOCKET_LOGIN_LOCKOUT_SECS", 300, 1, 86_400)),
+            preauth_per_minute: r.ranged("DOCKET_PREAUTH_PER_MINUTE", 60, 1, 1_000_000) as u32,
+            preauth_burst: r.ranged("DOCKET_PREAUTH_BURST", 30, 1, 1_000_000) as u32,
         };
         let ingest = IngestConfig {
             max_upload_bytes: r.ranged("DOCKET_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, 1, 1 << 40),

@@ -18,6 +18,7 @@ mod import_ops;
 mod imports;
 mod memberships;
 mod plans;
+mod preauth;
 mod queries;
 mod quotas;
 mod ratelimit;

@@ -89,7 +89,8 @@ async fn a_burst_of_ten_times_the_limit_lets_exactly_the_burst_through() {
     let r = app.call(Method::GET, "/v1/documents", Some(&token), None).await;
     assert_eq!(r.status(), 200);
 
-    // Every refusal is in the tenant's audit trail with its rule.
+    // The refusals are in the tenant's audit trail with their rule: once per limited window
+    // (a flood of 429s must not fill the chain), not once per request.
     let audited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE tenant_id = $1 AND action = 'ratelimit.check'
          AND outcome = 'refused' AND reason = 'rate_limited'",
@@ -98,7 +99,8 @@ async fn a_burst_of_ten_times_the_limit_lets_exactly_the_burst_through() {
     .fetch_one(app.control.pool())
     .await
     .expect("audit");
-    assert_eq!(audited, refused as i64 + 1);
+    assert!(refused > 1);
+    assert_eq!(audited, 1, "{refused} refusals, one window");
 }
 
 #[tokio::test]

@@ -7,12 +7,14 @@
 //! - `answer-quality`: the clause evaluation on one half of cuad-dev (retrieval and
 //!   selection in-process; `--grid` tunes on the tune half).
 //! - `bulk`: a zip import of N synthetic contracts: documents/min, queue depth, memory, fairness.
+//! - `login-flood`: 500 concurrent bad logins against one tenant: its users' p99 vs idle.
 
 mod answer;
 mod bulk;
 mod cpu;
 mod embed;
 mod governance;
+mod login;
 mod quality;
 
 use anyhow::bail;
@@ -26,8 +28,11 @@ async fn main() -> anyhow::Result<()> {
         "answer" => answer::run(&args[1..]).await,
         "answer-quality" => quality::run(&args[1..]).await,
         "bulk" => bulk::run(&args[1..]).await,
+        "login-flood" => login::run().await,
         other => {
-            bail!("unknown benchmark {other:?}: expected embed, governance, answer, answer-quality or bulk")
+            bail!(
+                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk or login-flood"
+            )
         }
     }
 }
