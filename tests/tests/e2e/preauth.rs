@@ -152,11 +152,17 @@ async fn a_viewer_looping_on_a_forbidden_endpoint_is_rate_limited_before_it_is_a
         }
     }
     assert!(
-        limited >= 40,
+        limited >= 30,
         "the admin class's burst is 100 on this plan: {limited} limited"
     );
+    // Only the requests the limiter let through reached the capability check (and its
+    // audit event); the limited ones were refused before it.
     let forbidden = app.audit_count(t.id, "authz.check", Some("forbidden")).await;
-    assert!(forbidden <= 100, "{forbidden} refusals audited");
+    assert_eq!(
+        forbidden,
+        150 - limited,
+        "{forbidden} refusals audited, {limited} limited"
+    );
     assert_eq!(
         app.audit_count(t.id, "ratelimit.check", Some("rate_limited"))
             .await,
