@@ -135,6 +135,14 @@ pub async fn first_in_window(redis: &Redis, key: &str, window_secs: u64) -> Resu
     Ok(set.is_some())
 }
 
+/// The Redis key of an account for [`count_failure`] and [`locked_for`]: `scope` and a
+/// digest of `account` (an email, say), so no address is kept in clear.
+pub fn account_key(scope: &str, account: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{scope}:{account}").as_bytes());
+    format!("{scope}:{}", hex::encode(&d[..16]))
+}
+
 /// Seconds `key` stays locked by [`count_failure`], if it is locked now.
 pub async fn locked_for(redis: &Redis, key: &str) -> Result<Option<u64>, RedisError> {
     let mut conn = redis.conn().await?;

@@ -319,6 +319,26 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Deletes every Redis key of this test (queues, workers' registrations, limits): what
+    /// a Redis restart without persistence does. Returns how many keys there were.
+    pub async fn flush_redis(&self) -> usize {
+        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.config.redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .expect("del");
+        }
+        keys.len()
+    }
+
     /// An audit writer with this app's master key.
     pub fn auditor(&self) -> docket_platform::audit::Auditor {
         docket_platform::audit::Auditor::new(self.config.master_key.clone())

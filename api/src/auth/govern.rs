@@ -7,6 +7,7 @@
 //! event. The plan's entitlements are read once, here, and handed to the handler.
 
 use super::TenantAuth;
+use super::refusal::{Chain, Refusal};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::http::StatusCode;
@@ -244,21 +245,12 @@ impl TenantAuth {
                 // One audit event per limited window and class, not one per refused
                 // request: a flood is recorded, and cannot fill the chain.
                 let window = format!("rl-audited:{}:{}", self.tenant_id(), class.as_str());
-                let first = ratelimit::first_in_window(&state.redis, &window, d.retry_after_secs)
-                    .await
-                    .unwrap_or(true);
-                let err = if first {
-                    self.refuse(
-                        state,
-                        "ratelimit.check",
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        msg,
-                    )
-                    .await
-                } else {
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg)
-                };
+                let err = Refusal::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", msg)
+                    .chain(Chain::Tenant(self.tenant_id()))
+                    .actor(self.actor())
+                    .action("ratelimit.check")
+                    .record_once(state, &self.ctx, &window, d.retry_after_secs)
+                    .await;
                 Err(err.with_retry_after(d.retry_after_secs))
             }
             Err(e) if class.fails_closed() => {

@@ -44,17 +44,10 @@ pub async fn admit(state: &AppState, ctx: &RequestCtx, action: &'static str) -> 
                 d.retry_after_secs
             );
             let window = format!("preauth-audited:{address}");
-            let first = ratelimit::first_in_window(&state.redis, &window, d.retry_after_secs)
-                .await
-                .unwrap_or(true);
-            let err = if first {
-                Refusal::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", msg)
-                    .action(action)
-                    .record(state, ctx)
-                    .await
-            } else {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", msg)
-            };
+            let err = Refusal::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", msg)
+                .action(action)
+                .record_once(state, ctx, &window, d.retry_after_secs)
+                .await;
             Err(err.with_retry_after(d.retry_after_secs))
         }
         Err(e) => {

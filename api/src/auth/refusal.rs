@@ -60,10 +60,20 @@ impl Refusal {
         self
     }
 
-    /// The error to answer with, without an audit event (a repeat of one already
-    /// recorded in this window).
-    pub fn into_error(self) -> ApiError {
-        self.error
+    /// Like [`Refusal::record`], but writes the audit event only the first time `key` is
+    /// refused within `window_secs` (a limit hammered, a failed login retried): a flood is
+    /// recorded once and cannot fill the chain. If Redis cannot say, it is recorded.
+    pub async fn record_once(
+        self,
+        state: &AppState,
+        ctx: &RequestCtx,
+        key: &str,
+        window_secs: u64,
+    ) -> ApiError {
+        match docket_platform::ratelimit::first_in_window(&state.redis, key, window_secs).await {
+            Ok(false) => self.error,
+            _ => self.record(state, ctx).await,
+        }
     }
 
     /// Writes the audit event (a failure to audit is logged; the request is refused

@@ -46,14 +46,6 @@ fn invalid_credentials() -> Refusal {
     .action("auth.login")
 }
 
-/// The throttle key of an account in an organisation that does not exist (a digest: no
-/// address is stored in clear).
-fn unknown_account(slug: &str, email: &Email) -> String {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(format!("login:{}:{}", slug.to_lowercase(), email.as_str()).as_bytes());
-    format!("login-unknown:{}", hex::encode(&d[..16]))
-}
-
 /// Verifies a password off the async runtime, bounded (argon2 is deliberately slow and
 /// memory-hard; see `password::verify_bounded`).
 async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
@@ -68,22 +60,6 @@ fn throttled(wait: u64) -> Refusal {
     )
     .action("auth.login")
     .retry_after(wait)
-}
-
-/// Records `refusal` once per `window_secs` and `key` (a failed login retried, a throttled
-/// account hammered), otherwise only answers with it: one audit event per account and
-/// window, whatever the attempt rate, so a flood cannot fill the tenant's chain.
-async fn refuse_once(
-    state: &AppState,
-    ctx: &RequestCtx,
-    key: &str,
-    window_secs: u64,
-    refusal: Refusal,
-) -> ApiError {
-    match docket_platform::ratelimit::first_in_window(&state.redis, key, window_secs).await {
-        Ok(false) => refusal.into_error(),
-        _ => refusal.record(state, ctx).await,
-    }
 }
 
 async fn login(
@@ -103,11 +79,14 @@ async fn login(
         // An unknown organisation answers, waits and throttles exactly like a known one
         // (the same counter, kept in Redis as it has no tenant to live in), so slugs
         // cannot be enumerated.
-        let key = unknown_account(&body.tenant, &email);
+        let key = docket_platform::ratelimit::account_key(
+            "login-unknown",
+            &format!("{}:{}", body.tenant.to_lowercase(), email.as_str()),
+        );
         if let Ok(Some(wait)) = docket_platform::ratelimit::locked_for(&state.redis, &key).await {
             verify_password(body.password, None).await?;
             let window = format!("login-throttled:{key}");
-            return Err(refuse_once(&state, &ctx, &window, wait, throttled(wait)).await);
+            return Err(throttled(wait).record_once(&state, &ctx, &window, wait).await);
         }
         verify_password(body.password, None).await?;
         let locked =
@@ -118,14 +97,9 @@ async fn login(
             // The lock itself is always recorded.
             Some(wait) => throttled(wait).record(&state, &ctx).await,
             None => {
-                refuse_once(
-                    &state,
-                    &ctx,
-                    &format!("login-failed:{key}"),
-                    lockout,
-                    invalid_credentials(),
-                )
-                .await
+                invalid_credentials()
+                    .record_once(&state, &ctx, &format!("login-failed:{key}"), lockout)
+                    .await
             }
         });
     };
@@ -143,7 +117,10 @@ async fn login(
         drop(tx);
         verify_password(body.password, None).await?;
         let window = format!("login-throttled:{once}");
-        return Err(refuse_once(&state, &ctx, &window, wait, throttled(wait).chain(chain)).await);
+        return Err(throttled(wait)
+            .chain(chain)
+            .record_once(&state, &ctx, &window, wait)
+            .await);
     }
     let found = users::find_for_login(&mut tx, &email)
         .await
@@ -175,7 +152,9 @@ async fn login(
                 }
                 None => {
                     let refusal = invalid_credentials().chain(chain).actor(actor);
-                    refuse_once(&state, &ctx, &format!("login-failed:{once}"), lockout, refusal).await
+                    refusal
+                        .record_once(&state, &ctx, &format!("login-failed:{once}"), lockout)
+                        .await
                 }
             });
         }

@@ -48,11 +48,7 @@ async fn login(
     // Operators are throttled like users: the same failures and lockout, per account (in
     // Redis: operators have no tenant to keep a throttle row in).
     let auth = &state.config.auth;
-    let account = {
-        use sha2::Digest;
-        let d = sha2::Sha256::digest(format!("ops-login:{}", email.as_str()).as_bytes());
-        format!("ops-login:{}", hex::encode(&d[..16]))
-    };
+    let account = docket_platform::ratelimit::account_key("ops-login", email.as_str());
     let lockout = auth.login_lockout.as_secs();
     if let Ok(Some(wait)) = docket_platform::ratelimit::locked_for(&state.redis, &account).await {
         let refusal = Refusal::new(
@@ -62,14 +58,8 @@ async fn login(
         )
         .action("ops.login")
         .retry_after(wait);
-        let first =
-            docket_platform::ratelimit::first_in_window(&state.redis, &format!("throttled:{account}"), wait)
-                .await
-                .unwrap_or(true);
-        return Err(match first {
-            true => refusal.record(&state, &ctx).await,
-            false => refusal.into_error(),
-        });
+        let window = format!("login-throttled:{account}");
+        return Err(refusal.record_once(&state, &ctx, &window, wait).await);
     }
     let found = operators::find_for_login(&state.control, &email).await?;
     let (id, hash, active) = match &found {

@@ -113,25 +113,19 @@ fn valid_region(region: &str) -> bool {
 /// is logged.
 pub fn describe(e: &object_store::Error) -> (&'static str, String) {
     tracing::warn!(error = %e, "source bucket call failed");
-    let status = http_status(e);
-    if status == Some(404) {
-        return describe(&object_store::Error::NotFound {
-            path: String::new(),
-            source: "404".into(),
-        });
-    }
-    if matches!(status, Some(401 | 403)) {
-        return describe(&object_store::Error::PermissionDenied {
-            path: String::new(),
-            source: "403".into(),
-        });
-    }
-    match e {
-        object_store::Error::NotFound { .. } => (
+    let status = match e {
+        object_store::Error::NotFound { .. } => Some(404),
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
+            Some(403)
+        }
+        _ => http_status(e),
+    };
+    match status {
+        Some(404) => (
             "no_such_bucket",
             "the bucket or prefix does not exist at the endpoint".into(),
         ),
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => (
+        Some(401 | 403) => (
             "access_denied",
             "the bucket refused the credentials (they need list and read access)".into(),
         ),

@@ -9,25 +9,6 @@ use reqwest::Method;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// Deletes every Redis key of this test (queues, workers' registrations, rate limits).
-async fn flush(app: &docket_tests::TestApp) -> usize {
-    let client = redis::Client::open(app.config.redis.url.expose().as_str()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.config.redis.prefix))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .expect("del");
-    }
-    keys.len()
-}
-
 fn quick() -> ReaperSettings {
     ReaperSettings {
         interval: Duration::from_millis(500),
@@ -85,7 +66,7 @@ async fn work_lost_from_redis_is_pushed_again_and_done_exactly_once() {
         );
     }
     // Everything is queued or under way; the queue forgets all of it.
-    assert!(flush(&app).await > 0, "there were queue entries to lose");
+    assert!(app.flush_redis().await > 0, "there were queue entries to lose");
 
     let s = app.wait_import(&owner, &import, Duration::from_secs(240)).await;
     assert_eq!(s["status"], "done", "{s}");
@@ -172,7 +153,7 @@ async fn a_job_lost_more_often_than_the_cap_fails_with_a_sentence() {
     let _reaper = app.spawn_reaper(settings);
     let started = Instant::now();
     let d = loop {
-        flush(&app).await;
+        app.flush_redis().await;
         let d = app.document(&owner, &id).await;
         if d["status"] == "failed" {
             break d;

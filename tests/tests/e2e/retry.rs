@@ -20,20 +20,7 @@ async fn fail_as_unqueued(app: &docket_tests::TestApp, tenant: docket_platform::
         .await
         .expect("fail");
     tx.commit().await.expect("commit");
-    let client = redis::Client::open(app.config.redis.url.expose().as_str()).expect("client");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.config.redis.prefix))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .expect("del");
-    }
+    app.flush_redis().await;
 }
 
 #[tokio::test]
