@@ -67,3 +67,47 @@ pub fn exe() -> Vec<u8> {
     b.extend((0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8));
     b
 }
+
+/// A small, valid PDF that takes a long time to parse: `pages` pages sharing one compressed
+/// content stream of `ops` text-showing operations each (a few kilobytes on disk, `pages ×
+/// ops` operations for the parser). The kind of file a parse-time limit exists for.
+pub fn slow_pdf(pages: usize, ops: usize) -> Vec<u8> {
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {
+        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+    });
+    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
+    let mut operations = vec![
+        Operation::new("BT", vec![]),
+        Operation::new("Tf", vec!["F1".into(), 12.into()]),
+    ];
+    for i in 0..ops {
+        operations.push(Operation::new("Td", vec![0.into(), ((i % 2) as i64).into()]));
+        operations.push(Operation::new("Tj", vec![Object::string_literal("clause")]));
+    }
+    operations.push(Operation::new("ET", vec![]));
+    let mut content = Stream::new(dictionary! {}, Content { operations }.encode().expect("encode"));
+    content.compress().expect("compress");
+    let content_id = doc.add_object(content);
+    let kids: Vec<Object> = (0..pages)
+        .map(|_| {
+            doc.add_object(dictionary! {
+                "Type" => "Page", "Parent" => pages_id, "Contents" => content_id, "Resources" => resources_id,
+            })
+            .into()
+        })
+        .collect();
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => kids, "Count" => pages as i64,
+            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("save");
+    out
+}

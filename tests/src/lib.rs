@@ -150,6 +150,12 @@ pub fn test_env(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> H
     set("DOCKET_PREAUTH_PER_MINUTE", "100000".into());
     set("DOCKET_PREAUTH_BURST", "10000".into());
     set("DOCKET_MODEL_DIR", model_dir());
+    // Test binaries live one folder below the workspace's binaries, where the worker's
+    // default (next to the running executable) would not find the parser.
+    set(
+        "DOCKET_PARSER_BIN",
+        sibling_binary("docket-parse").display().to_string(),
+    );
     for (k, v) in overrides {
         set(k, (*v).to_owned());
     }

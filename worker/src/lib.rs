@@ -48,6 +48,11 @@ pub enum WorkerError {
     /// The embedding model or runtime is missing.
     #[error(transparent)]
     Embedder(#[from] EmbedError),
+    /// The PDF parser executable is missing.
+    #[error(
+        "the PDF parser {0} is missing: build it (`cargo build --workspace --bins`) or set DOCKET_PARSER_BIN"
+    )]
+    ParserMissing(String),
     /// The job consumption loop ended although no shutdown was asked for.
     #[error("the job queues stopped being consumed; exiting so that a supervisor restarts the worker")]
     ConsumptionStopped,
@@ -78,6 +83,12 @@ impl Worker {
     /// Opens the stores and loads the tokenizer. Fails at once, with a clear message, if
     /// another process owns the vector directory or the model files are missing.
     pub async fn start(config: Config) -> Result<Self, WorkerError> {
+        // Checked now, not at the first PDF: a missing parser would fail every document.
+        if !config.ingest.parse.program.is_file() {
+            return Err(WorkerError::ParserMissing(
+                config.ingest.parse.program.display().to_string(),
+            ));
+        }
         let db = Db::connect_lazy(&config.database.app_url, config.database.max_connections)?;
         let vectors = match (&config.qdrant, config.owns_vectors) {
             (Some(q), _) => Some(Vectors::Server(QdrantServer::connect(&ServerConfig {

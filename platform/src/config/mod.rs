@@ -231,11 +231,33 @@ pub struct IngestConfig {
     pub question_batch: usize,
     /// Model sessions (one thread each) embedding questions.
     pub question_sessions: usize,
+    /// How PDFs are parsed: a bounded child process.
+    pub parse: ParseConfig,
+}
+
+/// The bounded PDF parser (`docket_rag::parse::bounded`).
+#[derive(Debug, Clone)]
+pub struct ParseConfig {
+    /// The `docket-parse` executable (`DOCKET_PARSER_BIN`; default: next to the running
+    /// executable, where `cargo build --workspace --bins` and the packages put it).
+    pub program: PathBuf,
+    /// Wall and CPU time one document may take (`DOCKET_PARSE_TIMEOUT_SECS`).
+    pub timeout: Duration,
+    /// Address space of the parser process (`DOCKET_PARSE_MEMORY_MIB`).
+    pub memory_bytes: u64,
 }
 
 const DEFAULT_APP_DB: &str = "postgres://docket_app:docket_app@127.0.0.1:5432/docket";
 const DEFAULT_CONTROL_DB: &str = "postgres://docket_control:docket_control@127.0.0.1:5432/docket";
 const DEFAULT_MIGRATE_DB: &str = "postgres://docket_owner:docket_owner@127.0.0.1:5432/docket";
+
+/// `docket-parse` next to the running executable.
+fn default_parser() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("docket-parse")))
+        .unwrap_or_else(|| PathBuf::from("docket-parse"))
+}
 
 impl Config {
     /// Loads from the process environment.
@@ -378,6 +400,14 @@ impl Config {
             import_allow_http: r.bool("DOCKET_IMPORT_ALLOW_HTTP", false),
             question_batch: r.ranged("DOCKET_QUESTION_BATCH", 8, 1, 256) as usize,
             question_sessions: r.ranged("DOCKET_QUESTION_SESSIONS", 1, 1, 16) as usize,
+            parse: ParseConfig {
+                program: r
+                    .raw("DOCKET_PARSER_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(default_parser),
+                timeout: Duration::from_secs(r.ranged("DOCKET_PARSE_TIMEOUT_SECS", 120, 1, 3600)),
+                memory_bytes: r.ranged("DOCKET_PARSE_MEMORY_MIB", 2048, 64, 65_536) << 20,
+            },
         };
         // The same rule the chunker applies (`docket_rag::chunk::Chunker::new`): a piece of
         // an over-long sentence leaves a fifth of the chunk for its carried heading.

@@ -4,8 +4,11 @@
 //! mean bag-of-words F1 0.9997 on CUAD), on the calling thread inside `catch_unwind`
 //! because it can panic on corrupt input; if it fails, lopdf (which loads and repairs
 //! damaged files and never panicked in our trials) repairs the document and pdf-extract gets
-//! a second try. Callers run [`parse`] on a blocking thread.
+//! a second try. Callers run [`parse`] on a blocking thread, or — for PDFs from users,
+//! whose parse can take unbounded time and memory — [`bounded::parse`] in a child process
+//! with CPU, wall-time and memory limits.
 
+pub mod bounded;
 mod pdf;
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +61,8 @@ impl Parsed {
 }
 
 /// Why a document cannot be parsed. Every variant is permanent: retrying will not help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Serializable: the bounded parser's child process reports it on stdout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ParseError {
     /// The PDF is encrypted.
     #[error("the PDF is encrypted; upload an unencrypted copy")]
@@ -74,6 +78,12 @@ pub enum ParseError {
     /// Text content that is not UTF-8.
     #[error("the text is not valid UTF-8")]
     NotUtf8,
+    /// The parse ran out of its time budget (CPU or wall time, in seconds).
+    #[error("the document took longer than {0} s to parse and was stopped")]
+    TimedOut(u64),
+    /// The parser process died (a crash, or its memory limit).
+    #[error("the parser crashed on this file or exceeded its memory limit")]
+    Crashed,
 }
 
 impl ParseError {
@@ -84,6 +94,8 @@ impl ParseError {
             ParseError::NoText => "no_extractable_text",
             ParseError::Corrupt(_) => "corrupt_file",
             ParseError::NotUtf8 => "invalid_encoding",
+            ParseError::TimedOut(_) => "parse_timeout",
+            ParseError::Crashed => "corrupt_file",
         }
     }
 }

@@ -17,6 +17,7 @@ mod import_load;
 mod import_ops;
 mod imports;
 mod memberships;
+mod parse_limits;
 mod plans;
 mod preauth;
 mod queries;

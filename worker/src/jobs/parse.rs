@@ -43,17 +43,31 @@ async fn run(ctx: &JobContext, env: &JobEnvelope) -> Result<(), JobError> {
         .get(&key, &documents::original_key(doc.id))
         .await
         .map_err(JobError::transient)?;
-    // CPU-bound and able to panic inside the PDF library: off the async runtime.
-    let parsed = tokio::task::spawn_blocking(move || parse::parse(kind, &original))
-        .await
-        .map_err(|_| JobError::Permanent {
-            code: "corrupt_file",
-            message: "the parser crashed on this file".into(),
-        })?
-        .map_err(|e| JobError::Permanent {
-            code: e.code(),
-            message: e.to_string(),
-        })?;
+    let parsed = match kind {
+        // A PDF's parse can take unbounded time and memory: a child process with limits
+        // (a job timeout could stop waiting, not stop the parse).
+        ContentKind::Pdf => {
+            let limits = &ctx.config.ingest.parse;
+            let bounds = parse::bounded::Bounds {
+                program: limits.program.clone(),
+                timeout: limits.timeout,
+                memory_bytes: limits.memory_bytes,
+            };
+            parse::bounded::parse(&bounds, kind, original)
+                .await
+                .map_err(JobError::transient)?
+        }
+        // Text is a split on form feeds: linear, bounded by the upload size.
+        ContentKind::Text | ContentKind::Markdown => {
+            tokio::task::spawn_blocking(move || parse::parse(kind, &original))
+                .await
+                .map_err(JobError::transient)?
+        }
+    }
+    .map_err(|e| JobError::Permanent {
+        code: e.code(),
+        message: e.to_string(),
+    })?;
 
     let pages = parsed.pages.len() as i32;
     let text = serde_json::to_vec(&parsed).map_err(JobError::transient)?;
