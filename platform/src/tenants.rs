@@ -152,20 +152,37 @@ pub async fn list(control: &ControlDb) -> Result<Vec<Tenant>, TenantError> {
         .await?)
 }
 
-/// One tenant by id (service role; tenants are a platform table).
+/// One tenant by id (service role, inside that tenant's scope: the row policy shows the
+/// service no other tenant's row).
 pub async fn get(db: &Db, id: TenantId) -> Result<Option<Tenant>, TenantError> {
+    let mut tx = db.begin_tenant(id).await?;
     let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let found = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
-        .fetch_optional(db.platform_pool())
-        .await?)
+        .fetch_optional(tx.conn())
+        .await?;
+    tx.commit().await?;
+    Ok(found)
 }
 
-/// One tenant by slug (service role; used at login to find the tenant).
+/// One tenant by slug (service role; used at login to find the tenant). The slug is
+/// resolved by `docket_tenant_id`, the one way the service can name a tenant it is not
+/// scoped to; the row is then read in that tenant's scope.
 pub async fn find_by_slug(db: &Db, slug: &str) -> Result<Option<Tenant>, TenantError> {
-    let sql = format!("SELECT {COLUMNS} FROM tenants WHERE slug = $1");
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let id: Option<TenantId> = sqlx::query_scalar("SELECT docket_tenant_id($1)")
         .bind(slug)
-        .fetch_optional(db.platform_pool())
+        .fetch_one(db.platform_pool())
+        .await?;
+    match id {
+        Some(id) => get(db, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Every tenant's id, oldest first (service role: start-up checks that walk all tenants;
+/// identifiers only, through `docket_tenant_ids`).
+pub async fn all_ids(db: &Db) -> Result<Vec<TenantId>, TenantError> {
+    Ok(sqlx::query_scalar("SELECT docket_tenant_ids()")
+        .fetch_all(db.platform_pool())
         .await?)
 }

@@ -117,12 +117,11 @@ async fn purge(ctx: &Ctx, store: &Vectors, t: TenantId, old: IsolationTier) -> R
 /// Every tenant whose requested tier differs from its placement, or whose last move has
 /// not purged the old placement yet (start-up check).
 pub async fn pending(ctx: &Ctx) -> Result<Vec<TenantId>, String> {
-    let tenants: Vec<(TenantId,)> = sqlx::query_as("SELECT id FROM tenants ORDER BY created_at")
-        .fetch_all(ctx.db.platform_pool())
+    let tenants = docket_platform::tenants::all_ids(&ctx.db)
         .await
         .map_err(|e| e.to_string())?;
     let mut out = vec![];
-    for (t,) in tenants {
+    for t in tenants {
         let mut tx = ctx.db.begin_tenant(t).await.map_err(|e| e.to_string())?;
         let place = placement::read(&mut tx).await.map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;

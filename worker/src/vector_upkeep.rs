@@ -5,7 +5,7 @@
 
 use crate::context::Ctx;
 use crate::jobs::index::{document_points, index_points, placement_of};
-use docket_platform::ids::{DocumentId, TenantId};
+use docket_platform::ids::DocumentId;
 use docket_platform::{placement, tenant_keys};
 use docket_rag::vectors::{TenantScope, VectorIndex, Vectors};
 use std::time::Duration;
@@ -24,12 +24,11 @@ pub struct Reconciled {
 
 /// Checks every tenant's ready documents against the index and repairs what differs.
 pub async fn reconcile(ctx: &Ctx, store: &Vectors) -> Result<Reconciled, String> {
-    let tenants: Vec<(TenantId,)> = sqlx::query_as("SELECT id FROM tenants ORDER BY created_at")
-        .fetch_all(ctx.db.platform_pool())
+    let tenants = docket_platform::tenants::all_ids(&ctx.db)
         .await
         .map_err(|e| e.to_string())?;
     let mut out = Reconciled::default();
-    for (t,) in tenants {
+    for t in tenants {
         let _held = ctx
             .lock_tenant_vectors(t.as_uuid())
             .await

@@ -127,7 +127,7 @@ async fn tenant_context_shows_only_that_tenants_rows() {
         .await
         .expect("update");
     assert_eq!(updated.rows_affected(), 0);
-    let deleted = sqlx::query("DELETE FROM documents WHERE tenant_id = $1")
+    let deleted = sqlx::query("DELETE FROM chunks WHERE tenant_id = $1")
         .bind(b.as_uuid())
         .execute(tx.conn())
         .await
@@ -186,6 +186,10 @@ async fn the_app_role_cannot_weaken_security() {
         "UPDATE audit_events SET action = 'x'",
         "DELETE FROM audit_events",
         "UPDATE tenants SET status = 'active'",
+        // Grants nobody's code uses are gone (migration 0017).
+        "DELETE FROM documents",
+        "DELETE FROM users",
+        "DELETE FROM jobs",
     ] {
         let err = sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&pool)
@@ -208,4 +212,65 @@ async fn the_app_role_cannot_weaken_security() {
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("row-level security"), "{err}");
+}
+
+/// The tenants table itself: the service role sees and updates only the row of the tenant
+/// in scope; it can resolve a slug to an id (login) and list ids (start-up checks) through
+/// two narrow functions, and nothing more.
+#[tokio::test]
+async fn the_service_role_sees_only_its_own_tenant_row() {
+    let app = spawn_app().await;
+    let (a, b) = two_seeded_tenants(&app).await;
+    let pool = app.pool_as("docket_app").await;
+    let unscoped: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(unscoped, 0, "no scope, no rows");
+    let mut tx = app.db.begin_tenant(a).await.expect("begin");
+    let visible: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants")
+        .fetch_all(tx.conn())
+        .await
+        .expect("select");
+    assert_eq!(visible, vec![a.as_uuid()]);
+    // The one column owners may write, on another tenant's row: no row matches.
+    let updated = sqlx::query("UPDATE tenants SET refuse_flagged_input = true WHERE id = $1")
+        .bind(b.as_uuid())
+        .execute(tx.conn())
+        .await
+        .expect("update");
+    assert_eq!(updated.rows_affected(), 0);
+    let own = sqlx::query("UPDATE tenants SET refuse_flagged_input = true WHERE id = $1")
+        .bind(a.as_uuid())
+        .execute(tx.conn())
+        .await
+        .expect("update");
+    assert_eq!(own.rows_affected(), 1, "its own row stays writable");
+    drop(tx);
+    // What the narrow functions give: an id for a slug, and ids.
+    let slug: String = sqlx::query_scalar("SELECT slug FROM tenants WHERE id = $1")
+        .bind(b.as_uuid())
+        .fetch_one(app.control.pool())
+        .await
+        .expect("slug");
+    let found: Option<uuid::Uuid> = sqlx::query_scalar("SELECT docket_tenant_id($1)")
+        .bind(&slug)
+        .fetch_one(&pool)
+        .await
+        .expect("by slug");
+    assert_eq!(found, Some(b.as_uuid()));
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT docket_tenant_ids()")
+        .fetch_all(&pool)
+        .await
+        .expect("ids");
+    assert!(ids.contains(&a.as_uuid()) && ids.contains(&b.as_uuid()));
+    // The control role keeps its cross-tenant view.
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(app.control.pool())
+        .await
+        .expect("control");
+    assert!(all >= 2);
+    // And the platform code path: a tenant read by id is scoped to that tenant.
+    let t = docket_platform::tenants::get(&app.db, b).await.expect("get");
+    assert_eq!(t.map(|t| t.id), Some(b));
 }
