@@ -81,14 +81,15 @@ pub async fn tenant_create(
         ev = ev.detail("owner", format!("user:{id}"));
     }
     auditor.tenant(&mut tx, ev).await?;
-    tx.commit().await?;
+    // The tenant, its owner and both records commit together.
     auditor
-        .platform(
-            control.pool(),
+        .platform_in(
+            tx.conn(),
             Event::new("tenant.create", Outcome::Allowed, Actor::System)
                 .target(format!("tenant:{}", tenant.id)),
         )
         .await?;
+    tx.commit().await?;
     Ok(json!({
         "tenant_id": tenant.id, "owner_user_id": owner_id, "slug": tenant.slug, "name": tenant.name,
         "plan": tenant.plan_id, "tier": tenant.isolation_tier, "status": tenant.status,
@@ -109,27 +110,32 @@ pub async fn operator_create(
 ) -> anyhow::Result<Value> {
     let email = Email::parse(email)?;
     let hash = password::hash(pw)?;
-    let id = operators::create(control, &email, &hash)
+    // The operator and its record commit together.
+    let mut tx = control.pool().begin().await?;
+    let id = operators::create(&mut tx, &email, &hash)
         .await
         .context("creating the operator (is the email taken?)")?;
     auditor
-        .platform(
-            control.pool(),
+        .platform_in(
+            &mut tx,
             Event::new("operator.create", Outcome::Allowed, Actor::System).target(format!("operator:{id}")),
         )
         .await?;
+    tx.commit().await?;
     Ok(json!({"operator_id": id}))
 }
 
 /// Rotates the access-token signing key.
 pub async fn keys_rotate(control: &ControlDb, auditor: &Auditor, config: &Config) -> anyhow::Result<Value> {
-    let kid = keyring::rotate(control, &config.master_key).await?;
+    let mut tx = control.pool().begin().await?;
+    let kid = keyring::rotate(&mut tx, &config.master_key).await?;
     auditor
-        .platform(
-            control.pool(),
+        .platform_in(
+            &mut tx,
             Event::new("keys.rotate", Outcome::Allowed, Actor::System).detail("kid", kid.clone()),
         )
         .await?;
+    tx.commit().await?;
     Ok(json!({"active_kid": kid, "previous_accepted_for_secs": config.auth.key_rotation_window.as_secs()}))
 }
 

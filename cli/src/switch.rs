@@ -8,21 +8,6 @@ use docket_platform::switches;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn audit(
-    control: &ControlDb,
-    auditor: &Auditor,
-    ev: Event,
-    tenant: Option<docket_platform::ids::TenantId>,
-) -> anyhow::Result<()> {
-    auditor.platform(control.pool(), ev.clone()).await?;
-    if let Some(t) = tenant {
-        let mut tx = ControlDb::scope_to_tenant(control.pool().begin().await?, t).await?;
-        auditor.tenant(&mut tx, ev).await?;
-        tx.commit().await?;
-    }
-    Ok(())
-}
-
 /// Turns `class` off globally (`tenant` = None) or for one tenant (slug or id).
 pub async fn switch_set(
     control: &ControlDb,
@@ -48,20 +33,34 @@ pub async fn switch_set(
         Some(name) => Some(crate::lookup::tenant(control, name).await?.id),
         None => None,
     };
-    let sw = switches::set(control, class, tenant, reason, "docketctl", expires_in).await?;
-    let ev = Event::new("ops.switches.set", Outcome::Allowed, Actor::System)
-        .target(format!("switch:{}", sw.id))
-        .reason(reason.to_owned())
-        .detail("class", class.as_str());
-    audit(control, auditor, ev, tenant).await?;
+    let record = |sw: &switches::Switch| {
+        Event::new("ops.switches.set", Outcome::Allowed, Actor::System)
+            .target(format!("switch:{}", sw.id))
+            .reason(reason.to_owned())
+            .detail("class", class.as_str())
+            .detail("tenant", tenant.map(|t| t.to_string()))
+    };
+    let sw = switches::set(
+        control,
+        auditor,
+        class,
+        tenant,
+        reason,
+        "docketctl",
+        expires_in,
+        record,
+    )
+    .await?;
     Ok(json!(sw))
 }
 
 /// Lifts a switch by id.
 pub async fn switch_lift(control: &ControlDb, auditor: &Auditor, id: uuid::Uuid) -> anyhow::Result<Value> {
-    anyhow::ensure!(switches::lift(control, id).await?, "no active switch {id}");
     let ev = Event::new("ops.switches.lift", Outcome::Allowed, Actor::System).target(format!("switch:{id}"));
-    audit(control, auditor, ev, None).await?;
+    anyhow::ensure!(
+        switches::lift(control, auditor, id, ev).await?,
+        "no active switch {id}"
+    );
     Ok(json!({"lifted": id}))
 }
 

@@ -58,9 +58,10 @@ pub async fn tenant_move(
             .detail("to", to.as_str())
             .detail("chain", scope.to_owned())
     };
+    // The move request and both records commit together.
     auditor.tenant(&mut tx, ev("tenant")).await?;
+    auditor.platform_in(tx.conn(), ev("platform")).await?;
     tx.commit().await?;
-    auditor.platform(control.pool(), ev("platform")).await?;
     docket_platform::placement::notify_move(redis, t.id)
         .await
         .context("could not notify the worker that owns the vector store (it also picks the move up at its next start)")?;

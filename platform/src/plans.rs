@@ -36,19 +36,6 @@ impl From<sqlx::Error> for PlanAdminError {
     }
 }
 
-async fn audit_both(
-    control: &ControlDb,
-    auditor: &Auditor,
-    tenant: TenantId,
-    ev: Event,
-) -> Result<(), PlanAdminError> {
-    let mut tx = ControlDb::scope_to_tenant(control.pool().begin().await?, tenant).await?;
-    auditor.tenant(&mut tx, ev.clone()).await?;
-    tx.commit().await?;
-    auditor.platform(control.pool(), ev).await?;
-    Ok(())
-}
-
 /// Moves `tenant` to `plan`; returns the previous plan.
 pub async fn change_plan(
     control: &ControlDb,
@@ -66,20 +53,25 @@ pub async fn change_plan(
             "no plan {plan:?} (plans: free, team, business, enterprise, or an operator's own)"
         )));
     }
+    // The change and its audit events in one transaction: the plan row as the control
+    // role, then the events inside the tenant's scope.
+    let mut tx = control.pool().begin().await?;
     let from: Option<String> = sqlx::query_scalar(
         "UPDATE tenants t SET plan_id = $2, updated_at = now() FROM tenants old
          WHERE t.id = $1 AND old.id = t.id RETURNING old.plan_id",
     )
     .bind(tenant)
     .bind(plan)
-    .fetch_optional(control.pool())
+    .fetch_optional(&mut *tx)
     .await?;
     let from = from.ok_or(PlanAdminError::NoTenant)?;
+    let mut tx = ControlDb::scope_to_tenant(tx, tenant).await?;
     let ev = Event::new("tenant.plan_change", Outcome::Allowed, actor)
         .target(format!("tenant:{tenant}"))
         .detail("from", from.clone())
         .detail("to", plan);
-    audit_both(control, auditor, tenant, ev).await?;
+    auditor.operator_change(&mut tx, ev).await?;
+    tx.commit().await?;
     Ok(from)
 }
 
@@ -130,9 +122,12 @@ pub async fn set_rate_override(
     o: &RateOverride,
 ) -> Result<DateTime<Utc>, PlanAdminError> {
     let class = o.validate()?;
+    // Inside the tenant's scope (the service role's rights, so the row policy checks the
+    // tenant again), with its audit events.
+    let mut tx = control.begin_tenant(tenant).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
         .bind(tenant)
-        .fetch_one(control.pool())
+        .fetch_one(tx.conn())
         .await?;
     if !exists {
         return Err(PlanAdminError::NoTenant);
@@ -150,7 +145,7 @@ pub async fn set_rate_override(
     .bind(o.burst as i32)
     .bind(o.expires_in.as_secs_f64())
     .bind(&o.reason)
-    .fetch_one(control.pool())
+    .fetch_one(tx.conn())
     .await?;
     let ev = Event::new("tenant.rate_override", Outcome::Allowed, actor)
         .target(format!("tenant:{tenant}"))
@@ -159,7 +154,8 @@ pub async fn set_rate_override(
         .detail("per_minute", o.per_minute)
         .detail("burst", o.burst)
         .detail("expires_at", expires_at.to_rfc3339());
-    audit_both(control, auditor, tenant, ev).await?;
+    auditor.operator_change(&mut tx, ev).await?;
+    tx.commit().await?;
     Ok(expires_at)
 }
 
@@ -171,10 +167,11 @@ pub async fn clear_rate_override(
     tenant: TenantId,
     class: EndpointClass,
 ) -> Result<bool, PlanAdminError> {
+    let mut tx = control.begin_tenant(tenant).await?;
     let removed = sqlx::query("DELETE FROM rate_overrides WHERE tenant_id = $1 AND class = $2")
         .bind(tenant)
         .bind(class.as_str())
-        .execute(control.pool())
+        .execute(tx.conn())
         .await?
         .rows_affected()
         > 0;
@@ -182,8 +179,9 @@ pub async fn clear_rate_override(
         let ev = Event::new("tenant.rate_override_cleared", Outcome::Allowed, actor)
             .target(format!("tenant:{tenant}"))
             .detail("class", class.as_str());
-        audit_both(control, auditor, tenant, ev).await?;
+        auditor.operator_change(&mut tx, ev).await?;
     }
+    tx.commit().await?;
     Ok(removed)
 }
 

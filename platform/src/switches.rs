@@ -3,6 +3,7 @@
 //! effect within a second everywhere; a snapshot that cannot be refreshed goes stale and
 //! then every request is refused (fail closed).
 
+use crate::audit::{AuditError, Auditor, Event};
 use crate::db::{ControlDb, Db, DbError};
 use crate::ids::TenantId;
 use crate::ratelimit::EndpointClass;
@@ -57,37 +58,80 @@ pub fn blocking(switches: &[Switch], class: EndpointClass, tenant: TenantId) -> 
         })
 }
 
-/// Sets a switch (control plane).
+/// Why a switch could not be set or lifted.
+#[derive(Debug, thiserror::Error)]
+pub enum SwitchError {
+    /// Database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Audit.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+impl From<sqlx::Error> for SwitchError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// Sets a switch (control plane) and records it — on the platform chain, and on the
+/// tenant's for a tenant switch — in the same transaction: the switch and its record commit
+/// together or not at all. `event` builds the record from the stored switch.
+#[allow(clippy::too_many_arguments)] // each is a distinct part of the switch or its record
 pub async fn set(
     control: &ControlDb,
+    auditor: &Auditor,
     class: EndpointClass,
     tenant: Option<TenantId>,
     reason: &str,
     by: &str,
     expires_in: Option<std::time::Duration>,
-) -> Result<Switch, DbError> {
+    event: impl FnOnce(&Switch) -> Event,
+) -> Result<Switch, SwitchError> {
     let sql = format!(
         "INSERT INTO incident_switches (class, target_tenant, reason, created_by, expires_at)
          VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING {COLUMNS}"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let mut tx = control.pool().begin().await?;
+    let sw: Switch = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(class.as_str())
         .bind(tenant)
         .bind(reason)
         .bind(by)
         .bind(expires_in.map(|d| d.as_secs_f64()))
-        .fetch_one(control.pool())
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+    let ev = event(&sw);
+    match tenant {
+        Some(t) => {
+            let mut tx = ControlDb::scope_to_tenant(tx, t).await?;
+            auditor.operator_change(&mut tx, ev).await?;
+            tx.commit().await?;
+        }
+        None => {
+            auditor.platform_in(&mut tx, ev).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(sw)
 }
 
-/// Lifts a switch; `false` if there is no such active switch.
-pub async fn lift(control: &ControlDb, id: Uuid) -> Result<bool, DbError> {
+/// Lifts a switch and records `ev` on the platform chain in the same transaction; `false`
+/// (and no record) if there is no such active switch.
+pub async fn lift(control: &ControlDb, auditor: &Auditor, id: Uuid, ev: Event) -> Result<bool, SwitchError> {
+    let mut tx = control.pool().begin().await?;
     let done =
         sqlx::query("UPDATE incident_switches SET lifted_at = now() WHERE id = $1 AND lifted_at IS NULL")
             .bind(id)
-            .execute(control.pool())
+            .execute(&mut *tx)
             .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    auditor.platform_in(&mut tx, ev).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docket_platform::audit::{Actor, Event, Outcome};
+use docket_platform::db::ControlDb;
 use docket_platform::identity::jwt::Audience;
 use docket_platform::identity::operators;
 use docket_platform::identity::users::Email;
@@ -137,10 +138,13 @@ async fn set_status(
     reason: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = TenantId(parse_id(id, "tenant")?);
+    // The change and its audit events commit together: the row as the control role, then
+    // the events inside the tenant's scope.
+    let mut tx = state.control.pool().begin().await?;
     let updated = sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status IN ('active', 'suspended')")
         .bind(id)
         .bind(status)
-        .execute(state.control.pool())
+        .execute(&mut *tx)
         .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found("tenant"));
@@ -153,24 +157,17 @@ async fn set_status(
             "resume"
         }
     );
-    let ev = |e: Event| {
-        let e = e.target(format!("tenant:{id}"));
-        match &reason {
-            Some(r) => e.detail("reason", r.clone()),
-            None => e,
-        }
-    };
+    let mut ev = op.event(&action, Outcome::Allowed).target(format!("tenant:{id}"));
+    if let Some(r) = &reason {
+        ev = ev.detail("reason", r.clone());
+    }
+    let mut tx = ControlDb::scope_to_tenant(tx, id).await?;
     state
         .auditor
-        .platform(state.control.pool(), ev(op.event(&action, Outcome::Allowed)))
+        .operator_change(&mut tx, ev)
         .await
         .map_err(ApiError::internal)?;
-    // The tenant sees it in its own trail too.
-    state
-        .auditor
-        .tenant_standalone(&state.db, id, ev(op.event(&action, Outcome::Allowed)))
-        .await
-        .map_err(ApiError::internal)?;
+    tx.commit().await?;
     Ok(Json(json!({"tenant_id": id, "status": status})))
 }
 

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use docket_platform::audit::{Event, Outcome};
+use docket_platform::audit::Outcome;
 use docket_platform::ids::TenantId;
 use docket_platform::ratelimit::EndpointClass;
 use docket_platform::{switches, tenants};
@@ -35,22 +35,6 @@ struct SetBody {
     tenant_id: Option<uuid::Uuid>,
     reason: String,
     expires_in_secs: Option<u64>,
-}
-
-async fn audit(state: &AppState, ev: Event, tenant: Option<TenantId>) -> Result<(), ApiError> {
-    state
-        .auditor
-        .platform(state.control.pool(), ev.clone())
-        .await
-        .map_err(ApiError::internal)?;
-    if let Some(t) = tenant {
-        state
-            .auditor
-            .tenant_standalone(&state.db, t, ev)
-            .await
-            .map_err(ApiError::internal)?;
-    }
-    Ok(())
 }
 
 async fn set(
@@ -95,20 +79,38 @@ async fn set(
     };
     let by = format!("operator:{}", op.operator);
     let expires = body.expires_in_secs.map(Duration::from_secs);
-    let sw = switches::set(&state.control, class, tenant, reason, &by, expires).await?;
-    let ev = op
-        .event("ops.switches.set", Outcome::Allowed)
-        .target(format!("switch:{}", sw.id))
-        .reason(reason.to_owned())
-        .detail("class", class.as_str())
-        .detail("tenant", tenant.map(|t| t.to_string()));
-    audit(&state, ev, tenant).await?;
+    let record = |sw: &switches::Switch| {
+        op.event("ops.switches.set", Outcome::Allowed)
+            .target(format!("switch:{}", sw.id))
+            .reason(reason.to_owned())
+            .detail("class", class.as_str())
+            .detail("tenant", tenant.map(|t| t.to_string()))
+    };
+    let sw = switches::set(
+        &state.control,
+        &state.auditor,
+        class,
+        tenant,
+        reason,
+        &by,
+        expires,
+        record,
+    )
+    .await
+    .map_err(ApiError::internal)?;
     Ok((StatusCode::CREATED, Json(json!(sw))))
 }
 
 async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let list = switches::active(&state.db).await?;
-    audit(&state, op.event("ops.switches.list", Outcome::Allowed), None).await?;
+    state
+        .auditor
+        .platform(
+            state.control.pool(),
+            op.event("ops.switches.list", Outcome::Allowed),
+        )
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({"switches": list})))
 }
 
@@ -118,12 +120,14 @@ async fn lift(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id, "switch")?;
-    if !switches::lift(&state.control, id).await? {
-        return Err(ApiError::not_found("switch"));
-    }
     let ev = op
         .event("ops.switches.lift", Outcome::Allowed)
         .target(format!("switch:{id}"));
-    audit(&state, ev, None).await?;
+    if !switches::lift(&state.control, &state.auditor, id, ev)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found("switch"));
+    }
     Ok(StatusCode::NO_CONTENT)
 }

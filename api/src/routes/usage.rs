@@ -103,14 +103,9 @@ async fn of_tenant(
         .target(format!("tenant:{t}"));
     state
         .auditor
-        .tenant(&mut tx, ev.clone())
+        .operator_change(&mut tx, ev)
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    state
-        .auditor
-        .platform(state.control.pool(), ev)
-        .await
-        .map_err(ApiError::internal)?;
     Ok(Json(body))
 }

@@ -170,15 +170,28 @@ impl Auditor {
         Ok(row)
     }
 
-    /// Appends `ev` to the platform chain (operator actions, refusals naming no tenant).
+    /// Appends `ev` to the platform chain (operator actions, refusals naming no tenant) in
+    /// a transaction of its own.
     pub async fn platform(&self, pool: &sqlx::PgPool, ev: Event) -> Result<StoredEvent, AuditError> {
         let mut tx = pool.begin().await?;
+        let row = self.platform_in(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Appends `ev` to the platform chain inside the caller's transaction, so that it
+    /// commits with the change it records or not at all.
+    pub async fn platform_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        ev: Event,
+    ) -> Result<StoredEvent, AuditError> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('audit:platform', 0))")
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         let head: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM platform_audit_events ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
         let key = pseudonym::platform_key(&self.master);
         let row = build("platform", head, ev, Some(&key));
@@ -198,10 +211,19 @@ impl Auditor {
         .bind(&row.details)
         .bind(&row.prev_hash)
         .bind(&row.hash)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-        tx.commit().await?;
         Ok(row)
+    }
+
+    /// Records an operator's change on the tenant's chain and the platform's, inside the
+    /// change's own transaction (`tx`, a control-plane transaction narrowed to the tenant):
+    /// the change and both events commit together, or none does. Lock order: the tenant's
+    /// chain, then the platform's (everywhere both are taken).
+    pub async fn operator_change(&self, tx: &mut TenantTx, ev: Event) -> Result<(), AuditError> {
+        self.tenant(tx, ev.clone()).await?;
+        self.platform_in(tx.conn(), ev).await?;
+        Ok(())
     }
 }
 

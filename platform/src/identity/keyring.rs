@@ -254,14 +254,11 @@ impl KeyRing {
 }
 
 /// Retires the active key and creates a new one (control plane). Returns the new `kid`.
-pub async fn rotate(control: &ControlDb, master: &MasterKey) -> Result<String, KeyError> {
-    let mut tx = control.pool().begin().await?;
+pub async fn rotate(conn: &mut sqlx::PgConnection, master: &MasterKey) -> Result<String, KeyError> {
     sqlx::query("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    let kid = insert_key(&mut tx, master).await?;
-    tx.commit().await?;
-    Ok(kid)
+    insert_key(conn, master).await
 }
 
 /// Moves a retired key's retirement into the past (operators shortening a window after a

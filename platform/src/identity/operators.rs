@@ -6,12 +6,16 @@ use crate::db::{ControlDb, DbError};
 use crate::ids::OperatorId;
 
 /// Creates an operator; fails on a duplicate email.
-pub async fn create(control: &ControlDb, email: &Email, password_hash: &str) -> Result<OperatorId, DbError> {
+pub async fn create(
+    conn: &mut sqlx::PgConnection,
+    email: &Email,
+    password_hash: &str,
+) -> Result<OperatorId, DbError> {
     Ok(
         sqlx::query_scalar("INSERT INTO operators (email, password_hash) VALUES ($1, $2) RETURNING id")
             .bind(email.as_str())
             .bind(password_hash)
-            .fetch_one(control.pool())
+            .fetch_one(conn)
             .await?,
     )
 }
