@@ -7,6 +7,9 @@ use axum::http::StatusCode;
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::ids::TenantId;
 
+/// How long repeated anonymous refusals from one address are recorded as one event.
+pub const ANONYMOUS_WINDOW_SECS: u64 = 60;
+
 /// Where a refusal is recorded.
 #[derive(Debug, Clone, Copy)]
 pub enum Chain {
@@ -72,13 +75,30 @@ impl Refusal {
     ) -> ApiError {
         match docket_platform::ratelimit::first_in_window(&state.redis, key, window_secs).await {
             Ok(false) => self.error,
-            _ => self.record(state, ctx).await,
+            _ => self.write(state, ctx).await,
         }
     }
 
     /// Writes the audit event (a failure to audit is logged; the request is refused
     /// regardless) and returns the error to answer with.
+    ///
+    /// An anonymous refusal on the platform chain (a garbage token, say) costs its sender
+    /// nothing, so it is recorded once per client address, action and code per
+    /// [`ANONYMOUS_WINDOW_SECS`]: a flood can neither fill the platform chain nor queue
+    /// every request on the chain's lock.
     pub async fn record(self, state: &AppState, ctx: &RequestCtx) -> ApiError {
+        if let (Chain::Platform, Actor::Anonymous) = (self.chain, &self.actor) {
+            let who = ctx.ip.map(|ip| ip.to_string()).unwrap_or_default();
+            let key = docket_platform::ratelimit::account_key(
+                "anonymous-refusal",
+                &format!("{}:{}:{who}", self.action, self.error.code),
+            );
+            return self.record_once(state, ctx, &key, ANONYMOUS_WINDOW_SECS).await;
+        }
+        self.write(state, ctx).await
+    }
+
+    async fn write(self, state: &AppState, ctx: &RequestCtx) -> ApiError {
         let ev = ctx.stamp(Event::new(self.action, Outcome::Refused, self.actor).reason(self.error.code));
         let res = match self.chain {
             Chain::Platform => state

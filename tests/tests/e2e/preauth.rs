@@ -169,3 +169,40 @@ async fn a_viewer_looping_on_a_forbidden_endpoint_is_rate_limited_before_it_is_a
         1
     );
 }
+
+/// Garbage tokens cost their sender nothing: a flood of them is one platform audit event
+/// per address and code per window, not one per request (each would also queue on the
+/// platform chain's lock).
+#[tokio::test]
+async fn a_flood_of_garbage_tokens_is_one_platform_audit_event() {
+    let app = spawn_app().await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM platform_audit_events WHERE action = 'auth.authenticate' AND outcome = 'refused'",
+        )
+        .fetch_one(app.control.pool())
+        .await
+        .expect("count")
+    };
+    let before = count().await;
+    let mut codes = std::collections::BTreeSet::new();
+    for n in 0..40 {
+        let r = app
+            .call(Method::GET, "/v1/me", Some(&format!("garbage-{n}")), None)
+            .await;
+        let e = expect_error(r, 401, "invalid_token").await;
+        codes.insert(e["error"]["code"].to_string());
+    }
+    assert_eq!(codes.len(), 1, "every request is still refused the same way");
+    assert_eq!(count().await - before, 1, "recorded once for the window");
+    // A different refusal from the same address is its own record.
+    let r = app
+        .client
+        .get(format!("{}/v1/me", app.address))
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(count().await - before, 2);
+}
