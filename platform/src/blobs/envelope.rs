@@ -12,8 +12,9 @@ use aes_gcm::{Aes256Gcm, Nonce};
 
 /// Plaintext bytes per segment.
 pub const SEGMENT: usize = 256 * 1024;
-const MAGIC: &[u8; 4] = b"DKT1";
-const TAG: usize = 16;
+pub(super) const MAGIC: &[u8; 4] = b"DKT1";
+/// Bytes an AEAD tag adds to each segment.
+pub(super) const TAG: usize = 16;
 /// Bytes before the first segment.
 pub const HEADER: usize = 4 + 7;
 
@@ -110,29 +111,54 @@ pub fn seal_all(key: &[u8; 32], object_key: &str, plain: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decrypts a whole object.
-pub fn open_all(key: &[u8; 32], object_key: &str, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
-    if sealed.len() < HEADER + TAG || &sealed[..4] != MAGIC {
+/// Opens one sealed segment (`counter`-th, `last` if it ends the object).
+pub(super) fn open_segment(
+    cipher: &Aes256Gcm,
+    prefix: &[u8; 7],
+    counter: u32,
+    last: bool,
+    object_key: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, DecryptError> {
+    let n = nonce(prefix, counter, last);
+    cipher
+        .decrypt(
+            Nonce::from_slice(&n),
+            Payload {
+                msg: sealed,
+                aad: object_key.as_bytes(),
+            },
+        )
+        .map_err(|_| DecryptError)
+}
+
+/// The nonce prefix of a sealed object's header.
+pub(super) fn header_prefix(header: &[u8]) -> Result<[u8; 7], DecryptError> {
+    if header.len() < HEADER || &header[..4] != MAGIC {
         return Err(DecryptError);
     }
-    let prefix: [u8; 7] = sealed[4..HEADER].try_into().map_err(|_| DecryptError)?;
-    let cipher = Aes256Gcm::new(key.into());
+    header[4..HEADER].try_into().map_err(|_| DecryptError)
+}
+
+/// A cipher for a data key.
+pub(super) fn cipher(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(key.into())
+}
+
+/// Decrypts a whole object.
+pub fn open_all(key: &[u8; 32], object_key: &str, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    if sealed.len() < HEADER + TAG {
+        return Err(DecryptError);
+    }
+    let prefix = header_prefix(sealed)?;
+    let cipher = cipher(key);
     let mut body = &sealed[HEADER..];
     let mut out = Vec::with_capacity(body.len());
     let mut counter = 0u32;
     loop {
         let seg_len = (SEGMENT + TAG).min(body.len());
         let last = body.len() <= SEGMENT + TAG;
-        let n = nonce(&prefix, counter, last);
-        let plain = cipher
-            .decrypt(
-                Nonce::from_slice(&n),
-                Payload {
-                    msg: &body[..seg_len],
-                    aad: object_key.as_bytes(),
-                },
-            )
-            .map_err(|_| DecryptError)?;
+        let plain = open_segment(&cipher, &prefix, counter, last, object_key, &body[..seg_len])?;
         out.extend_from_slice(&plain);
         body = &body[seg_len..];
         counter += 1;

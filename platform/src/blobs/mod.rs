@@ -4,6 +4,9 @@
 //! key ([`envelope`]); what lands on disk or in the bucket is unreadable without it.
 
 pub mod envelope;
+mod reader;
+
+pub use reader::SealedReader;
 
 use crate::config::ObjectStoreConfig;
 use crate::ids::TenantId;
@@ -290,5 +293,64 @@ mod tests {
             matches!(store.get(&k, "too-big").await, Err(BlobError::NotFound)),
             "nothing left behind"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sealed_object_reads_and_seeks_by_ranges() {
+        use std::io::{Read, Seek, SeekFrom};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::from_config(&ObjectStoreConfig::Local {
+            dir: dir.path().into(),
+        })
+        .expect("open");
+        let k = DataKey::from_bytes_for_tests(TenantId::new_random(), [5; 32]);
+        // Several blocks, ending inside a segment; and the edge cases of length.
+        let seg = envelope::SEGMENT;
+        let block = reader::BLOCK_SEGMENTS as usize * seg;
+        for len in [0, 1, seg, 2 * block + 3 * seg + 17] {
+            let plain: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(31) % 251) as u8).collect();
+            store.put(&k, "zip", &plain).await.expect("put");
+            let mut r = store.open_reader(&k, "zip").await.expect("open");
+            assert_eq!(r.len(), len as u64);
+            let expected = plain.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut all = vec![];
+                r.read_to_end(&mut all).expect("read");
+                assert_eq!(all, expected, "len {len}");
+                if len > 2 * block {
+                    // Backwards across a block boundary, then from the end.
+                    for at in [len - 50, block + 1, block - 1, 3] {
+                        r.seek(SeekFrom::Start(at as u64)).expect("seek");
+                        let mut b = [0u8; 40];
+                        let n = r.read(&mut b).expect("read");
+                        assert!(n > 0);
+                        assert_eq!(&b[..n], &expected[at..at + n], "at {at}");
+                    }
+                    r.seek(SeekFrom::End(-2)).expect("seek");
+                    let mut tail = vec![];
+                    r.read_to_end(&mut tail).expect("read");
+                    assert_eq!(tail, expected[len - 2..]);
+                }
+            })
+            .await
+            .expect("blocking");
+        }
+        // Cut at a segment boundary, or damaged: reads fail instead of returning less.
+        let path = dir.path().join(format!("tenants/{}/zip", k.tenant()));
+        let sealed = std::fs::read(&path).expect("sealed");
+        let cut = envelope::HEADER + 2 * (seg + 16);
+        std::fs::write(&path, &sealed[..cut]).expect("cut");
+        let mut r = store.open_reader(&k, "zip").await.expect("open");
+        let failed = tokio::task::spawn_blocking(move || r.read_to_end(&mut vec![]).is_err())
+            .await
+            .expect("blocking");
+        assert!(failed, "a truncated object must not read as a shorter one");
+        let wrong = DataKey::from_bytes_for_tests(k.tenant(), [6; 32]);
+        std::fs::write(&path, &sealed).expect("restore");
+        let mut r = store.open_reader(&wrong, "zip").await.expect("open");
+        let failed = tokio::task::spawn_blocking(move || r.read(&mut [0u8; 8]).is_err())
+            .await
+            .expect("blocking");
+        assert!(failed, "the wrong key reads nothing");
     }
 }

@@ -1,7 +1,8 @@
 //! `import`: unpacks one import's source into waiting documents, a batch at a time
 //! (`platform::imports::admit`), resuming where the last committed batch ended. A zip is
-//! read on a blocking thread that hands batches over a small channel (memory: the archive
-//! plus two batches); a bucket is listed from the last key done. The pipeline itself is
+//! read in place (ranged, decrypting reads of the stored archive) on a blocking thread that
+//! hands batches over a one-slot channel (memory: a 4 MiB block plus about three batches);
+//! a bucket is listed from the last key done. The pipeline itself is
 //! fed by the feeder, never from here.
 
 use crate::context::{Ctx, JobContext};
@@ -15,14 +16,14 @@ use docket_platform::imports::{self, Import};
 use docket_platform::tenant_keys;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use std::io::Cursor;
 
 /// Unpack attempts before the import fails.
 const MAX_ATTEMPTS: i32 = 5;
 /// Entries per committed batch.
 const BATCH_ENTRIES: usize = 64;
-/// Bytes per batch (a batch of large PDFs commits sooner).
-const BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes per batch (a batch of large PDFs commits sooner). With one batch being stored,
+/// one waiting in the channel and one being read, the unpack holds about three of these.
+const BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// How an attempt ended badly.
 enum Failure {
@@ -112,7 +113,8 @@ async fn end_failed(ctx: &JobContext, job: &ImportJob, code: &str, msg: &str) ->
     Ok(())
 }
 
-type Batch = Result<(Vec<Entry>, i32), (&'static str, String)>;
+/// A batch of entries and the index after its last, or why reading stopped.
+type Batch = Result<(Vec<Entry>, i32), Failure>;
 
 /// `Ok(true)`: every entry is done; `Ok(false)`: stopped early (cancelled, or overtaken).
 async fn unpack_zip(
@@ -126,25 +128,33 @@ async fn unpack_zip(
         .await
         .map_err(transient)?;
     tx.commit().await.map_err(transient)?;
-    let bytes = ctx
+    // Read in place by ranged reads, a block at a time: the archive (up to the plan's
+    // import size) is never in memory, decrypted or not, nor on a local disk.
+    let reader = ctx
         .blobs
-        .get(&key, &archive_key(import.id))
+        .open_reader(&key, &archive_key(import.id))
         .await
         .map_err(transient)?;
+    let fault = reader.fault();
     let limits = ArchiveLimits::for_plan(ent);
     let start = import.unpacked.max(0) as usize;
-    let (send, mut batches) = tokio::sync::mpsc::channel::<Batch>(2);
+    let (send, mut batches) = tokio::sync::mpsc::channel::<Batch>(1);
+    // An archive error caused by a failed fetch is the store's, and worth a retry.
+    let failure = move |e: archive::ArchiveError| match fault.lock().ok().and_then(|f| f.clone()) {
+        Some(store) => Failure::Transient(format!("reading the archive: {store}")),
+        None => Failure::Source(e.code(), e.to_string()),
+    };
     // Inflating is CPU-bound: a blocking thread reads, the async side stores.
     let reader = tokio::task::spawn_blocking(move || {
-        let len = bytes.len() as u64;
-        let (mut zip, _) = match archive::inspect(Cursor::new(bytes), len, &limits) {
+        let len = reader.len();
+        let (mut zip, _) = match archive::inspect(reader, len, &limits) {
             Ok(z) => z,
-            Err(e) => return send.blocking_send(Err((e.code(), e.to_string()))).is_ok(),
+            Err(e) => return send.blocking_send(Err(failure(e))).is_ok(),
         };
         let (mut entries, mut size) = (vec![], 0usize);
         for index in start..zip.len() {
             match archive::read_entry(&mut zip, index, limits.max_entry_bytes) {
-                Err(e) => return send.blocking_send(Err((e.code(), e.to_string()))).is_ok(),
+                Err(e) => return send.blocking_send(Err(failure(e))).is_ok(),
                 Ok(None) => {}
                 Ok(Some(raw)) => {
                     size += raw.bytes.as_ref().map(Vec::len).unwrap_or(0);
@@ -167,7 +177,7 @@ async fn unpack_zip(
     });
     let mut start = import.unpacked;
     while let Some(batch) = batches.recv().await {
-        let (entries, next) = batch.map_err(|(code, msg)| Failure::Source(code, msg))?;
+        let (entries, next) = batch?;
         let at = Resume {
             start,
             next,

@@ -8,6 +8,7 @@
 //!   selection in-process; `--grid` tunes on the tune half).
 //! - `bulk`: a zip import of N synthetic contracts: documents/min, queue depth, memory, fairness.
 //! - `login-flood`: 500 concurrent bad logins against one tenant: its users' p99 vs idle.
+//! - `unpack`: a worker's peak memory while it unpacks a 1 GiB zip import.
 
 mod answer;
 mod bulk;
@@ -16,6 +17,7 @@ mod embed;
 mod governance;
 mod login;
 mod quality;
+mod unpack;
 
 use anyhow::bail;
 
@@ -29,9 +31,10 @@ async fn main() -> anyhow::Result<()> {
         "answer-quality" => quality::run(&args[1..]).await,
         "bulk" => bulk::run(&args[1..]).await,
         "login-flood" => login::run().await,
+        "unpack" => unpack::run(&args[1..]).await,
         other => {
             bail!(
-                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk or login-flood"
+                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood or unpack"
             )
         }
     }
