@@ -53,8 +53,7 @@ pub async fn change_plan(
             "no plan {plan:?} (plans: free, team, business, enterprise, or an operator's own)"
         )));
     }
-    // The change and its audit events in one transaction: the plan row as the control
-    // role, then the events inside the tenant's scope.
+    // The plan row as the control role; its audit events commit with it.
     let mut tx = control.pool().begin().await?;
     let from: Option<String> = sqlx::query_scalar(
         "UPDATE tenants t SET plan_id = $2, updated_at = now() FROM tenants old
@@ -65,13 +64,11 @@ pub async fn change_plan(
     .fetch_optional(&mut *tx)
     .await?;
     let from = from.ok_or(PlanAdminError::NoTenant)?;
-    let mut tx = ControlDb::scope_to_tenant(tx, tenant).await?;
     let ev = Event::new("tenant.plan_change", Outcome::Allowed, actor)
         .target(format!("tenant:{tenant}"))
         .detail("from", from.clone())
         .detail("to", plan);
-    auditor.operator_change(&mut tx, ev).await?;
-    tx.commit().await?;
+    auditor.commit_operator_change(tx, tenant, ev).await?;
     Ok(from)
 }
 

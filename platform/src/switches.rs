@@ -104,11 +104,7 @@ pub async fn set(
         .await?;
     let ev = event(&sw);
     match tenant {
-        Some(t) => {
-            let mut tx = ControlDb::scope_to_tenant(tx, t).await?;
-            auditor.operator_change(&mut tx, ev).await?;
-            tx.commit().await?;
-        }
+        Some(t) => auditor.commit_operator_change(tx, t, ev).await?,
         None => {
             auditor.platform_in(&mut tx, ev).await?;
             tx.commit().await?;

@@ -33,10 +33,16 @@ pub fn image_only_pdf() -> Vec<u8> {
     let page_id = doc.add_object(dictionary! {
         "Type" => "Page", "Parent" => pages_id, "Contents" => content_id, "Resources" => resources_id,
     });
+    saved_with_pages(doc, pages_id, vec![page_id.into()])
+}
+
+/// Adds the page tree (`pages_id` over `kids`, A4) and the catalog, and saves.
+fn saved_with_pages(mut doc: Document, pages_id: lopdf::ObjectId, kids: Vec<Object>) -> Vec<u8> {
+    let count = kids.len() as i64;
     doc.objects.insert(
         pages_id,
         Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1,
+            "Type" => "Pages", "Kids" => kids, "Count" => count,
             "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
         }),
     );
@@ -98,16 +104,5 @@ pub fn slow_pdf(pages: usize, ops: usize) -> Vec<u8> {
             .into()
         })
         .collect();
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => kids, "Count" => pages as i64,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        }),
-    );
-    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog_id);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).expect("save");
-    out
+    saved_with_pages(doc, pages_id, kids)
 }

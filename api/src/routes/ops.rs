@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docket_platform::audit::{Actor, Event, Outcome};
-use docket_platform::db::ControlDb;
 use docket_platform::identity::jwt::Audience;
 use docket_platform::identity::operators;
 use docket_platform::identity::users::Email;
@@ -138,8 +137,7 @@ async fn set_status(
     reason: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = TenantId(parse_id(id, "tenant")?);
-    // The change and its audit events commit together: the row as the control role, then
-    // the events inside the tenant's scope.
+    // The row as the control role; its audit events commit with it.
     let mut tx = state.control.pool().begin().await?;
     let updated = sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status IN ('active', 'suspended')")
         .bind(id)
@@ -161,13 +159,11 @@ async fn set_status(
     if let Some(r) = &reason {
         ev = ev.detail("reason", r.clone());
     }
-    let mut tx = ControlDb::scope_to_tenant(tx, id).await?;
     state
         .auditor
-        .operator_change(&mut tx, ev)
+        .commit_operator_change(tx, id, ev)
         .await
         .map_err(ApiError::internal)?;
-    tx.commit().await?;
     Ok(Json(json!({"tenant_id": id, "status": status})))
 }
 

@@ -225,6 +225,19 @@ impl Auditor {
         self.platform_in(tx.conn(), ev).await?;
         Ok(())
     }
+
+    /// Ends a change made as the control role in `tx`: narrows it to `tenant`, records `ev`
+    /// on both chains ([`Auditor::operator_change`]) and commits, all or nothing.
+    pub async fn commit_operator_change(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        tenant: TenantId,
+        ev: Event,
+    ) -> Result<(), AuditError> {
+        let mut tx = crate::db::ControlDb::scope_to_tenant(tx, tenant).await?;
+        self.operator_change(&mut tx, ev).await?;
+        Ok(tx.commit().await?)
+    }
 }
 
 fn build(chain: &str, head: Option<(i64, String)>, ev: Event, key: Option<&[u8; 32]>) -> StoredEvent {

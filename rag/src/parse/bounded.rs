@@ -7,7 +7,7 @@
 //! returns, which for a hostile file may be never. A killed process gives everything back.
 //!
 //! The protocol is private to this module and the binary: arguments
-//! `<kind> <cpu-seconds> <memory-bytes>`, the file on stdin, one JSON
+//! `<mime type> <cpu-seconds> <memory-bytes>`, the file on stdin, one JSON
 //! `Result<Parsed, ParseError>` on stdout.
 
 use super::{ContentKind, ParseError, Parsed};
@@ -41,15 +41,6 @@ pub struct SpawnError {
 /// What the child writes on stdout.
 pub(crate) type Reply = Result<Parsed, ParseError>;
 
-/// The wire name of a kind (the child's first argument).
-pub(crate) fn kind_arg(kind: ContentKind) -> &'static str {
-    match kind {
-        ContentKind::Pdf => "pdf",
-        ContentKind::Text => "text",
-        ContentKind::Markdown => "markdown",
-    }
-}
-
 /// Parses `bytes` in a child process under `bounds`. The outer error means the parser could
 /// not be started; the inner one is the document's verdict, including
 /// [`ParseError::TimedOut`] and [`ParseError::Crashed`].
@@ -60,7 +51,7 @@ pub async fn parse(bounds: &Bounds, kind: ContentKind, bytes: Vec<u8>) -> Result
     };
     let cpu_secs = bounds.timeout.as_secs_f64().ceil().max(1.0) as u64;
     let mut child = tokio::process::Command::new(&bounds.program)
-        .arg(kind_arg(kind))
+        .arg(kind.mime())
         .arg(cpu_secs.to_string())
         .arg(bounds.memory_bytes.to_string())
         .stdin(Stdio::piped())
@@ -102,14 +93,9 @@ pub async fn parse(bounds: &Bounds, kind: ContentKind, bytes: Vec<u8>) -> Result
 /// The child's side: limits first, then the parse. Returns the reply to print.
 pub fn run_child(args: &[String], input: impl FnOnce() -> std::io::Result<Vec<u8>>) -> Result<Reply, String> {
     let [kind, cpu_secs, memory_bytes] = args else {
-        return Err("usage: docket-parse <pdf|text|markdown> <cpu-seconds> <memory-bytes>".into());
+        return Err("usage: docket-parse <mime type> <cpu-seconds> <memory-bytes>".into());
     };
-    let kind = match kind.as_str() {
-        "pdf" => ContentKind::Pdf,
-        "text" => ContentKind::Text,
-        "markdown" => ContentKind::Markdown,
-        other => return Err(format!("unknown kind {other}")),
-    };
+    let kind = ContentKind::from_mime(kind).ok_or_else(|| format!("cannot parse {kind}"))?;
     let cpu_secs: u64 = cpu_secs.parse().map_err(|_| "cpu-seconds must be a number")?;
     let memory_bytes: u64 = memory_bytes
         .parse()

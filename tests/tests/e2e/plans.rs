@@ -106,15 +106,17 @@ async fn an_operator_change_that_cannot_be_audited_does_not_happen() {
             .expect("count")
     };
     let events_before = tenant_events(su.clone()).await;
-
-    let r = app
-        .call(
+    let suspend_path = format!("/ops/tenants/{}/suspend", t.id);
+    let suspend = || {
+        app.call(
             Method::POST,
-            &format!("/ops/tenants/{}/suspend", t.id),
+            &suspend_path,
             Some(&op),
             Some(json!({"reason": "unpaid"})),
         )
-        .await;
+    };
+
+    let r = suspend().await;
     assert_eq!(r.status(), 500);
     docketctl::tenant_plan(&app.control, &app.auditor(), &t.slug, "business")
         .await
@@ -169,14 +171,7 @@ async fn an_operator_change_that_cannot_be_audited_does_not_happen() {
         .execute(&su)
         .await
         .expect("drop");
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/ops/tenants/{}/suspend", t.id),
-            Some(&op),
-            Some(json!({"reason": "unpaid"})),
-        )
-        .await;
+    let r = suspend().await;
     assert_eq!(r.status(), 200);
     assert_eq!(tenant_events(su.clone()).await, events_before + 1);
     let platform: i64 = sqlx::query_scalar(
