@@ -71,6 +71,10 @@ id_type!(
     /// A bulk import (an archive, a bucket prefix or a folder of documents).
     ImportId
 );
+id_type!(
+    /// One tenant's invoice for one month.
+    InvoiceId
+);
 
 /// A tenant's URL-safe handle: 3–40 characters of `a-z`, `0-9` and inner `-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
