@@ -1,6 +1,7 @@
 //! `docketctl`, the operator CLI. Commands are library functions returning JSON so that the
 //! end-to-end tests exercise exactly what operators run.
 
+mod billing;
 mod import;
 mod limits;
 mod lookup;
@@ -8,6 +9,7 @@ mod reindex;
 mod switch;
 mod tier_move;
 
+pub use billing::billing_run;
 pub use import::import_folder;
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};
 pub use reindex::reindex;

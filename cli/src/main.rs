@@ -35,6 +35,9 @@ enum Command {
     /// Incident switches: turn an endpoint class off globally or for one tenant.
     #[command(subcommand)]
     Switch(SwitchCommand),
+    /// Billing runs.
+    #[command(subcommand)]
+    Billing(BillingCommand),
     /// Import a folder of documents into a tenant, with a live progress bar (the feeder in
     /// docket-scheduler moves them through the pipeline).
     Import {
@@ -62,6 +65,28 @@ enum Command {
         no_wait: bool,
         /// Longest wait, in seconds.
         #[arg(long, default_value_t = 86_400)]
+        timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Invoice every tenant (or one) for a complete month, as the scheduler does on the 1st.
+    Run {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        period: String,
+        /// Only this tenant (slug or id).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print what would be invoiced; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once queued, without waiting for the invoices.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
 }
@@ -280,6 +305,25 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
         }
         Command::Switch(SwitchCommand::List) => docketctl::switch_list(&control()?).await,
         Command::Audit(AuditCommand::Verify { tenant }) => docketctl::audit_verify(&control()?, tenant).await,
+        Command::Billing(BillingCommand::Run {
+            period,
+            tenant,
+            dry_run,
+            no_wait,
+            timeout,
+        }) => {
+            let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
+            docketctl::billing_run(
+                config,
+                &control()?,
+                &auditor,
+                &period,
+                tenant.as_deref(),
+                dry_run,
+                wait,
+            )
+            .await
+        }
         Command::Import {
             tenant,
             no_wait,

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod billing;
 pub mod blobs;
 pub mod config;
 pub mod crypto;

@@ -2,9 +2,13 @@
 //! runs the import feeder (imported documents move from PostgreSQL into the bulk lane in
 //! bounded, per-tenant-fair slices; see `platform::imports::feeder`), the reaper (work whose
 //! queue entry vanished is pushed again or failed; see `platform::jobs::reaper`) and
-//! heartbeats; monthly invoices and quarterly access reviews join it when those jobs exist.
-//! Any number of schedulers may run: one round of each at a time holds its lock.
+//! heartbeats, and the calendar (`calendar`: monthly invoices; quarterly access reviews
+//! join it). Any number of schedulers may run: one round of each at a time holds its lock,
+//! and exactly one leads the calendar.
 
+pub mod calendar;
+
+use docket_platform::audit::Auditor;
 use docket_platform::config::Config;
 use docket_platform::db::{ControlDb, Db, DbError};
 use docket_platform::heartbeat;
@@ -54,10 +58,20 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         stopped(stop_rx.clone()),
     ));
     let reaping = tokio::spawn(reaper::run(
-        control,
+        control.clone(),
         db.clone(),
-        queue,
+        queue.clone(),
         config.ingest.reaper.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let leading = calendar::Leading::default();
+    let calendar = tokio::spawn(calendar::run(
+        control,
+        queue,
+        Auditor::new(config.master_key.clone()),
+        config.billing.clone(),
+        config.database.control_url.clone(),
+        leading.clone(),
         stopped(stop_rx),
     ));
     let mut tick = tokio::time::interval(config.heartbeat_interval);
@@ -67,7 +81,8 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tick.tick() => {
-                if let Err(e) = heartbeat::beat(&db, &name, "scheduler", &json!({})).await {
+                let components = json!({ "leader": leading.get() });
+                if let Err(e) = heartbeat::beat(&db, &name, "scheduler", &components).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
@@ -76,6 +91,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
     let _ = stop_tx.send(true);
     let _ = feeding.await;
     let _ = reaping.await;
+    let _ = calendar.await;
     heartbeat::remove(&db, &name).await?;
     tracing::info!(%name, "scheduler stopped");
     Ok(())

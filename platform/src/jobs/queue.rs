@@ -143,4 +143,19 @@ impl JobQueue {
             .await
             .map_err(|e| QueueError::Push(e.to_string()))
     }
+
+    /// How many tasks of the queue `config` names are due or waiting for a retry: what a
+    /// producer of many jobs keeps bounded (apalis-redis fails past ~8,000 due tasks).
+    pub async fn depth(&self, config: &Config) -> Result<u64, QueueError> {
+        let mut conn = self.redis.conn().await?;
+        let (active, scheduled): (u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(config.active_jobs_list())
+            .cmd("ZCARD")
+            .arg(config.scheduled_jobs_set())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| QueueError::Push(e.to_string()))?;
+        Ok(active + scheduled)
+    }
 }

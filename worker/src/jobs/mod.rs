@@ -7,12 +7,14 @@ pub mod embed;
 pub mod guard;
 pub mod import;
 pub mod index;
+pub mod invoice;
 pub mod parse;
 mod poll;
 
 use crate::context::Ctx;
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
+use docket_platform::billing::job::InvoiceJob;
 use docket_platform::imports::job::ImportJob;
 use docket_platform::jobs::{JobEnvelope, JobKind, Lane};
 use docket_platform::queries::job::AnswerJob;
@@ -85,6 +87,7 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
     let monitor = register!(monitor, ctx, conn, name, JobKind::Chunk, chunk::handle);
     let monitor = register!(monitor, ctx, conn, name, JobKind::Embed, embed::handle);
     let monitor = register_import(monitor, ctx.clone(), conn.clone(), name);
+    let monitor = register_invoice(monitor, ctx.clone(), conn.clone(), name);
     match ctx.vectors.is_some() {
         true => {
             let monitor = register!(monitor, ctx, conn, name, JobKind::Index, index::handle);
@@ -115,6 +118,34 @@ fn register_import(monitor: Monitor, ctx: Ctx, conn: apalis_redis::ConnectionMan
             .concurrency(IMPORT_CONCURRENCY)
             .data(ctx.clone())
             .build(import::handle)
+    })
+}
+
+/// Invoices computed at once per worker process (each is a few short queries).
+const INVOICE_CONCURRENCY: usize = 8;
+
+/// Registers the `invoice` worker (one tenant's month) on every worker process.
+fn register_invoice(
+    monitor: Monitor,
+    ctx: Ctx,
+    conn: apalis_redis::ConnectionManager,
+    name: &str,
+) -> Monitor {
+    let base = format!("{name}-invoice");
+    monitor.register(move |restarts| {
+        let config = docket_platform::billing::job::config(&ctx.queue)
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(2)
+            .batch_size(INVOICE_CONCURRENCY);
+        let backend = RedisStorage::<InvoiceJob>::new(conn.clone())
+            .with_config(config)
+            .poll_with_strategy(FastPoll::new(POLL));
+        WorkerBuilder::new(format!("{base}-r{restarts}"))
+            .backend(backend)
+            .parallelize(tokio::spawn)
+            .concurrency(INVOICE_CONCURRENCY)
+            .data(ctx.clone())
+            .build(invoice::handle)
     })
 }
 
