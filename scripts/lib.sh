@@ -29,6 +29,7 @@ ensure_tools() {
   ensure_pkg python3 python3 python3-pip
   ensure_pkg curl curl
   ensure_pkg qpdf qpdf            # tests: makes a really encrypted PDF
+  ensure_pkg pdftotext poppler-utils  # tests: reads the invoice PDFs back
   command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
 }
 
@@ -148,6 +149,18 @@ ensure_s3() {
   nohup moto_server -H 127.0.0.1 -p "$port" >"$VAR/log/moto.log" 2>&1 &
   for _ in $(seq 1 40); do curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0; sleep 0.5; done
   echo "moto S3 did not come up (see var/log/moto.log)" >&2; exit 1
+}
+
+# localstripe, a stateful Stripe emulator from PyPI (GPL, run as a tool), pinned: the
+# compatibility patch scripts/localstripe-compat.py extends its internals. The billing tests
+# start one per test on a free loopback port through that script.
+LOCALSTRIPE_VERSION=1.15.10
+ensure_localstripe() {
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('localstripe') != '$LOCALSTRIPE_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  log "installing localstripe $LOCALSTRIPE_VERSION (Stripe emulator for the billing tests)"
+  python3 -m pip install -q "localstripe==$LOCALSTRIPE_VERSION"
 }
 
 setup_all() {

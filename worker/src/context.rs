@@ -54,6 +54,8 @@ pub struct JobContext {
     /// When the last interactive job ended (ms since the Unix epoch): the next stage of the
     /// same document is usually picked up within one poll, so bulk jobs wait past the gap.
     pub interactive_ended_ms: AtomicU64,
+    /// Stripe, when configured: `invoice` jobs push their invoices there.
+    pub stripe: Option<docket_platform::billing::stripe::Stripe>,
 }
 
 /// Cheap-to-clone handle for apalis `Data`.

@@ -125,26 +125,30 @@ impl Worker {
         let question_embedder =
             Batcher::spawn_pool(question_sessions, config.ingest.question_batch, "embed-questions")?;
         let redis = Redis::new(&config.redis.url, &config.redis.prefix)?;
-        let ctx = Arc::new(JobContext {
-            embedder,
-            bulk_embedder,
-            question_embedder,
-            db,
-            blobs: BlobStore::from_config(&config.objects)?,
-            queue: JobQueue::new(redis.clone(), config.ingest.job_max_attempts),
-            auditor: Auditor::new(config.master_key.clone()),
-            chunker,
-            vectors: vectors.clone(),
-            tenant_locks: Default::default(),
-            lock_pool: sqlx::postgres::PgPoolOptions::new()
-                .max_connections(LOCK_CONNECTIONS)
-                .connect_lazy(config.database.app_url.expose())
-                .map_err(DbError::from)?,
-            job_timeout: JOB_TIMEOUT,
-            interactive_running: Default::default(),
-            interactive_ended_ms: Default::default(),
-            config,
-        });
+        let ctx =
+            Arc::new(JobContext {
+                embedder,
+                bulk_embedder,
+                question_embedder,
+                db,
+                blobs: BlobStore::from_config(&config.objects)?,
+                queue: JobQueue::new(redis.clone(), config.ingest.job_max_attempts),
+                auditor: Auditor::new(config.master_key.clone()),
+                chunker,
+                vectors: vectors.clone(),
+                tenant_locks: Default::default(),
+                lock_pool: sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(LOCK_CONNECTIONS)
+                    .connect_lazy(config.database.app_url.expose())
+                    .map_err(DbError::from)?,
+                job_timeout: JOB_TIMEOUT,
+                interactive_running: Default::default(),
+                interactive_ended_ms: Default::default(),
+                stripe: config.billing.stripe.as_ref().map(|s| {
+                    docket_platform::billing::stripe::Stripe::new(&s.api_base, s.secret_key.clone())
+                }),
+                config,
+            });
         tracing::info!(worker = %ctx.config.worker_name, vector_dir = %ctx.config.vector_dir.display(), "worker started");
         Ok(Self { ctx, redis, vectors })
     }

@@ -5,10 +5,12 @@
 //! collected and reported together, each naming its variable; values are never echoed for
 //! secrets.
 
+mod billing;
 mod master_key;
 mod qdrant;
 mod reader;
 
+pub use billing::{BillingConfig, StripeConfig};
 pub use master_key::MasterKey;
 pub use qdrant::QdrantConfig;
 use reader::Reader;
@@ -195,6 +197,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Ingestion.
     pub ingest: IngestConfig,
+    /// Billing.
+    pub billing: BillingConfig,
 }
 
 /// Ingestion settings.
@@ -417,6 +421,7 @@ impl Config {
                 "must be smaller than four fifths of DOCKET_CHUNK_MAX_TOKENS (a fifth is kept for carried headings)",
             );
         }
+        let billing = r.billing();
         if !r.errors.is_empty() {
             return Err(ConfigError { errors: r.errors });
         }
@@ -441,6 +446,7 @@ impl Config {
                 master_key,
                 auth,
                 ingest,
+                billing,
             }),
             _ => Err(ConfigError {
                 errors: vec![VarError {
