@@ -1,4 +1,5 @@
-//! `GET /v1/usage` (the tenant's own, capability `usage.read`) and
+//! `GET /v1/usage` (the tenant's own, capability `usage.read`, with an upgrade hint when
+//! this month's overage already costs more than the next plan up) and
 //! `GET /ops/tenants/{id}/usage` (operators): the usage ledger by period and kind.
 
 use crate::auth::{OperatorAuth, TenantAuth};
@@ -10,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
+use docket_platform::billing::upgrade;
 use docket_platform::db::{ControlDb, TenantTx};
 use docket_platform::ids::TenantId;
 use docket_platform::usage::{self, Granularity, Period};
@@ -70,7 +72,13 @@ async fn mine(
     auth.require(&state, Capability::UsageRead).await?;
     let (period, g) = validate(query)?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let body = report(&mut tx, period, g).await?;
+    let mut body = report(&mut tx, period, g).await?;
+    // Only the tenant's own view carries the hint (operators have the margin report).
+    body["upgrade_hint"] = json!(
+        upgrade::hint(&mut tx, chrono::Utc::now())
+            .await
+            .map_err(ApiError::internal)?
+    );
     state
         .auditor
         .tenant(&mut tx, auth.event("usage.read", Outcome::Allowed))
