@@ -7,6 +7,7 @@
 
 pub mod actors;
 pub mod asking;
+pub mod billing;
 pub mod clauses;
 pub mod evaluation;
 pub mod fixtures;
@@ -14,6 +15,7 @@ pub mod importing;
 pub mod ingest;
 pub mod proxy;
 pub mod seed;
+pub mod stripe;
 pub mod synthetic;
 
 use docket_api::state::AppState;

@@ -46,10 +46,19 @@ pub async fn rows_in_every_tenant_table(control: &ControlDb, tenant: TenantId) {
             .await
             .unwrap_or_else(|e| panic!("seed {sql}: {e}"));
     }
+    let mut tx = control.begin_tenant(tenant).await.expect("scope");
+    for sql in SCOPED_SEEDS {
+        sqlx::query(sql)
+            .bind(t)
+            .execute(tx.conn())
+            .await
+            .unwrap_or_else(|e| panic!("seed {sql}: {e}"));
+    }
+    tx.commit().await.expect("commit");
 }
 
 /// Statements that put one row of `$1`'s into each later tenant table (identity, vectors,
-/// limits, imports).
+/// limits, imports; the plan and status history get theirs from the tenant's creation).
 pub(crate) const IDENTITY_SEEDS: [&str; 10] = [
     "INSERT INTO embedding_cache (tenant_id, sha256, model, vector) VALUES ($1, 'seed', 'seed', '\\x00')",
     "INSERT INTO vector_placements (tenant_id, tier) VALUES ($1, 'shared')",
@@ -64,4 +73,14 @@ pub(crate) const IDENTITY_SEEDS: [&str; 10] = [
     "INSERT INTO imports (id, tenant_id, source, actor) VALUES (gen_random_uuid(), $1, 'zip', 'system')",
     "INSERT INTO import_failures (tenant_id, import_id, entry, filename, code, message)
        SELECT $1, id, 0, 'seed.bin', 'unsupported_media_type', 'seed' FROM imports WHERE tenant_id = $1 LIMIT 1",
+];
+
+/// Rows only the service role writes (invoices and Stripe customers, by the `invoice`
+/// job), written in the tenant's scope.
+pub(crate) const SCOPED_SEEDS: [&str; 3] = [
+    "INSERT INTO invoices (id, tenant_id, period, number, plan_id, currency, total_cents, active_days)
+       VALUES (gen_random_uuid(), $1, '2026-01-01', 'SEED-' || $1::text, 'team', 'usd', 4900, 31)",
+    "INSERT INTO invoice_lines (tenant_id, invoice_id, ordinal, kind, description, quantity, unit, amount_cents)
+       SELECT $1, id, 0, 'base', 'Team plan', 31, 'days', 4900 FROM invoices WHERE tenant_id = $1 LIMIT 1",
+    "INSERT INTO stripe_customers (tenant_id, customer_id) VALUES ($1, 'cus_seed_' || $1::text)",
 ];

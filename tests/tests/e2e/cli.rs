@@ -70,3 +70,55 @@ async fn migrate_is_idempotent() {
     assert_eq!(first["migrated"], true);
     docketctl::migrate(&app.config).await.expect("again");
 }
+
+#[tokio::test]
+async fn billing_run_dry_runs_one_tenant_and_refuses_bad_periods_with_a_sentence() {
+    let app = spawn_app().await;
+    let (a, b) = (app.create_tenant("cli-a").await, app.create_tenant("cli-b").await);
+    app.active_since_before(a.id, "team").await;
+    app.active_since_before(b.id, "team").await;
+    let out = docketctl::billing_run(
+        &app.config,
+        &app.control,
+        &app.auditor(),
+        "2026-06",
+        Some(&a.slug),
+        true,
+        None,
+    )
+    .await
+    .expect("dry run");
+    assert_eq!(out["tenants"], 1, "only the tenant asked for: {out}");
+    assert_eq!(out["lines"][0]["preview"]["total_cents"], 4900, "{out}");
+    assert_eq!(
+        out["run_id"],
+        serde_json::Value::Null,
+        "a dry run records nothing"
+    );
+    for (period, says) in [("2026-6", "not a month"), ("2099-01", "not over yet")] {
+        let e = docketctl::billing_run(
+            &app.config,
+            &app.control,
+            &app.auditor(),
+            period,
+            None,
+            false,
+            None,
+        )
+        .await
+        .expect_err(period);
+        assert!(e.to_string().contains(says), "{period}: {e}");
+    }
+    let e = docketctl::billing_run(
+        &app.config,
+        &app.control,
+        &app.auditor(),
+        "2026-06",
+        Some("nobody"),
+        true,
+        None,
+    )
+    .await
+    .expect_err("unknown tenant");
+    assert!(e.to_string().contains("no tenant"), "{e}");
+}

@@ -9,8 +9,10 @@
 //! - `bulk`: a zip import of N synthetic contracts: documents/min, queue depth, memory, fairness.
 //! - `login-flood`: 500 concurrent bad logins against one tenant: its users' p99 vs idle.
 //! - `unpack`: a worker's peak memory while it unpacks a 1 GiB zip import.
+//! - `billing`: a month's run for 10,000 tenants and 1,000,000 ledger rows; Stripe pushes/s.
 
 mod answer;
+mod billing;
 mod bulk;
 mod cpu;
 mod embed;
@@ -32,9 +34,10 @@ async fn main() -> anyhow::Result<()> {
         "bulk" => bulk::run(&args[1..]).await,
         "login-flood" => login::run().await,
         "unpack" => unpack::run(&args[1..]).await,
+        "billing" => billing::run(&args[1..]).await,
         other => {
             bail!(
-                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood or unpack"
+                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack or billing"
             )
         }
     }

@@ -1,0 +1,696 @@
+//! Billing: invoices computed from the ledger and the plan history, exactly once, never
+//! edited, readable (JSON and PDF) only by their tenant; runs queued per tenant on the
+//! `invoice` queue and consumed by real workers.
+
+use docket_platform::audit::Actor;
+use docket_platform::billing::invoice::StripeStatus;
+use docket_platform::billing::run::{self, Origin, RunRequest};
+use docket_platform::billing::{Billed, LineKind, Month};
+use docket_platform::ids::TenantId;
+use docket_platform::jobs::JobQueue;
+use docket_platform::redis_conn::Redis;
+use docket_tests::actors::expect_error;
+use docket_tests::stripe::LocalStripe;
+use docket_tests::{TestApp, spawn_app, spawn_app_with};
+use reqwest::Method;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn queue(app: &TestApp) -> JobQueue {
+    let redis = Redis::new(&app.config.redis.url, &app.config.redis.prefix).expect("redis");
+    JobQueue::new(redis, 5)
+}
+
+fn request(month: &str, only: Option<TenantId>, dry_run: bool) -> RunRequest {
+    RunRequest {
+        month: Month::parse(month).expect("month"),
+        only,
+        dry_run,
+        origin: Origin::Operator,
+        requested_by: "test".into(),
+        actor: Actor::System,
+    }
+}
+
+async fn invoices_of(app: &TestApp, tenant: TenantId) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT number, total_cents FROM invoices WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_all(app.control.pool())
+        .await
+        .expect("invoices")
+}
+
+/// Waits until every tenant that owes something for `month` has its invoice.
+async fn wait_invoiced(app: &TestApp, month: &str, within: Duration) {
+    let m = Month::parse(month).expect("month");
+    let started = Instant::now();
+    loop {
+        let due = run::billable(&app.control, m, None).await.expect("billable");
+        if due.iter().all(|d| d.2) {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "invoices for {month} not made in {within:?}: {due:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn ledger_events_land_in_their_utc_month_and_overage_is_exact() {
+    let app = spawn_app().await;
+    let (a, b, c) = (
+        app.create_tenant("edge").await,
+        app.create_tenant("under").await,
+        app.create_tenant("over").await,
+    );
+    for t in [&a, &b, &c] {
+        app.active_since_before(t.id, "team").await;
+    }
+    // The last millisecond of June and the first instant of July: one each side.
+    app.ledger(a.id, "embedding_tokens", 5_000_000, "2026-06-30T23:59:59.999Z")
+        .await;
+    app.ledger(a.id, "embedding_tokens", 777, "2026-07-01T00:00:00Z")
+        .await;
+    app.ledger(a.id, "pages_parsed", 3, "2026-06-01T00:00:00Z").await;
+    app.ledger(b.id, "query_tokens_in", 4_999_999, "2026-06-15T12:00:00Z")
+        .await;
+    app.ledger(c.id, "query_tokens_in", 5_000_000, "2026-06-15T12:00:00Z")
+        .await;
+    app.ledger(c.id, "query_tokens_out", 1_234_567, "2026-06-20T12:00:00Z")
+        .await;
+
+    assert!(matches!(app.bill(a.id, "2026-06").await, Billed::Created(_)));
+    let june = app.invoice_of(a.id, "2026-06").await.expect("june invoice");
+    let tokens = june
+        .lines
+        .iter()
+        .find(|l| l.description.starts_with("embedding tokens"))
+        .expect("token line");
+    assert_eq!(tokens.quantity, 5_000_000, "23:59:59.999 on the 30th is June");
+    assert!(
+        june.lines.iter().all(|l| l.kind != LineKind::Overage),
+        "exactly at the quota: no overage"
+    );
+    assert_eq!(june.total_cents, 4900);
+    assert!(june.number.starts_with("DKT-202606-"), "{}", june.number);
+    app.bill(a.id, "2026-07").await;
+    let july = app.invoice_of(a.id, "2026-07").await.expect("july invoice");
+    assert!(
+        july.lines
+            .iter()
+            .any(|l| l.quantity == 777 && l.kind == LineKind::Usage),
+        "00:00:00 on the 1st is July: {:?}",
+        july.lines
+    );
+
+    app.bill(b.id, "2026-06").await;
+    assert_eq!(
+        app.invoice_of(b.id, "2026-06").await.expect("b").total_cents,
+        4900,
+        "below the quota"
+    );
+    app.bill(c.id, "2026-06").await;
+    let over = app.invoice_of(c.id, "2026-06").await.expect("c");
+    let line = over
+        .lines
+        .iter()
+        .find(|l| l.kind == LineKind::Overage)
+        .expect("overage");
+    assert_eq!(line.quantity, 1_234_567);
+    // 1,234,567 tokens at 0.2 cents per 1,000 = 246.9134 cents, half up to 247.
+    assert_eq!(line.amount_cents, 247);
+    assert_eq!(over.total_cents, 4900 + 247);
+}
+
+#[tokio::test]
+async fn plan_changes_and_suspensions_prorate_to_the_day() {
+    let app = spawn_app().await;
+    let (up, paused, fresh, gone) = (
+        app.create_tenant("upgrade").await,
+        app.create_tenant("paused").await,
+        app.create_tenant("fresh").await,
+        app.create_tenant("gone").await,
+    );
+    // Team, then Business from 10 June 15:00: 9 days of Team, 21 of Business.
+    app.set_history(
+        up.id,
+        &[
+            ("2020-01-01T00:00:00Z", "team"),
+            ("2026-06-10T15:00:00Z", "business"),
+        ],
+        &[("2020-01-01T00:00:00Z", "active")],
+    )
+    .await;
+    // Suspended from the 6th to the 16th: 20 active days.
+    app.set_history(
+        paused.id,
+        &[("2020-01-01T00:00:00Z", "team")],
+        &[
+            ("2020-01-01T00:00:00Z", "active"),
+            ("2026-06-06T00:00:00Z", "suspended"),
+            ("2026-06-16T00:00:00Z", "active"),
+        ],
+    )
+    .await;
+    // Created on the 21st: 10 days.
+    app.set_history(
+        fresh.id,
+        &[("2026-06-21T08:00:00Z", "team")],
+        &[("2026-06-21T08:00:00Z", "active")],
+    )
+    .await;
+    // Deleted in May: owes nothing for June.
+    app.set_history(
+        gone.id,
+        &[("2020-01-01T00:00:00Z", "team")],
+        &[
+            ("2020-01-01T00:00:00Z", "active"),
+            ("2026-05-20T00:00:00Z", "deleted"),
+        ],
+    )
+    .await;
+
+    app.bill(up.id, "2026-06").await;
+    let inv = app.invoice_of(up.id, "2026-06").await.expect("invoice");
+    let base: Vec<_> = inv.lines.iter().filter(|l| l.kind == LineKind::Base).collect();
+    assert_eq!((base[0].quantity, base[0].amount_cents), (9, 1470), "{base:?}");
+    assert_eq!((base[1].quantity, base[1].amount_cents), (21, 34930), "{base:?}");
+    assert_eq!(inv.plan_id, "business");
+    assert_eq!(inv.total_cents, 1470 + 34930);
+
+    app.bill(paused.id, "2026-06").await;
+    let inv = app.invoice_of(paused.id, "2026-06").await.expect("invoice");
+    assert_eq!((inv.active_days, inv.total_cents), (20, 3267)); // 4900 × 20 / 30 = 3266.67
+    app.bill(fresh.id, "2026-06").await;
+    let inv = app.invoice_of(fresh.id, "2026-06").await.expect("invoice");
+    assert_eq!((inv.active_days, inv.total_cents), (10, 1633)); // 4900 × 10 / 30 = 1633.33
+    assert_eq!(app.bill(gone.id, "2026-06").await, Billed::NotActive);
+    assert!(app.invoice_of(gone.id, "2026-06").await.is_none());
+
+    // The run's tenant selection applies the same rule.
+    let due = run::billable(&app.control, Month::parse("2026-06").expect("m"), None)
+        .await
+        .expect("billable");
+    let ids: Vec<TenantId> = due.iter().map(|d| d.0).collect();
+    assert!(
+        ids.contains(&fresh.id) && ids.contains(&paused.id) && !ids.contains(&gone.id),
+        "{due:?}"
+    );
+}
+
+#[tokio::test]
+async fn plan_and_status_changes_are_recorded_in_the_history() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("hist").await;
+    docketctl::tenant_plan(&app.control, &app.auditor(), &t.slug, "business")
+        .await
+        .expect("plan change");
+    let op = app.operator_token().await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/ops/tenants/{}/suspend", t.id),
+            Some(&op),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let plans: Vec<String> =
+        sqlx::query_scalar("SELECT plan_id FROM plan_history WHERE tenant_id = $1 ORDER BY from_ts, id")
+            .bind(t.id)
+            .fetch_all(app.control.pool())
+            .await
+            .expect("plans");
+    assert_eq!(plans, ["team", "business"]);
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM status_history WHERE tenant_id = $1 ORDER BY from_ts, id")
+            .bind(t.id)
+            .fetch_all(app.control.pool())
+            .await
+            .expect("statuses");
+    assert_eq!(statuses, ["active", "suspended"]);
+}
+
+#[tokio::test]
+async fn concurrent_and_repeated_runs_make_one_invoice_per_tenant() {
+    let app = spawn_app().await;
+    let tenants = [
+        app.create_tenant("one").await,
+        app.create_tenant("two").await,
+        app.create_tenant("three").await,
+    ];
+    for (i, t) in tenants.iter().enumerate() {
+        app.active_since_before(t.id, "team").await;
+        app.ledger(
+            t.id,
+            "embedding_tokens",
+            5_000_000 + 100_000 * i as i64,
+            "2026-06-10T00:00:00Z",
+        )
+        .await;
+    }
+    let (q, auditor) = (queue(&app), app.auditor());
+    // A dry run shows the totals and writes nothing.
+    let dry = run::start(
+        &app.control,
+        &q,
+        &auditor,
+        &request("2026-06", None, true),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("dry run");
+    assert_eq!(dry.tenants, 3);
+    assert!(dry.lines.iter().all(|l| l.preview.is_some()));
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM billing_runs")
+        .fetch_one(app.control.pool())
+        .await
+        .expect("runs");
+    assert_eq!(runs, 0, "a dry run records nothing");
+
+    let _worker = app.spawn_worker().await;
+    let req = request("2026-06", None, false);
+    let now = chrono::Utc::now();
+    let (r1, r2) = tokio::join!(
+        run::start(&app.control, &q, &auditor, &req, now),
+        run::start(&app.control, &q, &auditor, &req, now),
+    );
+    let (r1, r2) = (r1.expect("run 1"), r2.expect("run 2"));
+    assert_eq!(r1.tenants, 3);
+    assert!(r1.queued + r2.queued >= 3);
+    wait_invoiced(&app, "2026-06", Duration::from_secs(60)).await;
+    let again = run::start(&app.control, &q, &auditor, &req, chrono::Utc::now())
+        .await
+        .expect("run 3");
+    assert_eq!(
+        (again.queued, again.existing),
+        (0, 3),
+        "a repeated run finds every invoice"
+    );
+    for (i, t) in tenants.iter().enumerate() {
+        let invoices = invoices_of(&app, t.id).await;
+        assert_eq!(invoices.len(), 1, "{invoices:?}");
+        let preview = dry
+            .lines
+            .iter()
+            .find(|l| l.tenant_id == t.id)
+            .and_then(|l| l.preview.clone())
+            .expect("preview");
+        assert_eq!(
+            invoices[0].1, preview.total_cents,
+            "the dry run's total is the invoice's"
+        );
+        assert_eq!(
+            invoices[0].1,
+            4900 + 20 * i as i64,
+            "100,000 tokens over per step"
+        );
+        assert_eq!(app.audit_count(t.id, "billing.invoice_created", None).await, 1);
+    }
+    let started: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform_audit_events WHERE action IN ('billing.run_started', 'billing.run_finished')",
+    )
+    .fetch_one(app.control.pool())
+    .await
+    .expect("platform audit");
+    assert_eq!(started, 6, "three runs, each started and finished");
+}
+
+#[tokio::test]
+async fn an_invoice_job_killed_mid_way_is_finished_once_by_another_worker() {
+    let stripe = LocalStripe::start().await;
+    let app = spawn_app_with(&[
+        ("DOCKET_STRIPE_SECRET_KEY", docket_tests::stripe::KEY),
+        ("DOCKET_STRIPE_API_BASE", &stripe.base()),
+    ])
+    .await;
+    let t = app.create_tenant("killed").await;
+    app.active_since_before(t.id, "business").await;
+    // Hold the invoice's lock so the first worker blocks inside its transaction.
+    let mut holder = app.control.pool().begin().await.expect("begin");
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('invoice:' || $1::text || ':' || '2026-06', 0))",
+    )
+    .bind(t.id.to_string())
+    .execute(&mut *holder)
+    .await
+    .expect("lock");
+    let mut first = app.spawn_worker_process("invoice-first", false);
+    let q = queue(&app);
+    run::start(
+        &app.control,
+        &q,
+        &app.auditor(),
+        &request("2026-06", None, false),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("run");
+    // Wait until the job is inside bill(): its transaction waits on our lock.
+    let started = Instant::now();
+    loop {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                .fetch_one(app.control.pool())
+                .await
+                .expect("locks");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the invoice job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill();
+    holder.rollback().await.expect("release");
+    let _second = app.spawn_worker_process("invoice-second", false);
+    wait_invoiced(&app, "2026-06", Duration::from_secs(90)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let invoices = invoices_of(&app, t.id).await;
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0].1, 49900);
+    assert_eq!(app.audit_count(t.id, "billing.invoice_created", None).await, 1);
+    // One set of Stripe objects: one customer, one invoice of the same total.
+    let started = Instant::now();
+    while app
+        .invoice_of(t.id, "2026-06")
+        .await
+        .is_none_or(|i| i.stripe_status != StripeStatus::Pushed)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never pushed to Stripe"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stripe.count("/v1/customers").await, 1);
+    let theirs = stripe.get("/v1/invoices?limit=100").await;
+    assert_eq!(theirs["data"].as_array().map(Vec::len), Some(1), "{theirs}");
+    assert_eq!(theirs["data"][0]["total"], 49900);
+}
+
+#[tokio::test]
+async fn months_not_over_are_refused_and_finalized_invoices_never_change() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("fixed").await;
+    app.active_since_before(t.id, "team").await;
+    let this_month = Month::of(chrono::Utc::now()).to_string();
+    let err = run::start(
+        &app.control,
+        &queue(&app),
+        &app.auditor(),
+        &request(&this_month, None, false),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(err.to_string().contains("not over"), "{err}");
+
+    app.bill(t.id, "2026-06").await;
+    let su = app.pool_as("docket_test_super").await;
+    for sql in [
+        "UPDATE invoices SET total_cents = 1 WHERE tenant_id = $1",
+        "UPDATE invoice_lines SET amount_cents = 1 WHERE tenant_id = $1",
+        "DELETE FROM invoice_lines WHERE tenant_id = $1",
+        "DELETE FROM invoices WHERE tenant_id = $1",
+    ] {
+        let e = sqlx::query(sql).bind(t.id).execute(&su).await.expect_err(sql);
+        assert!(
+            e.to_string().contains("never") || e.to_string().contains("immutable"),
+            "{sql}: {e}"
+        );
+    }
+    // Payment state may move on.
+    sqlx::query("UPDATE invoices SET status = 'paid', paid_at = now() WHERE tenant_id = $1")
+        .bind(t.id)
+        .execute(&su)
+        .await
+        .expect("paid");
+    assert_eq!(
+        app.invoice_of(t.id, "2026-06").await.expect("inv").total_cents,
+        4900
+    );
+}
+
+#[tokio::test]
+async fn tenants_read_and_download_only_their_own_invoices() {
+    let app = spawn_app().await;
+    let (a, b) = (app.create_tenant("alpha").await, app.create_tenant("beta").await);
+    app.active_since_before(a.id, "team").await;
+    app.ledger(a.id, "embedding_tokens", 6_000_000, "2026-06-03T00:00:00Z")
+        .await;
+    app.bill(a.id, "2026-06").await;
+    let (ta, tb) = (app.owner_token(&a).await, app.owner_token(&b).await);
+
+    let list: Value = app
+        .call(Method::GET, "/v1/invoices", Some(&ta), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let inv = &list["invoices"][0];
+    let id = inv["id"].as_str().expect("id").to_owned();
+    assert_eq!(inv["period"], "2026-06");
+    let one: Value = app
+        .call(Method::GET, &format!("/v1/invoices/{id}"), Some(&ta), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let total = one["invoice"]["total_cents"].as_i64().expect("total");
+    assert_eq!(total, 4900 + 200, "1,000,000 tokens over at 0.2 cents per 1,000");
+    let sum: i64 = one["invoice"]["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| l["amount_cents"].as_i64().expect("amount"))
+        .sum();
+    assert_eq!(sum, total);
+
+    let pdf = app
+        .call(Method::GET, &format!("/v1/invoices/{id}.pdf"), Some(&ta), None)
+        .await;
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().await.expect("bytes");
+    let file = app.dirs.path().join("invoice.pdf");
+    std::fs::write(&file, &bytes).expect("write");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext is installed (scripts/test installs poppler-utils)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let number = one["invoice"]["number"].as_str().expect("number");
+    for needle in [
+        number,
+        "51.00 USD",
+        "2026-06-01 to 2026-06-30",
+        "alpha Inc.",
+        "Total",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in the PDF:\n{text}");
+    }
+
+    // Another tenant: not found, for the JSON and the PDF alike; its own list is empty.
+    for path in [format!("/v1/invoices/{id}"), format!("/v1/invoices/{id}.pdf")] {
+        expect_error(
+            app.call(Method::GET, &path, Some(&tb), None).await,
+            404,
+            "not_found",
+        )
+        .await;
+    }
+    let theirs: Value = app
+        .call(Method::GET, "/v1/invoices", Some(&tb), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["invoices"], serde_json::json!([]));
+    expect_error(
+        app.call(Method::GET, "/v1/invoices/not-an-id.pdf", Some(&ta), None)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    // Members do not read billing.
+    let (_, member) = app.user_with_role(&a, &ta, "member").await;
+    expect_error(
+        app.call(Method::GET, "/v1/invoices", Some(&member), None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    expect_error(
+        app.call(Method::GET, "/v1/invoices", None, None).await,
+        401,
+        "missing_credentials",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn operators_list_a_periods_invoices_and_the_runs() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("opsview").await;
+    app.active_since_before(t.id, "team").await;
+    let _worker = app.spawn_worker().await;
+    run::start(
+        &app.control,
+        &queue(&app),
+        &app.auditor(),
+        &request("2026-06", None, false),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("run");
+    wait_invoiced(&app, "2026-06", Duration::from_secs(60)).await;
+    let op = app.operator_token().await;
+    let list: Value = app
+        .call(Method::GET, "/ops/invoices?period=2026-06", Some(&op), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["invoices"][0]["tenant_slug"], t.slug.as_str());
+    assert_eq!(list["invoices"][0]["total_cents"], 4900);
+    let runs: Value = app
+        .call(Method::GET, "/ops/billing/runs", Some(&op), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(runs["runs"][0]["status"], "finished");
+    assert_eq!(runs["runs"][0]["queued"], 1);
+    expect_error(
+        app.call(Method::GET, "/ops/invoices?period=June", Some(&op), None)
+            .await,
+        400,
+        "invalid_period",
+    )
+    .await;
+    let tenant_token = app.owner_token(&t).await;
+    let r = app
+        .call(Method::GET, "/ops/invoices", Some(&tenant_token), None)
+        .await;
+    assert_eq!(r.status(), 401, "a tenant token is not an operator's");
+}
+
+#[tokio::test]
+async fn operators_see_revenue_cost_and_margin_per_tenant_and_plan() {
+    let app = spawn_app_with(&[(
+        "DOCKET_COST_MODEL",
+        "embedding_tokens=0.01,pages_parsed=100,storage_gb_month=0",
+    )])
+    .await;
+    let (team, biz) = (
+        app.create_tenant_on("m-team", "team", "shared").await,
+        app.create_tenant_on("m-biz", "business", "shared").await,
+    );
+    app.active_since_before(team.id, "team").await;
+    app.active_since_before(biz.id, "business").await;
+    // 2,000,000 tokens × 0.01 / 1,000 = 20 cents; 50 pages × 100 / 1,000 = 5 cents.
+    app.ledger(team.id, "embedding_tokens", 2_000_000, "2026-06-05T00:00:00Z")
+        .await;
+    app.ledger(team.id, "pages_parsed", 50, "2026-06-05T00:00:00Z")
+        .await;
+    app.ledger(biz.id, "embedding_tokens", 10_000_000, "2026-06-05T00:00:00Z")
+        .await;
+    app.bill(team.id, "2026-06").await;
+    app.bill(biz.id, "2026-06").await;
+    let op = app.operator_token().await;
+    let r: Value = app
+        .call(
+            Method::GET,
+            "/ops/billing/margins?period=2026-06",
+            Some(&op),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let row = |slug: &str| {
+        r["tenants"]
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .find(|t| t["slug"] == slug)
+            .cloned()
+            .unwrap_or_else(|| panic!("{slug} not in {r}"))
+    };
+    let t = row(&team.slug);
+    assert_eq!(
+        (t["revenue_cents"].as_i64(), t["cost_cents"].as_i64()),
+        (Some(4900), Some(25)),
+        "{t}"
+    );
+    assert_eq!(t["margin_cents"], 4900 - 25);
+    let b = row(&biz.slug);
+    assert_eq!(
+        (b["revenue_cents"].as_i64(), b["cost_cents"].as_i64()),
+        (Some(49900), Some(100)),
+        "{b}"
+    );
+    let plans = r["plans"].as_array().expect("plans");
+    let business = plans
+        .iter()
+        .find(|p| p["plan_id"] == "business")
+        .expect("business");
+    assert_eq!(
+        (business["tenants"].as_i64(), business["margin_cents"].as_i64()),
+        (Some(1), Some(49800))
+    );
+    expect_error(
+        app.call(
+            Method::GET,
+            "/ops/billing/margins?period=2026-13",
+            Some(&op),
+            None,
+        )
+        .await,
+        400,
+        "invalid_period",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn usage_suggests_the_next_plan_once_overage_costs_more_than_it() {
+    let app = spawn_app().await;
+    let (heavy, light) = (app.create_tenant("heavy").await, app.create_tenant("light").await);
+    let now = chrono::Utc::now().to_rfc3339();
+    // Team: 5M tokens included, 0.2 cents per 1,000 above; Business costs 450.00 USD more.
+    app.ledger(heavy.id, "embedding_tokens", 300_000_000, &now).await;
+    app.ledger(light.id, "embedding_tokens", 6_000_000, &now).await;
+    let usage = |t: docket_tests::actors::TestTenant| {
+        let app = &app;
+        async move {
+            let token = app.owner_token(&t).await;
+            let v: Value = app
+                .call(Method::GET, "/v1/usage", Some(&token), None)
+                .await
+                .json()
+                .await
+                .expect("json");
+            v["upgrade_hint"].clone()
+        }
+    };
+    let hint = usage(heavy).await;
+    assert_eq!(hint["suggested_plan"], "business", "{hint}");
+    assert_eq!(hint["overage_cents"], 59000); // 295M × 0.2 / 1,000
+    assert_eq!(hint["price_difference_cents"], 45000);
+    assert_eq!(
+        usage(light).await,
+        Value::Null,
+        "200 cents of overage is cheaper than upgrading"
+    );
+}
