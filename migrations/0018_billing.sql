@@ -8,7 +8,8 @@
 -- * invoices / invoice_lines: one invoice per tenant and period (a unique key: however
 --   often or concurrently a run repeats, there is one). A finalized invoice's money never
 --   changes (trigger); what may change afterwards is its payment state and its Stripe
---   delivery state. Corrections are adjustment lines on a later invoice.
+--   delivery state. Corrections belong on a later invoice (line kind `adjustment`), never
+--   in an edit.
 -- * billing_runs: the operator's record of each run (platform table, no tenant data).
 
 ALTER TABLE plans ADD COLUMN currency text NOT NULL DEFAULT 'usd' CHECK (currency ~ '^[a-z]{3}$');
@@ -20,7 +21,6 @@ CREATE TABLE plan_history (
     from_ts    timestamptz NOT NULL
 );
 CREATE INDEX plan_history_tenant ON plan_history (tenant_id, from_ts);
-SELECT docket_enable_tenant_rls('plan_history');
 
 CREATE TABLE status_history (
     id         bigserial PRIMARY KEY,
@@ -29,7 +29,6 @@ CREATE TABLE status_history (
     from_ts    timestamptz NOT NULL
 );
 CREATE INDEX status_history_tenant ON status_history (tenant_id, from_ts);
-SELECT docket_enable_tenant_rls('status_history');
 
 -- clock_timestamp(), not now(): two changes in one transaction keep their order.
 CREATE FUNCTION docket_tenant_history() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -51,6 +50,10 @@ INSERT INTO plan_history (tenant_id, plan_id, from_ts) SELECT id, plan_id, creat
 INSERT INTO status_history (tenant_id, status, from_ts) SELECT id, 'active', created_at FROM tenants;
 INSERT INTO status_history (tenant_id, status, from_ts)
   SELECT id, status, greatest(updated_at, created_at + interval '1 microsecond') FROM tenants WHERE status <> 'active';
+-- Row-level security only after the backfill: the owner running migrations has no
+-- BYPASSRLS, and FORCEd policies would refuse its inserts (no tenant in scope).
+SELECT docket_enable_tenant_rls('plan_history');
+SELECT docket_enable_tenant_rls('status_history');
 
 CREATE SEQUENCE invoice_numbers;
 
@@ -121,6 +124,28 @@ CREATE TRIGGER invoices_immutable BEFORE UPDATE OR DELETE ON invoices
   FOR EACH ROW EXECUTE FUNCTION docket_invoice_immutable();
 CREATE TRIGGER invoice_lines_immutable BEFORE UPDATE OR DELETE ON invoice_lines
   FOR EACH ROW EXECUTE FUNCTION docket_invoice_immutable();
+
+-- Lines are written with their invoice, in the transaction that creates it (its created_at
+-- is that transaction's now()); a line added to an existing invoice is refused. Neither
+-- table can be truncated.
+CREATE FUNCTION docket_invoice_line_with_invoice() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM invoices WHERE id = NEW.invoice_id AND created_at = now()) THEN
+    RAISE EXCEPTION 'lines are added only with their invoice (corrections are adjustment lines on a later invoice)'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER invoice_lines_with_invoice BEFORE INSERT ON invoice_lines
+  FOR EACH ROW EXECUTE FUNCTION docket_invoice_line_with_invoice();
+CREATE FUNCTION docket_invoice_no_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'invoices are never deleted' USING ERRCODE = 'integrity_constraint_violation';
+END $$;
+CREATE TRIGGER invoices_no_truncate BEFORE TRUNCATE ON invoices
+  FOR EACH STATEMENT EXECUTE FUNCTION docket_invoice_no_truncate();
+CREATE TRIGGER invoice_lines_no_truncate BEFORE TRUNCATE ON invoice_lines
+  FOR EACH STATEMENT EXECUTE FUNCTION docket_invoice_no_truncate();
 
 -- The Stripe customer of each tenant (one, reused for every invoice).
 CREATE TABLE stripe_customers (

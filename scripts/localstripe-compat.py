@@ -11,29 +11,57 @@ import argparse
 
 from aiohttp import web
 from localstripe import server
-from localstripe.resources import Event, Invoice, UserError, schedule_webhook, store
+from localstripe.resources import (Event, Invoice, InvoiceItem, InvoiceLineItem, UserError,
+                                   schedule_webhook, store)
 
-# Real Stripe: POST /v1/invoices makes a draft invoice for any customer; with
-# pending_invoice_items_behavior=include it takes the customer's pending invoice items.
-# It accepts auto_advance and collection_method. localstripe answers 404 ("No upcoming
-# invoices") for a customer without a subscription and 500s on those fields.
+# Real Stripe: POST /v1/invoices makes a draft invoice for any customer, in `currency` if
+# given; pending_invoice_items_behavior=exclude leaves the customer's pending items alone
+# (include takes them). It accepts auto_advance and collection_method. localstripe answers
+# 404 ("No upcoming invoices") for a customer without a subscription, always takes the
+# pending items, and 500s on those fields.
 _create = Invoice._api_create.__func__
 
 
 def _invoice_create(cls, customer=None, subscription=None, pending_invoice_items_behavior=None,
-                    auto_advance=None, collection_method=None, description=None, metadata=None,
-                    **kwargs):
+                    auto_advance=None, collection_method=None, currency=None, description=None,
+                    metadata=None, **kwargs):
     if subscription is None and not kwargs:
         if pending_invoice_items_behavior not in (None, 'include', 'exclude'):
             raise UserError(400, 'Invalid pending_invoice_items_behavior')
-        # localstripe's constructor always takes the pending items (the `include` case,
-        # which is what Docket sends).
-        return cls(customer=customer, description=description, metadata=metadata)
+        if collection_method not in (None, 'charge_automatically', 'send_invoice'):
+            raise UserError(400, 'Invalid collection_method')
+        obj = cls(customer=customer, description=description, metadata=metadata)
+        if pending_invoice_items_behavior != 'include':
+            # Give back the pending items localstripe's constructor took.
+            for line in obj.lines._list:
+                InvoiceItem._api_retrieve(line.invoice_item).invoice = None
+            obj.lines._list = []
+        if currency is not None:
+            obj.currency = currency
+        return obj
     return _create(cls, customer=customer, subscription=subscription, description=description,
                    metadata=metadata, **kwargs)
 
 
 Invoice._api_create = classmethod(_invoice_create)
+
+# Real Stripe: POST /v1/invoiceitems with `invoice` adds the item to that draft invoice
+# (its lines and totals); localstripe records the id but leaves the invoice's lines alone.
+_item_create = InvoiceItem._api_create.__func__
+
+
+def _invoice_item_create(cls, **data):
+    invoice = data.get('invoice')
+    if invoice is not None and Invoice._api_retrieve(invoice).status != 'draft':
+        raise UserError(400, 'Items can only be added to a draft invoice')
+    item = _item_create(cls, **data)
+    if invoice is not None:
+        obj = Invoice._api_retrieve(invoice)
+        obj.lines._list.append(InvoiceLineItem(item))
+    return item
+
+
+InvoiceItem._api_create = classmethod(_invoice_item_create)
 
 
 # Real Stripe: POST /v1/invoices/{id}/finalize turns a draft into an open invoice and sends

@@ -103,7 +103,12 @@ pub async fn run(
             }
         }
         if held.is_some() && tokio::time::Instant::now() >= next_step {
-            step(&control, &queue, &auditor, &settings).await;
+            // A long step (a large run feeding its slices) still yields to shutdown; what it
+            // left undone is found by the next leader's step.
+            tokio::select! {
+                _ = step(&control, &queue, &auditor, &settings) => {}
+                _ = &mut stop => break,
+            }
             next_step = tokio::time::Instant::now() + settings.calendar_interval;
         }
         tokio::select! {

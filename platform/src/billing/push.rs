@@ -1,9 +1,12 @@
-//! Pushing a finalized invoice to Stripe: the tenant's customer (made once), one invoice item
-//! per line, the invoice (taking those items), finalize, pay. Each step that makes a Stripe
-//! object is recorded in PostgreSQL before the next, and every POST carries an
-//! `Idempotency-Key` derived from Docket's ids, so a push resumed after a crash, a timeout
-//! or an outage makes no second object. Payment itself is reported by Stripe's webhooks
-//! (`invoice.paid`, `invoice.payment_failed`).
+//! Pushing a finalized invoice to Stripe: the tenant's customer (made once, kept in
+//! `stripe_customers`), the invoice as an empty draft (its id kept on ours), one invoice item
+//! per line added to that draft by id, finalize, pay. Every POST carries an
+//! `Idempotency-Key` derived from Docket's ids, and lines already on the Stripe invoice are
+//! recognised by their metadata, so a push resumed after a crash, a timeout or an outage
+//! makes no second object. (What a key cannot cover: a crash between Stripe making the
+//! customer or the invoice and our recording it, resumed more than 24 hours later, leaves an
+//! unused customer or an empty draft behind; nothing is billed twice.) Payment itself is
+//! reported by Stripe's webhooks (`invoice.paid`, `invoice.payment_failed`).
 
 use super::BillingError;
 use super::invoice::{self, Invoice, StripeStatus};
@@ -98,8 +101,25 @@ pub async fn push(
                 form.push(("payment_method", "pm_card_visa".into()));
                 form.push(("invoice_settings[default_payment_method]", "pm_card_visa".into()));
             }
+            // The key names the request's content too: a tenant renamed between two attempts
+            // must not reuse a key with different parameters (Stripe refuses that).
+            let digest = {
+                use sha2::Digest;
+                let mut h = sha2::Sha256::new();
+                for (k, v) in &form {
+                    h.update(k.as_bytes());
+                    h.update([0]);
+                    h.update(v.as_bytes());
+                    h.update([0]);
+                }
+                hex::encode(&h.finalize()[..6])
+            };
             let made = stripe
-                .post("/v1/customers", &form, &format!("docket-customer-{tenant}"))
+                .post(
+                    "/v1/customers",
+                    &form,
+                    &format!("docket-customer-{tenant}-{digest}"),
+                )
                 .await?;
             let mut tx = db.begin_tenant(tenant).await?;
             sqlx::query("INSERT INTO stripe_customers (tenant_id, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -115,31 +135,16 @@ pub async fn push(
         }
     };
 
+    // The invoice first, as an empty draft taking no pending items, its id recorded before
+    // any item exists: items are then added to it by id, so a customer's other invoices (two
+    // months pushed at once, items of a failed push) can never be swept into this one.
     let stripe_invoice = match inv.stripe_invoice_id.clone() {
         Some(s) => s,
         None => {
-            for l in &inv.lines {
-                let form = [
-                    ("customer", customer.clone()),
-                    ("amount", l.amount_cents.to_string()),
-                    ("currency", inv.currency.clone()),
-                    (
-                        "description",
-                        format!("{} ({} {})", l.description, l.quantity, l.unit),
-                    ),
-                    ("metadata[docket_invoice]", id.to_string()),
-                ];
-                stripe
-                    .post(
-                        "/v1/invoiceitems",
-                        &form,
-                        &format!("docket-item-{id}-{}", l.ordinal),
-                    )
-                    .await?;
-            }
             let form = [
                 ("customer", customer.clone()),
-                ("pending_invoice_items_behavior", "include".into()),
+                ("currency", inv.currency.clone()),
+                ("pending_invoice_items_behavior", "exclude".into()),
                 ("auto_advance", "false".into()),
                 ("collection_method", "charge_automatically".into()),
                 ("description", format!("{} ({})", inv.number, inv.period)),
@@ -167,6 +172,44 @@ pub async fn push(
             kept.unwrap_or(made.id)
         }
     };
+
+    let current = stripe.get(&format!("/v1/invoices/{stripe_invoice}")).await?;
+    if current.status.as_deref() == Some("draft") {
+        // Lines already on the Stripe invoice (an earlier attempt) are found by their
+        // metadata, so a retry long after the idempotency keys expired adds none twice.
+        let present: std::collections::HashSet<String> = stripe
+            .list(&format!("/v1/invoices/{stripe_invoice}/lines?limit=100"))
+            .await?
+            .data
+            .into_iter()
+            .filter_map(|l| l.metadata.get("docket_line").cloned())
+            .collect();
+        for l in inv
+            .lines
+            .iter()
+            .filter(|l| !present.contains(&l.ordinal.to_string()))
+        {
+            let form = [
+                ("customer", customer.clone()),
+                ("invoice", stripe_invoice.clone()),
+                ("amount", l.amount_cents.to_string()),
+                ("currency", inv.currency.clone()),
+                (
+                    "description",
+                    format!("{} ({} {})", l.description, l.quantity, l.unit),
+                ),
+                ("metadata[docket_invoice]", id.to_string()),
+                ("metadata[docket_line]", l.ordinal.to_string()),
+            ];
+            stripe
+                .post(
+                    "/v1/invoiceitems",
+                    &form,
+                    &format!("docket-item-{id}-{}", l.ordinal),
+                )
+                .await?;
+        }
+    }
 
     let current = stripe.get(&format!("/v1/invoices/{stripe_invoice}")).await?;
     if current.status.as_deref() == Some("draft") {

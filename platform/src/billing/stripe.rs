@@ -49,6 +49,25 @@ pub struct StripeObject {
     pub total: Option<i64>,
 }
 
+/// A page of a Stripe list (`{"data": [...]}`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeList {
+    /// The objects.
+    #[serde(default)]
+    pub data: Vec<ListItem>,
+}
+
+/// An object in a list: its metadata is what this client reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListItem {
+    /// Id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Metadata.
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -94,7 +113,10 @@ impl Stripe {
         self.key.expose().starts_with("sk_test_")
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<StripeObject, StripeError> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, StripeError> {
         let resp = req
             .bearer_auth(self.key.expose())
             .header("Stripe-Version", "2024-06-20")
@@ -149,6 +171,11 @@ impl Stripe {
 
     /// `GET {path}`.
     pub async fn get(&self, path: &str) -> Result<StripeObject, StripeError> {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    /// `GET {path}` of a list.
+    pub async fn list(&self, path: &str) -> Result<StripeList, StripeError> {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 }

@@ -290,3 +290,47 @@ async fn webhooks_are_verified_deduplicated_and_refusals_change_nothing() {
         assert!(refused(&app, code).await >= 1, "{code} refusal not audited");
     }
 }
+
+#[tokio::test]
+async fn two_months_of_one_tenant_pushed_at_once_keep_their_own_lines() {
+    let stripe = LocalStripe::start().await;
+    let app = app_on(&stripe.base()).await;
+    let t = app.create_tenant("two-months").await;
+    app.active_since_before(t.id, "team").await;
+    app.ledger(t.id, "embedding_tokens", 7_000_000, "2026-05-10T00:00:00Z")
+        .await;
+    let _worker = app.spawn_worker().await;
+    tokio::join!(start_run(&app, "2026-05"), start_run(&app, "2026-06"));
+    for month in ["2026-05", "2026-06"] {
+        let started = Instant::now();
+        let inv = loop {
+            if let Some(i) = app.invoice_of(t.id, month).await
+                && i.stripe_status == invoice::StripeStatus::Pushed
+            {
+                break i;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{month} never pushed"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let sid = inv.stripe_invoice_id.clone().expect("stripe id");
+        let theirs = stripe.get(&format!("/v1/invoices/{sid}")).await;
+        assert_eq!(
+            theirs["total"], inv.total_cents,
+            "{month}: Stripe bills this month's lines only"
+        );
+    }
+    assert_eq!(
+        stripe.count("/v1/customers").await,
+        1,
+        "one customer for both months"
+    );
+    assert_eq!(stripe.count("/v1/invoices").await, 2);
+    assert_eq!(
+        app.invoice_of(t.id, "2026-05").await.expect("may").total_cents,
+        4900 + 400,
+        "May's 2,000,000 tokens over"
+    );
+}
