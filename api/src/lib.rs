@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::documents::router())
         .merge(routes::imports::router())
+        .merge(routes::exports::router())
         .merge(routes::invoices::router())
         .merge(routes::stripe_webhook::router())
         .merge(routes::ops::router())

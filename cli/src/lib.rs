@@ -2,6 +2,7 @@
 //! end-to-end tests exercise exactly what operators run.
 
 mod billing;
+mod export;
 mod import;
 mod limits;
 mod lookup;
@@ -10,6 +11,7 @@ mod switch;
 mod tier_move;
 
 pub use billing::billing_run;
+pub use export::export_verify;
 pub use import::import_folder;
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};
 pub use reindex::reindex;

@@ -38,6 +38,9 @@ enum Command {
     /// Billing runs.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// Data-portability export packages.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Import a folder of documents into a tenant, with a live progress bar (the feeder in
     /// docket-scheduler moves them through the pipeline).
     Import {
@@ -66,6 +69,20 @@ enum Command {
         /// Longest wait, in seconds.
         #[arg(long, default_value_t = 86_400)]
         timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Verify a downloaded package offline: signature, every checksum, every count, and the
+    /// audit chain inside it. Exits 3 naming every problem.
+    Verify {
+        /// The package's folder (where manifest.json is).
+        dir: std::path::PathBuf,
+        /// The signing keys to trust: a copy of /.well-known/docket-keys.json (without it,
+        /// the deployment's keys are read from its database).
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -211,6 +228,14 @@ enum AuditCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Verifying a package with a pinned key needs no deployment: it runs anywhere.
+    if let Command::Export(ExportCommand::Verify {
+        dir,
+        public_key: Some(key),
+    }) = &cli.command
+    {
+        return print(docketctl::export_verify(None, dir, Some(key)).await);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -218,7 +243,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli, &config).await {
+    print(run(cli, &config).await)
+}
+
+/// Prints a command's JSON (exit 3 when it says `ok: false`) or its error.
+fn print(result: anyhow::Result<serde_json::Value>) -> ExitCode {
+    match result {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             if v.get("ok") == Some(&serde_json::Value::Bool(false)) {
@@ -305,6 +335,13 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
         }
         Command::Switch(SwitchCommand::List) => docketctl::switch_list(&control()?).await,
         Command::Audit(AuditCommand::Verify { tenant }) => docketctl::audit_verify(&control()?, tenant).await,
+        Command::Export(ExportCommand::Verify { dir, public_key }) => {
+            let control = match public_key {
+                Some(_) => None,
+                None => Some(control()?),
+            };
+            docketctl::export_verify(control.as_ref(), &dir, public_key.as_deref()).await
+        }
         Command::Billing(BillingCommand::Run {
             period,
             tenant,

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod db;
 pub mod documents;
 pub mod entitlements;
+pub mod exports;
 pub mod heartbeat;
 pub mod identity;
 pub mod ids;

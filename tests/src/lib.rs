@@ -10,6 +10,7 @@ pub mod asking;
 pub mod billing;
 pub mod clauses;
 pub mod evaluation;
+pub mod exporting;
 pub mod fixtures;
 pub mod importing;
 pub mod ingest;

@@ -75,12 +75,15 @@ pub(crate) const IDENTITY_SEEDS: [&str; 10] = [
        SELECT $1, id, 0, 'seed.bin', 'unsupported_media_type', 'seed' FROM imports WHERE tenant_id = $1 LIMIT 1",
 ];
 
-/// Rows only the service role writes (invoices and Stripe customers, by the `invoice`
-/// job), written in the tenant's scope.
-pub(crate) const SCOPED_SEEDS: [&str; 3] = [
+/// Rows only the service role writes (invoices and Stripe customers by the `invoice` job,
+/// exports), written in the tenant's scope.
+pub(crate) const SCOPED_SEEDS: [&str; 5] = [
     "INSERT INTO invoices (id, tenant_id, period, number, plan_id, currency, total_cents, active_days)
        VALUES (gen_random_uuid(), $1, '2026-01-01', 'SEED-' || $1::text, 'team', 'usd', 4900, 31)",
     "INSERT INTO invoice_lines (tenant_id, invoice_id, ordinal, kind, description, quantity, unit, amount_cents)
        SELECT $1, id, 0, 'base', 'Team plan', 31, 'days', 4900 FROM invoices WHERE tenant_id = $1 LIMIT 1",
     "INSERT INTO stripe_customers (tenant_id, customer_id) VALUES ($1, 'cus_seed_' || $1::text)",
+    "INSERT INTO exports (id, tenant_id, destination, requested_by) VALUES (gen_random_uuid(), $1, '{}', 'system')",
+    "INSERT INTO export_files (tenant_id, export_id, path, bytes, sha256)
+       SELECT $1, id, 'seed.json', 1, 'x' FROM exports WHERE tenant_id = $1 LIMIT 1",
 ];

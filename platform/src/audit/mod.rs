@@ -43,7 +43,7 @@ impl From<sqlx::Error> for AuditError {
 }
 
 /// A stored audit row (of either chain).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq)]
 pub struct StoredEvent {
     /// Position in its chain, from 1.
     pub seq: i64,

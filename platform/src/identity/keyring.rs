@@ -271,3 +271,26 @@ pub async fn backdate_retirement(control: &ControlDb, kid: &str, ago: Duration) 
         .await?;
     Ok(())
 }
+
+/// kid, public key, created, retired.
+type PublishedRow = (String, Vec<u8>, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// Every signing key, active and retired, as a JWKS-style document with rotation dates
+/// (`/.well-known/docket-keys.json`): export manifests are verified against these long after
+/// a key stopped signing access tokens.
+pub async fn published(pool: &sqlx::PgPool) -> Result<Value, KeyError> {
+    let rows: Vec<PublishedRow> = sqlx::query_as(
+        "SELECT kid, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    let keys: Vec<Value> = rows
+        .into_iter()
+        .map(|(kid, public, created, retired)| {
+            json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
+                   "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+                   "created_at": created, "retired_at": retired})
+        })
+        .collect();
+    Ok(json!({ "keys": keys }))
+}

@@ -220,19 +220,30 @@ impl S3Credentials {
     /// Sealed for storage, bound to the import: `kid`, a NUL, then the sealed JSON (the kid
     /// says which master key opens it after a rotation).
     pub fn seal(&self, master: &MasterKey, import: ImportId) -> Vec<u8> {
+        self.seal_for(master, &context(import))
+    }
+
+    /// Sealed for storage, bound to `context` (what the credentials are for, e.g.
+    /// `export-credentials:{id}`): they open only for the same context.
+    pub fn seal_for(&self, master: &MasterKey, context: &str) -> Vec<u8> {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let mut out = master.kid.as_bytes().to_vec();
         out.push(0);
-        out.extend(crypto::seal(master, &context(import), &json));
+        out.extend(crypto::seal(master, context, &json));
         out
     }
 
     /// Opens what [`S3Credentials::seal`] stored.
     pub fn open(master: &MasterKey, import: ImportId, stored: &[u8]) -> Result<Self, SourceError> {
+        Self::open_for(master, &context(import), stored)
+    }
+
+    /// Opens what [`S3Credentials::seal_for`] stored for `context`.
+    pub fn open_for(master: &MasterKey, context: &str, stored: &[u8]) -> Result<Self, SourceError> {
         let split = stored.iter().position(|b| *b == 0).ok_or(SourceError::Sealed)?;
         let kid = std::str::from_utf8(&stored[..split]).map_err(|_| SourceError::Sealed)?;
-        let json = crypto::open(master, kid, &context(import), &stored[split + 1..])
-            .map_err(|_| SourceError::Sealed)?;
+        let json =
+            crypto::open(master, kid, context, &stored[split + 1..]).map_err(|_| SourceError::Sealed)?;
         serde_json::from_slice(&json).map_err(|_| SourceError::Sealed)
     }
 }

@@ -14,6 +14,7 @@ mod credentials;
 mod cross_tenant;
 mod documents;
 mod edge;
+mod exports;
 mod health;
 mod import_load;
 mod import_ops;

@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod chunk;
 pub mod embed;
+pub mod export;
 pub mod guard;
 pub mod import;
 pub mod index;
@@ -15,6 +16,7 @@ use crate::context::Ctx;
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use docket_platform::billing::job::InvoiceJob;
+use docket_platform::exports::job::ExportJob;
 use docket_platform::imports::job::ImportJob;
 use docket_platform::jobs::{JobEnvelope, JobKind, Lane};
 use docket_platform::queries::job::AnswerJob;
@@ -88,6 +90,7 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
     let monitor = register!(monitor, ctx, conn, name, JobKind::Embed, embed::handle);
     let monitor = register_import(monitor, ctx.clone(), conn.clone(), name);
     let monitor = register_invoice(monitor, ctx.clone(), conn.clone(), name);
+    let monitor = register_export(monitor, ctx.clone(), conn.clone(), name);
     match ctx.vectors.is_some() {
         true => {
             let monitor = register!(monitor, ctx, conn, name, JobKind::Index, index::handle);
@@ -146,6 +149,29 @@ fn register_invoice(
             .concurrency(INVOICE_CONCURRENCY)
             .data(ctx.clone())
             .build(invoice::handle)
+    })
+}
+
+/// Exports written at once per worker process.
+const EXPORT_CONCURRENCY: usize = 2;
+
+/// Registers the `export` worker (one tenant's package into its bucket) on every worker.
+fn register_export(monitor: Monitor, ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> Monitor {
+    let base = format!("{name}-export");
+    monitor.register(move |restarts| {
+        let config = docket_platform::exports::job::config(&ctx.queue)
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(2)
+            .batch_size(1);
+        let backend = RedisStorage::<ExportJob>::new(conn.clone())
+            .with_config(config)
+            .poll_with_strategy(FastPoll::new(POLL));
+        WorkerBuilder::new(format!("{base}-r{restarts}"))
+            .backend(backend)
+            .parallelize(tokio::spawn)
+            .concurrency(EXPORT_CONCURRENCY)
+            .data(ctx.clone())
+            .build(export::handle)
     })
 }
 

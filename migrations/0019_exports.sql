@@ -1,0 +1,52 @@
+-- Data-portability exports (issue 19): everything a tenant owns, written to its own bucket
+-- as a package with a signed manifest.
+--
+-- * exports: one row per export; `destination` holds where (never secrets); the write
+--   credentials are sealed under the master key, bound to the export, and erased (NULL)
+--   when the export ends. `snapshot_at` / `audit_seq` fix what the package holds: rows
+--   added after the export started are not half-included.
+-- * export_files: the files already written (path, size, SHA-256): a resumed export skips
+--   them, and the manifest is built from them.
+
+CREATE TABLE exports (
+    id             uuid PRIMARY KEY,
+    tenant_id      uuid NOT NULL REFERENCES tenants (id),
+    destination    jsonb NOT NULL,
+    credentials    bytea,
+    status         text NOT NULL DEFAULT 'queued'
+                   CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    snapshot_at    timestamptz,
+    audit_seq      bigint,
+    files_total    integer NOT NULL DEFAULT 0,
+    files_done     integer NOT NULL DEFAULT 0,
+    bytes_done     bigint NOT NULL DEFAULT 0,
+    attempts       integer NOT NULL DEFAULT 0,
+    manifest_sha256 text,
+    error_code     text,
+    error_message  text,
+    requested_by   text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    started_at     timestamptz,
+    finished_at    timestamptz,
+    UNIQUE (id, tenant_id)
+);
+CREATE INDEX exports_tenant_created ON exports (tenant_id, created_at DESC);
+SELECT docket_enable_tenant_rls('exports');
+
+CREATE TABLE export_files (
+    tenant_id  uuid NOT NULL,
+    export_id  uuid NOT NULL,
+    path       text NOT NULL,
+    bytes      bigint NOT NULL CHECK (bytes >= 0),
+    sha256     text NOT NULL,
+    PRIMARY KEY (export_id, path),
+    FOREIGN KEY (export_id, tenant_id) REFERENCES exports (id, tenant_id)
+);
+SELECT docket_enable_tenant_rls('export_files');
+
+GRANT SELECT, INSERT, UPDATE ON exports TO docket_app;
+GRANT SELECT, INSERT ON export_files TO docket_app;
+-- Operators list exports without the sealed credentials.
+GRANT SELECT (id, tenant_id, destination, status, snapshot_at, files_total, files_done, bytes_done,
+              attempts, manifest_sha256, error_code, error_message, requested_by, created_at,
+              started_at, finished_at) ON exports TO docket_control;

@@ -1,0 +1,37 @@
+//! The `export` job: writes one export's package. One job per export, on its own queue;
+//! a resumed or repeated delivery continues from the files already written.
+
+use crate::ids::TenantId;
+use crate::jobs::{JobQueue, QueueError};
+use apalis_redis::Config;
+use serde::{Deserialize, Serialize};
+
+/// Current envelope version. Add fields only with `#[serde(default)]`.
+pub const EXPORT_VERSION: u16 = 1;
+
+/// What an `export` job carries: the tenant (never optional) and the export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportJob {
+    /// Envelope version.
+    #[serde(default = "one")]
+    pub v: u16,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The export.
+    pub export_id: uuid::Uuid,
+}
+
+fn one() -> u16 {
+    1
+}
+
+/// The backend configuration producers and consumers of `export` share.
+pub fn config(queue: &JobQueue) -> Config {
+    Config::default().queue(format!("{}queue:export", queue.redis().prefix()))
+}
+
+/// Pushes an `export` job (after the export's row is committed).
+pub async fn push(queue: &JobQueue, job: &ExportJob) -> Result<(), QueueError> {
+    let id = crate::jobs::task_id("export", job.export_id, 0);
+    queue.push_task(config(queue), job.clone(), id).await
+}

@@ -1,0 +1,307 @@
+//! The package format `docket-export/1`: its files, `manifest.json` (every file with size
+//! and SHA-256, the count of every store, the tenant, the snapshot, the head of the tenant's
+//! audit chain) and `manifest.sig.json` (Ed25519 over a domain-separated manifest), and the
+//! offline verification `docketctl export verify` runs on a downloaded package.
+
+use crate::audit::{GENESIS, StoredEvent, row_hash};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The format's name and version.
+pub const FORMAT: &str = "docket-export/1";
+/// What the signature covers, before the manifest's bytes (so the key's other use, access
+/// tokens, can never be confused with a manifest).
+pub const SIGNING_CONTEXT: &[u8] = b"docket-export-manifest/1\n";
+/// The manifest's file name.
+pub const MANIFEST: &str = "manifest.json";
+/// The signature's file name.
+pub const SIGNATURE: &str = "manifest.sig.json";
+
+/// One file of the package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path inside the package.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: i64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// The head of the tenant's audit chain at the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// Last sequence number included (0: none).
+    pub seq: i64,
+    /// Its hash (the genesis hash when empty).
+    pub hash: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The export.
+    pub export_id: uuid::Uuid,
+    /// The tenant.
+    pub tenant_id: uuid::Uuid,
+    /// The database as of this instant.
+    pub snapshot_at: DateTime<Utc>,
+    /// When the manifest was written.
+    pub generated_at: DateTime<Utc>,
+    /// Rows per store at the snapshot (each equals the lines or files of that store).
+    pub counts: BTreeMap<String, i64>,
+    /// The embedding model's name and dimension (`vectors.bin`: little-endian f32, one row
+    /// per chunk in ordinal order).
+    pub embeddings: serde_json::Value,
+    /// The tenant's audit chain head.
+    pub audit_head: AuditHead,
+    /// Every file but the manifest and its signature, by path.
+    pub files: Vec<FileEntry>,
+}
+
+/// `manifest.sig.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestSignature {
+    /// `EdDSA` (Ed25519).
+    pub alg: String,
+    /// The signing key's id (as published at `/.well-known/docket-keys.json`).
+    pub kid: String,
+    /// Its public half, base64url (for convenience; pin the published key to trust it).
+    pub public_key: String,
+    /// Signature over [`SIGNING_CONTEXT`] + the manifest's bytes, base64url.
+    pub signature: String,
+}
+
+/// SHA-256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn unb64(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// Signs the manifest's bytes.
+pub fn sign(manifest: &[u8], kid: &str, key: &SigningKey) -> ManifestSignature {
+    let mut msg = SIGNING_CONTEXT.to_vec();
+    msg.extend_from_slice(manifest);
+    ManifestSignature {
+        alg: "EdDSA".into(),
+        kid: kid.into(),
+        public_key: b64(key.verifying_key().as_bytes()),
+        signature: b64(&key.sign(&msg).to_bytes()),
+    }
+}
+
+/// Public keys by id, from a JWKS document (`{"keys": [{"kid", "x"}]}`).
+pub fn keys_from_jwks(doc: &serde_json::Value) -> BTreeMap<String, VerifyingKey> {
+    let mut out = BTreeMap::new();
+    for k in doc["keys"].as_array().into_iter().flatten() {
+        let (Some(kid), Some(x)) = (k["kid"].as_str(), k["x"].as_str()) else {
+            continue;
+        };
+        let key = unb64(x)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok());
+        if let Some(key) = key {
+            out.insert(kid.to_owned(), key);
+        }
+    }
+    out
+}
+
+/// What verification found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verification {
+    /// Files checked.
+    pub files: usize,
+    /// Audit events whose chain was recomputed.
+    pub audit_events: usize,
+    /// The key that signed (kid), when the signature holds.
+    pub signed_by: Option<String>,
+    /// Whether the key was pinned (given by the caller) rather than taken from the package.
+    pub key_pinned: bool,
+    /// Every problem, each naming the file or count at fault (empty: the package is intact).
+    pub problems: Vec<String>,
+}
+
+impl Verification {
+    /// No problem found.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Lines of a JSONL file (0 if missing: reported by the file check).
+fn lines(dir: &Path, path: &str) -> i64 {
+    std::fs::read(dir.join(path))
+        .map(|b| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count() as i64)
+        .unwrap_or(0)
+}
+
+/// How a store's count is seen in the package.
+fn counted(dir: &Path, m: &Manifest, store: &str) -> i64 {
+    match store {
+        "documents" => m
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with("/metadata.json"))
+            .count() as i64,
+        "chunks" => m
+            .files
+            .iter()
+            .filter(|f| f.path.ends_with("/chunks.jsonl"))
+            .map(|f| lines(dir, &f.path))
+            .sum(),
+        other => lines(dir, &format!("{other}.jsonl")),
+    }
+}
+
+/// Verifies a package in `dir`: the signature (with `trusted` keys when given, else the key
+/// the package names), every file's size and SHA-256, no file missing or added, every count
+/// against the files, and the audit chain recomputed up to the manifest's head.
+pub fn verify(dir: &Path, trusted: Option<&BTreeMap<String, VerifyingKey>>) -> Verification {
+    let mut v = Verification::default();
+    let manifest_bytes = match std::fs::read(dir.join(MANIFEST)) {
+        Ok(b) => b,
+        Err(e) => {
+            v.problems.push(format!("{MANIFEST}: cannot be read ({e})"));
+            return v;
+        }
+    };
+    match std::fs::read(dir.join(SIGNATURE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ManifestSignature>(&b).ok())
+    {
+        None => v
+            .problems
+            .push(format!("{SIGNATURE}: missing or not a signature")),
+        Some(sig) => {
+            let key = match trusted {
+                Some(keys) => keys.get(&sig.kid).copied(),
+                None => unb64(&sig.public_key)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .and_then(|b| VerifyingKey::from_bytes(&b).ok()),
+            };
+            v.key_pinned = trusted.is_some();
+            let signature = unb64(&sig.signature)
+                .and_then(|b| <[u8; 64]>::try_from(b).ok())
+                .map(|b| Signature::from_bytes(&b));
+            let mut msg = SIGNING_CONTEXT.to_vec();
+            msg.extend_from_slice(&manifest_bytes);
+            match (key, signature) {
+                (None, _) => v
+                    .problems
+                    .push(format!("{SIGNATURE}: key {} is not a trusted key", sig.kid)),
+                (_, None) => v
+                    .problems
+                    .push(format!("{SIGNATURE}: the signature is malformed")),
+                (Some(k), Some(s)) if k.verify(&msg, &s).is_ok() => v.signed_by = Some(sig.kid),
+                _ => v.problems.push(format!(
+                    "{MANIFEST}: the signature does not match (the manifest was changed)"
+                )),
+            }
+        }
+    }
+    let m: Manifest = match serde_json::from_slice(&manifest_bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            v.problems.push(format!("{MANIFEST}: not a manifest ({e})"));
+            return v;
+        }
+    };
+    if m.format != FORMAT {
+        v.problems
+            .push(format!("{MANIFEST}: format {:?}, expected {FORMAT}", m.format));
+    }
+    for f in &m.files {
+        match std::fs::read(dir.join(&f.path)) {
+            Err(_) => v.problems.push(format!("{}: missing", f.path)),
+            Ok(b) if b.len() as i64 != f.bytes => v.problems.push(format!(
+                "{}: {} bytes, the manifest says {}",
+                f.path,
+                b.len(),
+                f.bytes
+            )),
+            Ok(b) if sha256_hex(&b) != f.sha256 => {
+                v.problems.push(format!("{}: SHA-256 does not match", f.path))
+            }
+            Ok(_) => v.files += 1,
+        }
+    }
+    let listed: std::collections::HashSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    for entry in walk(dir) {
+        if entry != MANIFEST && entry != SIGNATURE && !listed.contains(entry.as_str()) {
+            v.problems.push(format!("{entry}: not in the manifest"));
+        }
+    }
+    for (store, n) in &m.counts {
+        let seen = counted(dir, &m, store);
+        if seen != *n {
+            v.problems.push(format!(
+                "count of {store}: the package holds {seen}, the manifest says {n}"
+            ));
+        }
+    }
+    verify_chain(dir, &m, &mut v);
+    v
+}
+
+/// Recomputes the tenant's audit chain from `audit.jsonl` up to the manifest's head.
+fn verify_chain(dir: &Path, m: &Manifest, v: &mut Verification) {
+    let Ok(text) = std::fs::read_to_string(dir.join("audit.jsonl")) else {
+        return;
+    };
+    let chain = m.tenant_id.to_string();
+    let mut prev = GENESIS.to_owned();
+    let mut last = (0i64, GENESIS.to_owned());
+    for (n, line) in text.lines().filter(|l| !l.is_empty()).enumerate() {
+        let Ok(e) = serde_json::from_str::<StoredEvent>(line) else {
+            v.problems
+                .push(format!("audit.jsonl: line {} is not an audit event", n + 1));
+            return;
+        };
+        if e.prev_hash != prev || row_hash(&chain, &e) != e.hash {
+            v.problems
+                .push(format!("audit.jsonl: the chain breaks at seq {}", e.seq));
+            return;
+        }
+        prev = e.hash.clone();
+        last = (e.seq, e.hash);
+        v.audit_events += 1;
+    }
+    if last.0 != m.audit_head.seq || last.1 != m.audit_head.hash {
+        v.problems.push(format!(
+            "audit.jsonl: ends at seq {}, the manifest's head is seq {}",
+            last.0, m.audit_head.seq
+        ));
+    }
+}
+
+/// Every file under `dir`, as relative `/`-separated paths.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out
+}

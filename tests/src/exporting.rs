@@ -1,0 +1,136 @@
+//! Exports in tests: the customer's bucket on the S3 test server (moto, started by
+//! `scripts/test`), requesting an export, waiting for it, and downloading the package.
+
+use crate::TestApp;
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The S3 test server.
+pub fn s3_endpoint() -> String {
+    std::env::var("DOCKET_TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:9000".into())
+}
+
+/// Creates a fresh bucket on the S3 test server; returns its name.
+pub async fn bucket() -> String {
+    let name = format!("export-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let r = reqwest::Client::new()
+        .put(format!("{}/{name}", s3_endpoint()))
+        .send()
+        .await
+        .expect("the S3 test server runs (scripts/test starts it)");
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    name
+}
+
+/// A client for `bucket` on the S3 test server.
+pub fn client(bucket: &str) -> std::sync::Arc<dyn ObjectStore> {
+    std::sync::Arc::new(
+        AmazonS3Builder::new()
+            .with_endpoint(s3_endpoint())
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("customer-key")
+            .with_secret_access_key("customer-secret")
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .expect("client"),
+    )
+}
+
+/// The body of `POST /v1/exports` for `bucket` with the test credentials.
+pub fn request(bucket: &str, prefix: &str) -> Value {
+    json!({
+        "s3": {"bucket": bucket, "prefix": prefix, "endpoint": s3_endpoint(), "region": "us-east-1"},
+        "credentials": {"access_key_id": "customer-key", "secret_access_key": "customer-secret-do-not-log"},
+    })
+}
+
+/// Downloads everything under `prefix` in `bucket` into `dir` (relative to the prefix).
+pub async fn download(bucket: &str, prefix: &str, dir: &Path) -> usize {
+    let store = client(bucket);
+    let root = object_store::path::Path::from(prefix);
+    let objects: Vec<_> = store.list(Some(&root)).try_collect().await.expect("list");
+    for o in &objects {
+        let rel = o
+            .location
+            .as_ref()
+            .strip_prefix(prefix)
+            .unwrap_or(o.location.as_ref())
+            .trim_start_matches('/');
+        let file = dir.join(rel);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        let bytes = store
+            .get(&o.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
+        std::fs::write(&file, &bytes).expect("write");
+    }
+    objects.len()
+}
+
+impl TestApp {
+    /// Requests an export of `token`'s tenant to `body`; returns its id.
+    pub async fn request_export(&self, token: &str, body: Value) -> String {
+        let r = self
+            .call(Method::POST, "/v1/exports", Some(token), Some(body))
+            .await;
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(status, 202, "{v}");
+        v["export_id"].as_str().expect("id").to_owned()
+    }
+
+    /// Polls an export until it ends; panics after `timeout`.
+    pub async fn wait_export(&self, token: &str, id: &str, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let v: Value = self
+                .call(Method::GET, &format!("/v1/exports/{id}"), Some(token), None)
+                .await
+                .json()
+                .await
+                .expect("json");
+            if ["done", "failed", "cancelled"].contains(&v["status"].as_str().unwrap_or("")) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "export {id} still {} after {timeout:?}",
+                v["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs `docketctl export verify DIR --public-key KEYS` (the real binary) with the keys
+    /// this deployment publishes; returns (exit code, report).
+    pub async fn verify_export(&self, dir: &Path) -> (i32, Value) {
+        let keys: Value = self
+            .get("/.well-known/docket-keys.json")
+            .await
+            .json()
+            .await
+            .expect("keys");
+        let keys_file: PathBuf = dir.with_extension("keys.json");
+        std::fs::write(&keys_file, keys.to_string()).expect("keys file");
+        let out = std::process::Command::new(crate::sibling_binary("docketctl"))
+            .env_clear()
+            .args(["export", "verify"])
+            .arg(dir)
+            .arg("--public-key")
+            .arg(&keys_file)
+            .output()
+            .expect("docketctl runs");
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code().unwrap_or(-1), report)
+    }
+}
