@@ -2,8 +2,9 @@
 -- as a package with a signed manifest.
 --
 -- * exports: one row per export; `destination` holds where (never secrets); the write
---   credentials are sealed under the master key, bound to the export, and erased (NULL)
---   when the export ends. `snapshot_at` / `audit_seq` fix what the package holds: rows
+--   credentials are sealed under the master key, bound to the export (only the workers,
+--   holding the master key, open them; no endpoint returns them), and erased (NULL) when
+--   the export ends. `snapshot_at` / `audit_seq` fix what the package holds: rows
 --   added after the export started are not half-included.
 -- * export_files: the files already written (path, size, SHA-256): a resumed export skips
 --   them, and the manifest is built from them.
@@ -39,6 +40,8 @@ CREATE TABLE export_files (
     path       text NOT NULL,
     bytes      bigint NOT NULL CHECK (bytes >= 0),
     sha256     text NOT NULL,
+    -- JSONL files: their lines (the manifest's counts are the sums, so they match the files).
+    rows       bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (export_id, path),
     FOREIGN KEY (export_id, tenant_id) REFERENCES exports (id, tenant_id)
 );
@@ -46,7 +49,3 @@ SELECT docket_enable_tenant_rls('export_files');
 
 GRANT SELECT, INSERT, UPDATE ON exports TO docket_app;
 GRANT SELECT, INSERT ON export_files TO docket_app;
--- Operators list exports without the sealed credentials.
-GRANT SELECT (id, tenant_id, destination, status, snapshot_at, files_total, files_done, bytes_done,
-              attempts, manifest_sha256, error_code, error_message, requested_by, created_at,
-              started_at, finished_at) ON exports TO docket_control;

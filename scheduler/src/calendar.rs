@@ -6,8 +6,8 @@
 //! this process last ran: a month missed while everything was down is caught up on start.
 //!
 //! Periodic jobs: `invoice` for every tenant, monthly, for the month before, and again for
-//! invoices whose Stripe push is unfinished. Quarterly access reviews join here as one more
-//! step.
+//! invoices whose Stripe push is unfinished; `export` again for exports whose queue entry
+//! may be lost. Quarterly access reviews join here as one more step.
 
 use docket_platform::audit::Auditor;
 use docket_platform::billing::run;
@@ -158,6 +158,11 @@ async fn step(control: &ControlDb, queue: &JobQueue, auditor: &Auditor, settings
             }
         }
         Err(e) => tracing::warn!(error = %e, "billing calendar step failed; retried at the next step"),
+    }
+    match docket_platform::exports::job::requeue_stale(control, queue, chrono::Utc::now(), quiet).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(exports = n, "unfinished exports queued again"),
+        Err(e) => tracing::warn!(error = %e, "could not queue unfinished exports; retried at the next step"),
     }
     match run::resume_pushes(control, queue, chrono::Utc::now(), quiet).await {
         Ok(0) => {}

@@ -78,6 +78,42 @@ pub async fn download(bucket: &str, prefix: &str, dir: &Path) -> usize {
 }
 
 impl TestApp {
+    /// Stores `docs` (name, bytes) as documents of `tenant` the way an upload stores them
+    /// (row plus encrypted original), without running the pipeline: exports and their
+    /// benchmark need many documents fast. Returns the ids.
+    pub async fn seed_originals(
+        &self,
+        tenant: docket_platform::ids::TenantId,
+        docs: Vec<(String, Vec<u8>)>,
+    ) -> Vec<uuid::Uuid> {
+        let blobs = docket_platform::blobs::BlobStore::from_config(&self.config.objects).expect("blobs");
+        let key = self.data_key(tenant).await;
+        let mut ids = Vec::with_capacity(docs.len());
+        for (name, body) in docs {
+            let id: uuid::Uuid = sqlx::query_scalar(
+                "INSERT INTO documents (tenant_id, filename, content_type, byte_size, sha256)
+                 VALUES ($1, $2, 'application/octet-stream', $3, $4) RETURNING id",
+            )
+            .bind(tenant)
+            .bind(&name)
+            .bind(body.len() as i64)
+            .bind(docket_platform::exports::package::sha256_hex(&body))
+            .fetch_one(self.control.pool())
+            .await
+            .expect("document");
+            blobs
+                .put(
+                    &key,
+                    &docket_platform::documents::original_key(docket_platform::ids::DocumentId(id)),
+                    &body,
+                )
+                .await
+                .expect("original");
+            ids.push(id);
+        }
+        ids
+    }
+
     /// Requests an export of `token`'s tenant to `body`; returns its id.
     pub async fn request_export(&self, token: &str, body: Value) -> String {
         let r = self

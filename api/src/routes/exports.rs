@@ -60,11 +60,9 @@ async fn create(
         }
     };
     let allow_http = state.config.ingest.import_allow_http;
-    s3.validate(allow_http)
-        .and_then(|_| creds.validate())
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let id = uuid::Uuid::new_v4();
-    // The destination must take a write before any tenant data is queued for it.
+    // The destination must take a write before any tenant data is queued for it (opening
+    // it validates the fields and the endpoint's addresses first).
     let probe = match Destination::open(&s3, &creds, id, allow_http).await {
         Ok(d) => d.probe().await,
         Err(e) => Err(e),
@@ -100,9 +98,20 @@ async fn create(
         tenant_id: auth.tenant_id(),
         export_id: id,
     };
-    job::push(&state.queue, &job)
-        .await
-        .map_err(|_| ApiError::queue_unavailable("exports"))?;
+    if job::push(&state.queue, &job).await.is_err() {
+        // Nothing would ever run it: it fails now, its credentials erased, and can be asked again.
+        let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+        sqlx::query(
+            "UPDATE exports SET status = 'failed', credentials = NULL, finished_at = now(),
+                    error_code = 'queue_unavailable', error_message = 'the export could not be queued; request it again'
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::queue_unavailable("exports"));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"export_id": id, "status": "queued", "status_url": format!("/v1/exports/{id}")})),

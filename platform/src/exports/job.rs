@@ -35,3 +35,33 @@ pub async fn push(queue: &JobQueue, job: &ExportJob) -> Result<(), QueueError> {
     let id = crate::jobs::task_id("export", job.export_id, 0);
     queue.push_task(config(queue), job.clone(), id).await
 }
+
+/// Queues again every export still `queued` or `running` whose last start is older than
+/// `quiet` (its queue entry may be lost: Redis restarted, a push failed after commit). A
+/// duplicate delivery is harmless (the export's lease); the task id names the attempt, so
+/// sweeping again before the next attempt queues nothing new. Returns how many.
+pub async fn requeue_stale(
+    control: &crate::db::ControlDb,
+    queue: &JobQueue,
+    now: chrono::DateTime<chrono::Utc>,
+    quiet: chrono::Duration,
+) -> Result<usize, QueueError> {
+    let stale: Vec<(uuid::Uuid, TenantId, i32)> = sqlx::query_as(
+        "SELECT id, tenant_id, attempts FROM exports
+         WHERE status IN ('queued', 'running') AND coalesce(started_at, created_at) < $1 LIMIT 1000",
+    )
+    .bind(now - quiet)
+    .fetch_all(control.pool())
+    .await
+    .map_err(|e| QueueError::Db(e.into()))?;
+    for (export_id, tenant_id, attempts) in &stale {
+        let job = ExportJob {
+            v: EXPORT_VERSION,
+            tenant_id: *tenant_id,
+            export_id: *export_id,
+        };
+        let id = crate::jobs::task_id("export", *export_id, *attempts);
+        queue.push_task(config(queue), job, id).await?;
+    }
+    Ok(stale.len())
+}

@@ -143,10 +143,51 @@ impl Verification {
     }
 }
 
-/// Lines of a JSONL file (0 if missing: reported by the file check).
+/// `path` inside `dir`, if it is a plain relative path (no `..`, no root, no prefix): a
+/// manifest cannot make the verifier read outside the package.
+fn inside(dir: &Path, path: &str) -> Option<std::path::PathBuf> {
+    let p = Path::new(path);
+    let plain = !path.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| dir.join(p))
+}
+
+/// A regular file's size, never following a symlink.
+fn regular_size(file: &Path) -> Option<u64> {
+    std::fs::symlink_metadata(file)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .map(|m| m.len())
+}
+
+/// SHA-256 and line count of a file, read in blocks (bounded memory).
+fn digest(file: &Path) -> Option<(String, i64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file).ok()?;
+    let (mut h, mut lines, mut buf, mut last) = (Sha256::new(), 0i64, vec![0u8; 1 << 16], b'\n');
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        lines += buf[..n].iter().filter(|b| **b == b'\n').count() as i64;
+        last = buf[n - 1];
+    }
+    // A last line without its newline still counts.
+    if last != b'\n' {
+        lines += 1;
+    }
+    Some((hex::encode(h.finalize()), lines))
+}
+
+/// Lines of a package file (0 if missing or unsafe: reported by the file check).
 fn lines(dir: &Path, path: &str) -> i64 {
-    std::fs::read(dir.join(path))
-        .map(|b| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count() as i64)
+    inside(dir, path)
+        .filter(|f| regular_size(f).is_some())
+        .and_then(|f| digest(&f))
+        .map(|(_, n)| n)
         .unwrap_or(0)
 }
 
@@ -226,18 +267,22 @@ pub fn verify(dir: &Path, trusted: Option<&BTreeMap<String, VerifyingKey>>) -> V
             .push(format!("{MANIFEST}: format {:?}, expected {FORMAT}", m.format));
     }
     for f in &m.files {
-        match std::fs::read(dir.join(&f.path)) {
-            Err(_) => v.problems.push(format!("{}: missing", f.path)),
-            Ok(b) if b.len() as i64 != f.bytes => v.problems.push(format!(
-                "{}: {} bytes, the manifest says {}",
-                f.path,
-                b.len(),
-                f.bytes
-            )),
-            Ok(b) if sha256_hex(&b) != f.sha256 => {
-                v.problems.push(format!("{}: SHA-256 does not match", f.path))
-            }
-            Ok(_) => v.files += 1,
+        let Some(file) = inside(dir, &f.path) else {
+            v.problems
+                .push(format!("{}: not a path inside the package", f.path));
+            continue;
+        };
+        match regular_size(&file) {
+            None => v
+                .problems
+                .push(format!("{}: missing (or not a regular file)", f.path)),
+            Some(n) if n as i64 != f.bytes => v
+                .problems
+                .push(format!("{}: {n} bytes, the manifest says {}", f.path, f.bytes)),
+            Some(_) => match digest(&file) {
+                Some((sha, _)) if sha == f.sha256 => v.files += 1,
+                _ => v.problems.push(format!("{}: SHA-256 does not match", f.path)),
+            },
         }
     }
     let listed: std::collections::HashSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
@@ -260,14 +305,15 @@ pub fn verify(dir: &Path, trusted: Option<&BTreeMap<String, VerifyingKey>>) -> V
 
 /// Recomputes the tenant's audit chain from `audit.jsonl` up to the manifest's head.
 fn verify_chain(dir: &Path, m: &Manifest, v: &mut Verification) {
-    let Ok(text) = std::fs::read_to_string(dir.join("audit.jsonl")) else {
+    let Ok(file) = std::fs::File::open(dir.join("audit.jsonl")) else {
         return;
     };
+    let text = std::io::BufRead::lines(std::io::BufReader::new(file)).map_while(Result::ok);
     let chain = m.tenant_id.to_string();
     let mut prev = GENESIS.to_owned();
     let mut last = (0i64, GENESIS.to_owned());
-    for (n, line) in text.lines().filter(|l| !l.is_empty()).enumerate() {
-        let Ok(e) = serde_json::from_str::<StoredEvent>(line) else {
+    for (n, line) in text.filter(|l| !l.is_empty()).enumerate() {
+        let Ok(e) = serde_json::from_str::<StoredEvent>(&line) else {
             v.problems
                 .push(format!("audit.jsonl: line {} is not an audit event", n + 1));
             return;
@@ -296,7 +342,9 @@ fn walk(dir: &Path) -> Vec<String> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
-            if p.is_dir() {
+            // Never follows a link (a link to `..` would loop); a link is reported as a file
+            // the manifest does not list.
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(p);
             } else if let Ok(rel) = p.strip_prefix(dir) {
                 out.push(rel.to_string_lossy().replace('\\', "/"));
@@ -304,4 +352,104 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn package(
+        dir: &Path,
+        files: &[(&str, &[u8])],
+        extra_paths: &[&str],
+    ) -> (SigningKey, BTreeMap<String, VerifyingKey>) {
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let mut entries: Vec<FileEntry> = files
+            .iter()
+            .map(|(p, b)| {
+                std::fs::write(dir.join(p), b).expect("write");
+                FileEntry {
+                    path: (*p).into(),
+                    bytes: b.len() as i64,
+                    sha256: sha256_hex(b),
+                }
+            })
+            .collect();
+        for p in extra_paths {
+            entries.push(FileEntry {
+                path: (*p).into(),
+                bytes: 1,
+                sha256: "00".into(),
+            });
+        }
+        let m = Manifest {
+            format: FORMAT.into(),
+            export_id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            snapshot_at: Utc::now(),
+            generated_at: Utc::now(),
+            counts: BTreeMap::new(),
+            embeddings: serde_json::Value::Null,
+            audit_head: AuditHead {
+                seq: 0,
+                hash: GENESIS.into(),
+            },
+            files: entries,
+        };
+        let bytes = serde_json::to_vec_pretty(&m).expect("json");
+        std::fs::write(dir.join(MANIFEST), &bytes).expect("manifest");
+        let sig = sign(&bytes, "k1", &key);
+        std::fs::write(dir.join(SIGNATURE), serde_json::to_vec(&sig).expect("sig")).expect("sig file");
+        let trusted = [("k1".to_owned(), key.verifying_key())].into_iter().collect();
+        (key, trusted)
+    }
+
+    #[test]
+    fn an_intact_package_verifies_and_every_change_is_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, trusted) = package(
+            dir.path(),
+            &[("a.txt", b"alpha\n"), ("b.jsonl", b"{}\n{}\n")],
+            &[],
+        );
+        let v = verify(dir.path(), Some(&trusted));
+        assert!(v.ok(), "{:?}", v.problems);
+        assert_eq!(v.files, 2);
+        std::fs::write(dir.path().join("a.txt"), b"alphA\n").expect("tamper");
+        std::fs::write(dir.path().join("stray.bin"), b"x").expect("extra");
+        let v = verify(dir.path(), Some(&trusted));
+        let all = v.problems.join("\n");
+        assert!(all.contains("a.txt: SHA-256 does not match"), "{all}");
+        assert!(all.contains("stray.bin: not in the manifest"), "{all}");
+        let other = [(
+            "k1".to_owned(),
+            SigningKey::from_bytes(&[9u8; 32]).verifying_key(),
+        )]
+        .into_iter()
+        .collect();
+        assert!(
+            verify(dir.path(), Some(&other))
+                .problems
+                .join("\n")
+                .contains("signature does not match")
+        );
+    }
+
+    #[test]
+    fn manifest_paths_cannot_leave_the_package() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_, trusted) = package(
+            dir.path(),
+            &[("a.txt", b"alpha")],
+            &["../outside", "/etc/passwd", "x/../../y"],
+        );
+        let v = verify(dir.path(), Some(&trusted));
+        let all = v.problems.join("\n");
+        for p in ["../outside", "/etc/passwd", "x/../../y"] {
+            assert!(
+                all.contains(&format!("{p}: not a path inside the package")),
+                "{all}"
+            );
+        }
+    }
 }

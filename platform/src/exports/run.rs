@@ -1,24 +1,27 @@
-//! Writing an export's package (the `export` job's work). The first attempt fixes the
-//! snapshot (`snapshot_at`, and the audit chain's head as `audit_seq`): every store is read
-//! as of it, so what was added later is not half-included. Each finished file is recorded
-//! in `export_files` (path, size, SHA-256) in the tenant's scope; a resumed attempt skips
-//! those, so a worker killed mid-export sends no finished file twice, and the manifest,
-//! built from the records, is the same as an uninterrupted run's (but its `generated_at`).
-//! Tables are streamed row by row into multipart uploads (bounded memory); a document's
-//! files are read one at a time (bounded by the largest upload a plan allows).
+//! Writing an export's package (the `export` job's work). One delivery at a time holds the
+//! export's lease (a session advisory lock). The first attempt fixes the snapshot
+//! (`snapshot_at`, and the audit chain's head as `audit_seq`): rows created after it are
+//! left out. Each finished file is recorded in `export_files` (path, size, SHA-256, lines)
+//! in the tenant's scope; a resumed attempt skips those, so a worker killed mid-export
+//! sends no finished file twice, and the manifest, built from the records (its counts are
+//! the records' lines), is the same as an uninterrupted run's but for `generated_at`.
+//! Every JSONL file is streamed row by row into a multipart upload (bounded memory); a
+//! document's stored files are read one at a time, four documents at once (bounded by the
+//! largest upload a plan allows). A destination that refuses (403, 404) fails the export;
+//! one that does not answer is retried.
 
 use super::destination::{Destination, DestinationError, describe};
 use super::package::{self, AuditHead, FileEntry, Manifest};
-use crate::audit::{Actor, Auditor, Event, GENESIS, Outcome, StoredEvent};
+use crate::audit::{Actor, Auditor, Event, GENESIS, Outcome};
 use crate::blobs::{BlobError, BlobStore};
 use crate::config::MasterKey;
-use crate::db::{Db, DbError, TenantTx};
+use crate::db::{Db, DbError};
 use crate::documents::{self, vectors};
 use crate::identity::keyring::KeyRing;
 use crate::ids::{DocumentId, TenantId};
 use crate::imports::source::{S3Credentials, S3Source};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
@@ -75,7 +78,23 @@ impl From<sqlx::Error> for Transient {
     }
 }
 
-/// The stores of the package, each a JSONL file: (count key and file stem, the query
+/// Attempts (crashes included) before an export fails for good.
+pub const MAX_ATTEMPTS: i32 = 5;
+/// Documents written at once.
+const PARALLEL_DOCUMENTS: usize = 4;
+
+/// What a JSONL file's query binds.
+#[derive(Debug, Clone, Copy)]
+enum Bind {
+    /// The snapshot instant.
+    Snapshot(DateTime<Utc>),
+    /// The audit chain's head.
+    Seq(i64),
+    /// A document and the snapshot.
+    Document(DocumentId, DateTime<Utc>),
+}
+
+/// The stores of the package, each a JSONL file: (file stem and count key, the query
 /// returning one JSON object per row as of the snapshot `$1`). Secrets never leave:
 /// password and key hashes are dropped, refresh tokens are not exported.
 const TABLES: [(&str, &str); 5] = [
@@ -91,63 +110,52 @@ const TABLES: [(&str, &str); 5] = [
     ("api_keys", "SELECT to_jsonb(k) - 'key_hash' FROM api_keys k WHERE created_at <= $1 ORDER BY created_at, id"),
 ];
 
-/// Counts of every store at the snapshot, the way the package holds them.
-async fn counts(
-    tx: &mut TenantTx,
-    snapshot: DateTime<Utc>,
-    audit_seq: i64,
-) -> Result<BTreeMap<String, i64>, Transient> {
-    let mut out = BTreeMap::new();
-    for (name, sql) in TABLES {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM ({sql}) s")))
-            .bind(snapshot)
-            .fetch_one(tx.conn())
-            .await?;
-        out.insert(name.to_owned(), n);
-    }
-    let docs: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE created_at <= $1")
-        .bind(snapshot)
-        .fetch_one(tx.conn())
-        .await?;
-    let chunks: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id
-         WHERE d.created_at <= $1 AND c.created_at <= $1",
-    )
-    .bind(snapshot)
-    .fetch_one(tx.conn())
-    .await?;
-    out.insert("documents".into(), docs);
-    out.insert("chunks".into(), chunks);
-    out.insert("audit".into(), audit_seq);
-    Ok(out)
+/// The audit chain up to the head, as the verifier reads it (`audit::StoredEvent`).
+const AUDIT: &str = "SELECT to_jsonb(a) - 'tenant_id' FROM audit_events a WHERE seq <= $1 ORDER BY seq";
+/// A document's chunks as of the snapshot.
+const CHUNKS: &str = "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c WHERE document_id = $1 AND created_at <= $2 ORDER BY ordinal";
+
+/// A written file and its lines.
+struct Written {
+    entry: FileEntry,
+    rows: i64,
 }
 
-/// Records a finished file.
-async fn record(db: &Db, tenant: TenantId, export: uuid::Uuid, f: &FileEntry) -> Result<(), Transient> {
+/// Records a finished file (its counters move only the first time).
+async fn record(db: &Db, tenant: TenantId, export: uuid::Uuid, w: &Written) -> Result<(), Transient> {
     let mut tx = db.begin_tenant(tenant).await?;
-    sqlx::query(
-        "INSERT INTO export_files (tenant_id, export_id, path, bytes, sha256) VALUES ($1, $2, $3, $4, $5)
+    let fresh = sqlx::query(
+        "INSERT INTO export_files (tenant_id, export_id, path, bytes, sha256, rows) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT DO NOTHING",
     )
     .bind(tenant)
     .bind(export)
-    .bind(&f.path)
-    .bind(f.bytes)
-    .bind(&f.sha256)
+    .bind(&w.entry.path)
+    .bind(w.entry.bytes)
+    .bind(&w.entry.sha256)
+    .bind(w.rows)
     .execute(tx.conn())
-    .await?;
-    sqlx::query("UPDATE exports SET files_done = files_done + 1, bytes_done = bytes_done + $2 WHERE id = $1")
+    .await?
+    .rows_affected()
+        == 1;
+    if fresh {
+        sqlx::query(
+            "UPDATE exports SET files_done = files_done + 1, bytes_done = bytes_done + $2 WHERE id = $1",
+        )
         .bind(export)
-        .bind(f.bytes)
+        .bind(w.entry.bytes)
         .execute(tx.conn())
         .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
 
 /// Why a file could not be written.
 enum Put {
+    /// The destination refused (403, 404): the export fails.
     Destination(DestinationError),
+    /// Worth a retry (the destination did not answer, the database, storage).
     Transient(Transient),
 }
 
@@ -157,7 +165,16 @@ impl From<Transient> for Put {
     }
 }
 
-async fn put_bytes(dest: &Destination, path: &str, bytes: Vec<u8>) -> Result<FileEntry, Put> {
+/// A failed write: a refusal fails the export, anything else is retried.
+fn refused(e: &object_store::Error) -> Put {
+    let d = describe(e);
+    match d.code {
+        "access_denied" | "no_such_bucket" => Put::Destination(d),
+        _ => Put::Transient(Transient(format!("{}: {}", d.code, d.message))),
+    }
+}
+
+async fn put_bytes(dest: &Destination, path: &str, bytes: Vec<u8>) -> Result<Written, Put> {
     let entry = FileEntry {
         path: path.to_owned(),
         bytes: bytes.len() as i64,
@@ -166,62 +183,114 @@ async fn put_bytes(dest: &Destination, path: &str, bytes: Vec<u8>) -> Result<Fil
     dest.store()
         .put(&dest.path(path), PutPayload::from(bytes))
         .await
-        .map_err(|e| Put::Destination(describe(&e)))?;
-    Ok(entry)
+        .map_err(|e| refused(&e))?;
+    Ok(Written { entry, rows: 0 })
 }
 
 /// Streams the rows of `sql` (one JSON value each) into `path` as JSONL.
 async fn put_jsonl(
     dest: &Destination,
-    tx: &mut TenantTx,
+    db: &Db,
+    tenant: TenantId,
     path: &str,
     sql: &'static str,
-    snapshot: DateTime<Utc>,
-) -> Result<FileEntry, Put> {
+    bind: Bind,
+) -> Result<Written, Put> {
     let upload = dest
         .store()
         .put_multipart(&dest.path(path))
         .await
-        .map_err(|e| Put::Destination(describe(&e)))?;
+        .map_err(|e| refused(&e))?;
     let mut w = WriteMultipart::new(upload);
-    let (mut hash, mut bytes) = (Sha256::new(), 0i64);
-    let mut rows = sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(sql))
-        .bind(snapshot)
-        .fetch(tx.conn());
-    while let Some(v) = rows.try_next().await.map_err(|e| Put::Transient(transient(e)))? {
-        let mut line = serde_json::to_vec(&v).unwrap_or_default();
-        line.push(b'\n');
-        hash.update(&line);
-        bytes += line.len() as i64;
-        w.write(&line);
-        // At most two parts in flight: memory stays a few parts whatever the table's size.
-        w.wait_for_capacity(2)
+    let (mut hash, mut bytes, mut rows) = (Sha256::new(), 0i64, 0i64);
+    let mut tx = db
+        .begin_tenant(tenant)
+        .await
+        .map_err(|e| Put::Transient(transient(e)))?;
+    {
+        let q = sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(sql));
+        let q = match bind {
+            Bind::Snapshot(t) => q.bind(t),
+            Bind::Seq(n) => q.bind(n),
+            Bind::Document(d, t) => q.bind(d).bind(t),
+        };
+        let mut stream = q.fetch(tx.conn());
+        while let Some(v) = stream
+            .try_next()
             .await
-            .map_err(|e| Put::Destination(describe(&e)))?;
+            .map_err(|e| Put::Transient(transient(e)))?
+        {
+            let mut line = serde_json::to_vec(&v).unwrap_or_default();
+            line.push(b'\n');
+            hash.update(&line);
+            bytes += line.len() as i64;
+            rows += 1;
+            w.write(&line);
+            // At most two parts in flight: memory stays a few parts whatever the size.
+            w.wait_for_capacity(2).await.map_err(|e| refused(&e))?;
+        }
     }
-    drop(rows);
-    w.finish().await.map_err(|e| Put::Destination(describe(&e)))?;
-    Ok(FileEntry {
-        path: path.to_owned(),
-        bytes,
-        sha256: hex::encode(hash.finalize()),
+    tx.commit().await.map_err(|e| Put::Transient(transient(e)))?;
+    w.finish().await.map_err(|e| refused(&e))?;
+    Ok(Written {
+        entry: FileEntry {
+            path: path.to_owned(),
+            bytes,
+            sha256: hex::encode(hash.finalize()),
+        },
+        rows,
     })
 }
 
-/// Runs (or resumes) export `id` of `tenant`.
+/// Where a run stands once it holds the lease.
+struct Started {
+    snapshot: DateTime<Utc>,
+    audit_seq: i64,
+    key: crate::tenant_keys::DataKey,
+    dest: Destination,
+}
+
+/// Runs (or resumes) export `id` of `tenant`, holding its lease for the whole run: a
+/// second delivery of the same export while one runs does nothing.
 pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Result<Finished, Transient> {
-    // Start, or resume: fix the snapshot once.
-    let mut tx = cx.db.begin_tenant(tenant).await?;
-    let row: Option<(String, serde_json::Value, Option<Vec<u8>>)> =
-        sqlx::query_as("SELECT status, destination, credentials FROM exports WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(tx.conn())
-            .await?;
-    let Some((status, destination, sealed)) = row else {
+    let mut lease = cx.db.platform_pool().acquire().await?;
+    let key = format!("export:{id}");
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(&key)
+        .fetch_one(&mut *lease)
+        .await?;
+    if !held {
         return Ok(Finished::Ended);
+    }
+    let result = run_leased(cx, tenant, id).await;
+    // Unlock, or close the session if that fails: the lock must not stay in the pool.
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(&key)
+        .execute(&mut *lease)
+        .await;
+    if unlocked.is_err() {
+        drop(lease.detach());
+    }
+    result
+}
+
+async fn start(
+    cx: ExportContext<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+) -> Result<Result<Started, Finished>, Transient> {
+    let mut tx = cx.db.begin_tenant(tenant).await?;
+    let row: Option<(String, serde_json::Value, Option<Vec<u8>>, i32)> = sqlx::query_as(
+        "SELECT status, destination, credentials, attempts FROM exports WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some((status, destination, sealed, attempts)) = row else {
+        return Ok(Err(Finished::Ended));
     };
     if status != "queued" && status != "running" {
-        return Ok(Finished::Ended);
+        return Ok(Err(Finished::Ended));
     }
     if status == "queued" {
         let head: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audit_events")
@@ -253,7 +322,14 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
         .await
         .map_err(transient)?;
     tx.commit().await?;
-
+    // Crashes count: an export that kills its worker every time stops here.
+    if attempts + 1 > MAX_ATTEMPTS {
+        let e = DestinationError {
+            code: "export_failed",
+            message: format!("the export did not finish in {MAX_ATTEMPTS} attempts; request it again"),
+        };
+        return Ok(Err(fail(cx, tenant, id, &e).await?));
+    }
     let s3: Result<S3Source, _> = serde_json::from_value(destination);
     let creds = sealed
         .as_deref()
@@ -265,15 +341,95 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
             message: "the export's stored credentials cannot be opened".into(),
         }),
     };
-    let dest = match dest {
-        Ok(d) => d,
-        Err(e) => return fail(cx, tenant, id, &e).await,
-    };
+    match dest {
+        Ok(dest) => Ok(Ok(Started {
+            snapshot,
+            audit_seq,
+            key,
+            dest,
+        })),
+        Err(e) => Ok(Err(fail(cx, tenant, id, &e).await?)),
+    }
+}
 
+/// Writes one document's files that are not recorded yet; returns its embedding model
+/// (from `vectors.json`) if it has one.
+async fn document(
+    cx: ExportContext<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+    st: &Started,
+    done: &HashSet<String>,
+    d: DocumentId,
+) -> Result<(), Put> {
+    let base = format!("documents/{d}");
+    let blobs: [(&str, String); 4] = [
+        ("original", documents::original_key(d)),
+        ("text.json", documents::text_key(d)),
+        ("vectors.bin", vectors::vectors_key(d)),
+        ("vectors.json", vectors::manifest_key(d)),
+    ];
+    for (name, object) in blobs {
+        let path = format!("{base}/{name}");
+        if done.contains(&path) {
+            continue;
+        }
+        let bytes = match cx.blobs.get(&st.key, &object).await {
+            Ok(b) => b,
+            // Not every document has every file (a failed parse has no text).
+            Err(BlobError::NotFound) => continue,
+            Err(e) => return Err(Put::Transient(transient(e))),
+        };
+        let w = put_bytes(&st.dest, &path, bytes).await?;
+        record(cx.db, tenant, id, &w).await?;
+    }
+    let path = format!("{base}/metadata.json");
+    if !done.contains(&path) {
+        let mut tx = cx
+            .db
+            .begin_tenant(tenant)
+            .await
+            .map_err(|e| Put::Transient(transient(e)))?;
+        let row: Option<serde_json::Value> =
+            sqlx::query_scalar("SELECT to_jsonb(d) FROM documents d WHERE id = $1")
+                .bind(d)
+                .fetch_optional(tx.conn())
+                .await
+                .map_err(|e| Put::Transient(transient(e)))?;
+        tx.commit().await.map_err(|e| Put::Transient(transient(e)))?;
+        let w = put_bytes(
+            &st.dest,
+            &path,
+            serde_json::to_vec_pretty(&row).unwrap_or_default(),
+        )
+        .await?;
+        record(cx.db, tenant, id, &Written { rows: 1, ..w }).await?;
+    }
+    let path = format!("{base}/chunks.jsonl");
+    if !done.contains(&path) {
+        let w = put_jsonl(
+            &st.dest,
+            cx.db,
+            tenant,
+            &path,
+            CHUNKS,
+            Bind::Document(d, st.snapshot),
+        )
+        .await?;
+        record(cx.db, tenant, id, &w).await?;
+    }
+    Ok(())
+}
+
+async fn run_leased(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Result<Finished, Transient> {
+    let st = match start(cx, tenant, id).await? {
+        Ok(s) => s,
+        Err(finished) => return Ok(finished),
+    };
     let mut tx = cx.db.begin_tenant(tenant).await?;
     let docs: Vec<DocumentId> =
         sqlx::query_scalar("SELECT id FROM documents WHERE created_at <= $1 ORDER BY id")
-            .bind(snapshot)
+            .bind(st.snapshot)
             .fetch_all(tx.conn())
             .await?;
     let done: HashSet<String> = sqlx::query_scalar("SELECT path FROM export_files WHERE export_id = $1")
@@ -289,116 +445,34 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
         .await?;
     tx.commit().await?;
 
-    let mut model: Option<serde_json::Value> = None;
-    for d in &docs {
-        if cancelled(cx.db, tenant, id).await? {
+    let (st_ref, done_ref) = (&st, &done);
+    let mut writes = futures::stream::iter(docs.iter().copied())
+        .map(|d| async move { document(cx, tenant, id, st_ref, done_ref, d).await })
+        .buffer_unordered(PARALLEL_DOCUMENTS);
+    let mut written = 0usize;
+    while let Some(r) = writes.next().await {
+        match r {
+            Ok(()) => {}
+            Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
+            Err(Put::Transient(e)) => return Err(e),
+        }
+        written += 1;
+        if written.is_multiple_of(16) && cancelled(cx.db, tenant, id).await? {
             return Ok(Finished::Ended);
         }
-        let base = format!("documents/{d}");
-        let blobs: [(&str, String); 4] = [
-            ("original", documents::original_key(*d)),
-            ("text.json", documents::text_key(*d)),
-            ("vectors.bin", vectors::vectors_key(*d)),
-            ("vectors.json", vectors::manifest_key(*d)),
-        ];
-        for (name, object) in blobs {
-            let path = format!("{base}/{name}");
-            if done.contains(&path) {
-                continue;
-            }
-            let bytes = match cx.blobs.get(&key, &object).await {
-                Ok(b) => b,
-                // Not every document has every file (a failed parse has no text).
-                Err(BlobError::NotFound) => continue,
-                Err(e) => return Err(transient(e)),
-            };
-            if name == "vectors.json" && model.is_none() {
-                model = serde_json::from_slice(&bytes).ok();
-            }
-            match put_bytes(&dest, &path, bytes).await {
-                Ok(f) => record(cx.db, tenant, id, &f).await?,
-                Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
-                Err(Put::Transient(e)) => return Err(e),
-            }
-        }
-        for (name, sql) in [
-            (
-                "metadata.json",
-                "SELECT to_jsonb(d) FROM documents d WHERE id = $1",
-            ),
-            (
-                "chunks.jsonl",
-                "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c WHERE document_id = $1 AND created_at <= $2 ORDER BY ordinal",
-            ),
-        ] {
-            let path = format!("{base}/{name}");
-            if done.contains(&path) {
-                continue;
-            }
-            let mut tx = cx.db.begin_tenant(tenant).await?;
-            let rows: Vec<serde_json::Value> = match name {
-                "metadata.json" => sqlx::query_scalar(sql).bind(d).fetch_all(tx.conn()).await?,
-                _ => {
-                    sqlx::query_scalar(sql)
-                        .bind(d)
-                        .bind(snapshot)
-                        .fetch_all(tx.conn())
-                        .await?
-                }
-            };
-            tx.commit().await?;
-            let bytes = match name {
-                "metadata.json" => serde_json::to_vec_pretty(&rows.first()).unwrap_or_default(),
-                _ => rows
-                    .iter()
-                    .flat_map(|r| {
-                        let mut l = serde_json::to_vec(r).unwrap_or_default();
-                        l.push(b'\n');
-                        l
-                    })
-                    .collect(),
-            };
-            match put_bytes(&dest, &path, bytes).await {
-                Ok(f) => record(cx.db, tenant, id, &f).await?,
-                Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
-                Err(Put::Transient(e)) => return Err(e),
-            }
-        }
     }
-    for (name, sql) in TABLES {
+    drop(writes);
+    let tables = TABLES
+        .iter()
+        .map(|(name, sql)| (*name, *sql, Bind::Snapshot(st.snapshot)))
+        .chain([("audit", AUDIT, Bind::Seq(st.audit_seq))]);
+    for (name, sql, bind) in tables {
         let path = format!("{name}.jsonl");
         if done.contains(&path) {
             continue;
         }
-        let mut tx = cx.db.begin_tenant(tenant).await?;
-        let put = put_jsonl(&dest, &mut tx, &path, sql, snapshot).await;
-        tx.commit().await?;
-        match put {
-            Ok(f) => record(cx.db, tenant, id, &f).await?,
-            Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
-            Err(Put::Transient(e)) => return Err(e),
-        }
-    }
-    if !done.contains("audit.jsonl") {
-        let mut tx = cx.db.begin_tenant(tenant).await?;
-        let events: Vec<StoredEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {} FROM audit_events WHERE seq <= $1 ORDER BY seq",
-            crate::audit::COLS
-        )))
-        .bind(audit_seq)
-        .fetch_all(tx.conn())
-        .await?;
-        tx.commit().await?;
-        let bytes: Vec<u8> = events
-            .iter()
-            .flat_map(|e| {
-                let mut l = serde_json::to_vec(e).unwrap_or_default();
-                l.push(b'\n');
-                l
-            })
-            .collect();
-        match put_bytes(&dest, "audit.jsonl", bytes).await {
-            Ok(f) => record(cx.db, tenant, id, &f).await?,
+        match put_jsonl(&st.dest, cx.db, tenant, &path, sql, bind).await {
+            Ok(w) => record(cx.db, tenant, id, &w).await?,
             Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
             Err(Put::Transient(e)) => return Err(e),
         }
@@ -406,40 +480,70 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
     if cancelled(cx.db, tenant, id).await? {
         return Ok(Finished::Ended);
     }
+    manifest(cx, tenant, id, &st, &docs).await
+}
 
-    // The manifest, from the records: the same for a resumed run as for an uninterrupted one.
+/// The manifest, from the records: the same for a resumed run as for an uninterrupted one.
+async fn manifest(
+    cx: ExportContext<'_>,
+    tenant: TenantId,
+    id: uuid::Uuid,
+    st: &Started,
+    docs: &[DocumentId],
+) -> Result<Finished, Transient> {
     let mut tx = cx.db.begin_tenant(tenant).await?;
-    let files: Vec<(String, i64, String)> =
-        sqlx::query_as("SELECT path, bytes, sha256 FROM export_files WHERE export_id = $1 ORDER BY path")
-            .bind(id)
-            .fetch_all(tx.conn())
-            .await?;
-    let counts = counts(&mut tx, snapshot, audit_seq).await?;
+    let files: Vec<(String, i64, String, i64)> = sqlx::query_as(
+        "SELECT path, bytes, sha256, rows FROM export_files WHERE export_id = $1 ORDER BY path",
+    )
+    .bind(id)
+    .fetch_all(tx.conn())
+    .await?;
     let head: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")
-        .bind(audit_seq)
+        .bind(st.audit_seq)
         .fetch_optional(tx.conn())
         .await?;
     tx.commit().await?;
-    let embeddings = match &model {
-        Some(m) => serde_json::json!({"model": m["model"], "dimension": m["dimension"],
-                                       "format": "vectors.bin: little-endian f32, one row per chunk in ordinal order"}),
-        None => serde_json::json!(null),
-    };
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for (path, _, _, rows) in &files {
+        let store = match path.as_str() {
+            p if p.ends_with("/metadata.json") => Some("documents"),
+            p if p.ends_with("/chunks.jsonl") => Some("chunks"),
+            p => p.strip_suffix(".jsonl"),
+        };
+        if let Some(store) = store {
+            *counts.entry(store.to_owned()).or_default() += rows;
+        }
+    }
+    // The embedding model, from the first document that has vectors (read even when its
+    // files were written by an earlier attempt).
+    let mut embeddings = serde_json::Value::Null;
+    for d in docs
+        .iter()
+        .filter(|d| files.iter().any(|f| f.0 == format!("documents/{d}/vectors.json")))
+    {
+        if let Ok(b) = cx.blobs.get(&st.key, &vectors::manifest_key(*d)).await
+            && let Ok(m) = serde_json::from_slice::<serde_json::Value>(&b)
+        {
+            embeddings = serde_json::json!({"model": m["model"], "dimension": m["dimension"],
+                                            "format": "vectors.bin: little-endian f32, one row per chunk in ordinal order"});
+            break;
+        }
+    }
     let manifest = Manifest {
         format: package::FORMAT.into(),
         export_id: id,
         tenant_id: tenant.as_uuid(),
-        snapshot_at: snapshot,
+        snapshot_at: st.snapshot,
         generated_at: Utc::now(),
         counts,
         embeddings,
         audit_head: AuditHead {
-            seq: audit_seq,
+            seq: st.audit_seq,
             hash: head.unwrap_or_else(|| GENESIS.to_owned()),
         },
         files: files
             .into_iter()
-            .map(|(path, bytes, sha256)| FileEntry { path, bytes, sha256 })
+            .map(|(path, bytes, sha256, _)| FileEntry { path, bytes, sha256 })
             .collect(),
     };
     let bytes = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
@@ -447,15 +551,14 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
     let (kid, signing) = cx.keys.signer().await.map_err(transient)?;
     let signature = serde_json::to_vec_pretty(&package::sign(&bytes, &kid, &signing)).unwrap_or_default();
     for (path, b) in [(package::MANIFEST, bytes), (package::SIGNATURE, signature)] {
-        if let Err(p) = put_bytes(&dest, path, b).await {
-            return match p {
-                Put::Destination(e) => fail(cx, tenant, id, &e).await,
-                Put::Transient(e) => Err(e),
-            };
+        match put_bytes(&st.dest, path, b).await {
+            Ok(_) => {}
+            Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
+            Err(Put::Transient(e)) => return Err(e),
         }
     }
     let mut tx = cx.db.begin_tenant(tenant).await?;
-    let (files_done, bytes_done): (i32, i64) = sqlx::query_as(
+    let ended: Option<(i32, i64)> = sqlx::query_as(
         "UPDATE exports SET status = 'done', credentials = NULL, finished_at = now(), manifest_sha256 = $2,
                             files_total = files_done
          WHERE id = $1 AND status = 'running' RETURNING files_done, bytes_done",
@@ -463,8 +566,11 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
     .bind(id)
     .bind(&manifest_sha256)
     .fetch_optional(tx.conn())
-    .await?
-    .unwrap_or_default();
+    .await?;
+    // Cancelled meanwhile: not finished, nothing to record.
+    let Some((files_done, bytes_done)) = ended else {
+        return Ok(Finished::Ended);
+    };
     let ev = Event::new("exports.finished", Outcome::Allowed, Actor::System)
         .target(format!("export:{id}"))
         .detail("files", files_done)
@@ -485,8 +591,8 @@ async fn cancelled(db: &Db, tenant: TenantId, id: uuid::Uuid) -> Result<bool, Tr
     Ok(s.as_deref() != Some("running"))
 }
 
-/// Fails the export for good with the destination's code; its credentials are erased.
-async fn fail(
+/// Fails the export for good with `e`'s code; its credentials are erased.
+pub async fn fail(
     cx: ExportContext<'_>,
     tenant: TenantId,
     id: uuid::Uuid,

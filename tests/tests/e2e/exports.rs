@@ -333,42 +333,23 @@ async fn two_tenants_export_at_once_and_each_package_holds_only_its_own() {
     assert!(!ops.to_string().contains("customer-secret"));
 }
 
-/// `n` documents of `size` bytes each, stored encrypted as the upload path stores them.
-async fn seed_documents(app: &TestApp, tenant: docket_platform::ids::TenantId, n: usize, size: usize) {
-    let blobs = docket_platform::blobs::BlobStore::from_config(&app.config.objects).expect("blobs");
-    let key = app.data_key(tenant).await;
-    for i in 0..n {
-        let body: Vec<u8> = format!("Seeded contract {i}. ")
-            .into_bytes()
-            .into_iter()
-            .cycle()
-            .take(size)
-            .collect();
-        let id: uuid::Uuid = sqlx::query_scalar(
-            "INSERT INTO documents (tenant_id, filename, content_type, byte_size, sha256)
-             VALUES ($1, $2, 'text/plain', $3, $4) RETURNING id",
-        )
-        .bind(tenant)
-        .bind(format!("seeded-{i}.txt"))
-        .bind(size as i64)
-        .bind(sha(&body))
-        .fetch_one(app.control.pool())
-        .await
-        .expect("document");
-        let d = docket_platform::ids::DocumentId(id);
-        blobs
-            .put(&key, &docket_platform::documents::original_key(d), &body)
-            .await
-            .expect("original");
-    }
-}
-
 #[tokio::test]
 async fn a_worker_killed_mid_export_is_resumed_without_sending_a_finished_file_twice() {
     let app = spawn_app().await;
     let t = app.create_tenant_on("resume", "business", "shared").await;
     let token = app.owner_token(&t).await;
-    seed_documents(&app, t.id, 300, 64 * 1024).await;
+    let docs = (0..300)
+        .map(|i| {
+            let body: Vec<u8> = format!("Seeded contract {i}. ")
+                .into_bytes()
+                .into_iter()
+                .cycle()
+                .take(64 * 1024)
+                .collect();
+            (format!("seeded-{i}.txt"), body)
+        })
+        .collect();
+    app.seed_originals(t.id, docs).await;
     let mut first = app.spawn_worker_process("export-first", false);
     let b = bucket().await;
     let id = app.request_export(&token, request(&b, "r")).await;
@@ -437,4 +418,36 @@ async fn a_worker_killed_mid_export_is_resumed_without_sending_a_finished_file_t
         .await
         .expect("attempts");
     assert_eq!(attempts, 2, "the second worker resumed it");
+}
+
+#[tokio::test]
+async fn an_export_lost_from_the_queue_is_queued_again_by_the_calendar() {
+    let app = spawn_app().await;
+    let t = app.create_tenant_on("lost", "business", "shared").await;
+    let token = app.owner_token(&t).await;
+    app.seed_originals(t.id, vec![("one.txt".into(), b"One contract.".to_vec())])
+        .await;
+    let b = bucket().await;
+    let id = app.request_export(&token, request(&b, "lost")).await;
+    // Redis loses the queue before any worker took the job.
+    assert!(app.flush_redis().await > 0);
+    let queue = docket_platform::jobs::JobQueue::new(
+        docket_platform::redis_conn::Redis::new(&app.config.redis.url, &app.config.redis.prefix)
+            .expect("redis"),
+        5,
+    );
+    let now = chrono::Utc::now();
+    let quiet = chrono::Duration::minutes(10);
+    let young = docket_platform::exports::job::requeue_stale(&app.control, &queue, now, quiet)
+        .await
+        .expect("sweep");
+    assert_eq!(young, 0, "a fresh export is left alone");
+    let later = now + chrono::Duration::minutes(11);
+    let n = docket_platform::exports::job::requeue_stale(&app.control, &queue, later, quiet)
+        .await
+        .expect("sweep");
+    assert_eq!(n, 1);
+    let _worker = app.spawn_worker().await;
+    let done = app.wait_export(&token, &id, Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "done", "{done}");
 }

@@ -1,17 +1,14 @@
 //! `export`: writes one export's package into the customer's bucket
 //! (`platform::exports::run`). A delivery after a crash resumes from the files already
-//! recorded; an export that keeps failing for a transient reason gives up after a few
-//! attempts (its credentials are erased).
+//! recorded; a second delivery while one runs does nothing (the export's lease); an
+//! export that keeps failing fails for good after `run::MAX_ATTEMPTS` attempts, crashes
+//! included (its credentials are erased).
 
 use crate::context::Ctx;
-use apalis::prelude::{AbortError, BoxDynError, Data};
-use docket_platform::audit::{Actor, Event, Outcome};
+use apalis::prelude::{BoxDynError, Data};
 use docket_platform::exports::job::ExportJob;
 use docket_platform::exports::run::{self, ExportContext, Finished};
 use docket_platform::identity::keyring::KeyRing;
-
-/// Attempts (crashes included) before the export fails.
-const MAX_ATTEMPTS: i32 = 5;
 
 /// The apalis handler.
 pub async fn handle(job: ExportJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
@@ -35,55 +32,14 @@ pub async fn handle(job: ExportJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
             Ok(())
         }
         Ok(Finished::Failed(code)) => {
-            tracing::warn!(export = %job.export_id, code, "export failed at its destination");
+            tracing::warn!(export = %job.export_id, code, "export failed");
             Ok(())
         }
         Ok(Finished::Ended) => Ok(()),
+        // Retried by the queue; the attempt count (crashes included) ends it.
         Err(e) => {
-            let attempts = attempts(&ctx, &job).await;
-            tracing::warn!(export = %job.export_id, attempts, error = %e, "export attempt failed");
-            if attempts >= MAX_ATTEMPTS {
-                give_up(&ctx, &job).await;
-                return Err(AbortError::new(e).into());
-            }
+            tracing::warn!(export = %job.export_id, error = %e, "export attempt failed; retrying");
             Err(e.into())
-        }
-    }
-}
-
-async fn attempts(ctx: &Ctx, job: &ExportJob) -> i32 {
-    let Ok(mut tx) = ctx.db.begin_tenant(job.tenant_id).await else {
-        return 0;
-    };
-    sqlx::query_scalar("SELECT attempts FROM exports WHERE id = $1")
-        .bind(job.export_id)
-        .fetch_optional(tx.conn())
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(0)
-}
-
-async fn give_up(ctx: &Ctx, job: &ExportJob) {
-    let Ok(mut tx) = ctx.db.begin_tenant(job.tenant_id).await else {
-        return;
-    };
-    let n = sqlx::query(
-        "UPDATE exports SET status = 'failed', credentials = NULL, finished_at = now(), error_code = 'export_failed',
-                            error_message = 'the export kept failing; request it again'
-         WHERE id = $1 AND status IN ('queued', 'running')",
-    )
-    .bind(job.export_id)
-    .execute(tx.conn())
-    .await
-    .map(|r| r.rows_affected())
-    .unwrap_or(0);
-    if n == 1 {
-        let ev = Event::new("exports.failed", Outcome::Failed, Actor::System)
-            .target(format!("export:{}", job.export_id))
-            .reason("export_failed");
-        if ctx.auditor.tenant(&mut tx, ev).await.is_ok() {
-            let _ = tx.commit().await;
         }
     }
 }

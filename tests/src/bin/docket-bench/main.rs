@@ -10,12 +10,14 @@
 //! - `login-flood`: 500 concurrent bad logins against one tenant: its users' p99 vs idle.
 //! - `unpack`: a worker's peak memory while it unpacks a 1 GiB zip import.
 //! - `billing`: a month's run for 10,000 tenants and 1,000,000 ledger rows; Stripe pushes/s.
+//! - `export`: the 40 cuad-dev contracts (or `--bytes N`) exported to the local S3 server.
 
 mod answer;
 mod billing;
 mod bulk;
 mod cpu;
 mod embed;
+mod export;
 mod governance;
 mod login;
 mod quality;
@@ -35,9 +37,10 @@ async fn main() -> anyhow::Result<()> {
         "login-flood" => login::run().await,
         "unpack" => unpack::run(&args[1..]).await,
         "billing" => billing::run(&args[1..]).await,
+        "export" => export::run(&args[1..]).await,
         other => {
             bail!(
-                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack or billing"
+                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack, billing or export"
             )
         }
     }
