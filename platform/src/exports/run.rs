@@ -5,7 +5,8 @@
 //! in the tenant's scope; a resumed attempt skips those, so a worker killed mid-export
 //! sends no finished file twice, and the manifest, built from the records (its counts are
 //! the records' lines), is the same as an uninterrupted run's but for `generated_at`.
-//! Every JSONL file is streamed row by row into a multipart upload (bounded memory); a
+//! Every JSONL file is streamed row by row (one PUT up to 5 MiB, a multipart upload past
+//! that: bounded memory); a
 //! document's stored files are read one at a time, four documents at once (bounded by the
 //! largest upload a plan allows). A destination that refuses (403, 404) fails the export;
 //! one that does not answer is retried.
@@ -122,8 +123,11 @@ struct Written {
 }
 
 /// Records a finished file (its counters move only the first time).
+///
+/// The commit does not wait for the WAL to reach disk: a record lost in a database crash
+/// only means its file is written again by the resumed attempt.
 async fn record(db: &Db, tenant: TenantId, export: uuid::Uuid, w: &Written) -> Result<(), Transient> {
-    let mut tx = db.begin_tenant(tenant).await?;
+    let mut tx = db.begin_tenant_redoable(tenant).await?;
     let fresh = sqlx::query(
         "INSERT INTO export_files (tenant_id, export_id, path, bytes, sha256, rows) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT DO NOTHING",
@@ -187,6 +191,10 @@ async fn put_bytes(dest: &Destination, path: &str, bytes: Vec<u8>) -> Result<Wri
     Ok(Written { entry, rows: 0 })
 }
 
+/// A JSONL file smaller than this is written with one PUT; a larger one as a multipart
+/// upload started once the buffer fills (one request per small file, not three).
+const SINGLE_PUT: usize = 5 * 1024 * 1024;
+
 /// Streams the rows of `sql` (one JSON value each) into `path` as JSONL.
 async fn put_jsonl(
     dest: &Destination,
@@ -196,12 +204,8 @@ async fn put_jsonl(
     sql: &'static str,
     bind: Bind,
 ) -> Result<Written, Put> {
-    let upload = dest
-        .store()
-        .put_multipart(&dest.path(path))
-        .await
-        .map_err(|e| refused(&e))?;
-    let mut w = WriteMultipart::new(upload);
+    let mut multipart: Option<WriteMultipart> = None;
+    let mut buffer: Vec<u8> = Vec::new();
     let (mut hash, mut bytes, mut rows) = (Sha256::new(), 0i64, 0i64);
     let mut tx = db
         .begin_tenant(tenant)
@@ -225,13 +229,40 @@ async fn put_jsonl(
             hash.update(&line);
             bytes += line.len() as i64;
             rows += 1;
-            w.write(&line);
-            // At most two parts in flight: memory stays a few parts whatever the size.
-            w.wait_for_capacity(2).await.map_err(|e| refused(&e))?;
+            match multipart.as_mut() {
+                Some(w) => {
+                    w.write(&line);
+                    // At most two parts in flight: memory stays a few parts whatever the size.
+                    w.wait_for_capacity(2).await.map_err(|e| refused(&e))?;
+                }
+                None => {
+                    buffer.extend_from_slice(&line);
+                    if buffer.len() >= SINGLE_PUT {
+                        let upload = dest
+                            .store()
+                            .put_multipart(&dest.path(path))
+                            .await
+                            .map_err(|e| refused(&e))?;
+                        let mut w = WriteMultipart::new(upload);
+                        w.write(&std::mem::take(&mut buffer));
+                        multipart = Some(w);
+                    }
+                }
+            }
         }
     }
     tx.commit().await.map_err(|e| Put::Transient(transient(e)))?;
-    w.finish().await.map_err(|e| refused(&e))?;
+    match multipart {
+        Some(w) => {
+            w.finish().await.map_err(|e| refused(&e))?;
+        }
+        None => {
+            dest.store()
+                .put(&dest.path(path), PutPayload::from(buffer))
+                .await
+                .map_err(|e| refused(&e))?;
+        }
+    }
     Ok(Written {
         entry: FileEntry {
             path: path.to_owned(),
