@@ -45,9 +45,17 @@ pub async fn billing_run(
         let started = Instant::now();
         loop {
             let due = run::billable(control, month, only).await?;
-            let missing = due.iter().filter(|d| !d.2).count();
+            let failed = run::failed(control, month).await?;
+            let missing = due.iter().filter(|d| !d.2 && !failed.contains(&d.0)).count();
             if missing == 0 {
-                out["invoiced"] = json!(due.len());
+                out["invoiced"] = json!(due.iter().filter(|d| d.2).count());
+                // Months that cannot be computed (see GET /ops/billing/failures).
+                out["failed"] = json!(
+                    due.iter()
+                        .filter(|d| failed.contains(&d.0))
+                        .map(|d| &d.1)
+                        .collect::<Vec<_>>()
+                );
                 break;
             }
             if started.elapsed() > wait {

@@ -2,7 +2,8 @@
 //! `GET /v1/invoices/{id}` (lines, totals, period, status, Stripe ids) and
 //! `GET /v1/invoices/{id}.pdf`. Another tenant's invoice is simply not found. Operators:
 //! `GET /ops/invoices?period=YYYY-MM`, `GET /ops/billing/runs` and
-//! `GET /ops/billing/margins?period=YYYY-MM` (revenue, cost and margin per tenant and plan).
+//! `GET /ops/billing/margins?period=YYYY-MM` (revenue, cost and margin per tenant and plan),
+//! `GET /ops/billing/failures?period=YYYY-MM` (months that cannot be computed).
 
 use crate::auth::{OperatorAuth, TenantAuth};
 use crate::error::ApiError;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops/invoices", get(ops_list))
         .route("/ops/billing/runs", get(ops_runs))
         .route("/ops/billing/margins", get(ops_margins))
+        .route("/ops/billing/failures", get(ops_failures))
 }
 
 fn billing_error(e: BillingError) -> ApiError {
@@ -169,4 +171,34 @@ async fn ops_margins(
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+}
+
+async fn ops_failures(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    q: Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let month = month_of(q)?;
+    let rows: Vec<(uuid::Uuid, String, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT f.tenant_id, t.slug, f.code, f.message, f.created_at
+         FROM invoice_failures f JOIN tenants t ON t.id = f.tenant_id WHERE f.period = $1 ORDER BY t.slug",
+    )
+    .bind(month.first_day())
+    .fetch_all(state.control.pool())
+    .await?;
+    let failures: Vec<Value> = rows
+        .into_iter()
+        .map(|(tenant_id, slug, code, message, at)| {
+            json!({"tenant_id": tenant_id, "tenant_slug": slug, "code": code, "message": message, "since": at})
+        })
+        .collect();
+    let ev = op
+        .event("ops.billing.failures", Outcome::Allowed)
+        .detail("period", month.to_string());
+    state
+        .auditor
+        .platform(state.control.pool(), ev)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "period": month, "failures": failures })))
 }

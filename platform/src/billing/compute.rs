@@ -256,6 +256,16 @@ pub enum ComputeError {
     MixedCurrency(String, String),
 }
 
+impl ComputeError {
+    /// Machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ComputeError::UnknownPlan(_) => "unknown_plan",
+            ComputeError::MixedCurrency(..) => "mixed_currency",
+        }
+    }
+}
+
 /// `num / den` rounded half up, for non-negative numbers.
 pub fn div_half_up(num: i128, den: i128) -> i64 {
     ((2 * num + den) / (2 * den)) as i64

@@ -428,3 +428,42 @@ pub async fn for_period(
     .fetch_all(control.pool())
     .await?)
 }
+
+/// Records that the tenant's `month` cannot be computed (inside its scope), with its audit
+/// event the first time: the calendar stops re-running it; an operator's run tries again.
+pub async fn record_failure(
+    tx: &mut TenantTx,
+    auditor: &Auditor,
+    month: Month,
+    e: &compute::ComputeError,
+) -> Result<(), BillingError> {
+    let fresh = sqlx::query(
+        "INSERT INTO invoice_failures (tenant_id, period, code, message) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, period) DO UPDATE SET code = EXCLUDED.code, message = EXCLUDED.message
+         RETURNING (xmax = 0)",
+    )
+    .bind(tx.tenant_id())
+    .bind(month.first_day())
+    .bind(e.code())
+    .bind(e.to_string())
+    .fetch_one(tx.conn())
+    .await
+    .map(|r| sqlx::Row::get::<bool, _>(&r, 0))?;
+    if fresh {
+        let ev = Event::new("billing.invoice_failed", Outcome::Failed, Actor::System)
+            .detail("period", month.to_string())
+            .reason(e.code())
+            .detail("message", e.to_string());
+        auditor.tenant(tx, ev).await?;
+    }
+    Ok(())
+}
+
+/// Clears a recorded failure once the month is invoiced.
+pub async fn clear_failure(tx: &mut TenantTx, month: Month) -> Result<(), BillingError> {
+    sqlx::query("DELETE FROM invoice_failures WHERE period = $1")
+        .bind(month.first_day())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

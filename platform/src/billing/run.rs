@@ -116,6 +116,18 @@ pub async fn billable(
     Ok(rows)
 }
 
+/// Tenants whose `month` is recorded as impossible to compute (`invoice_failures`).
+pub async fn failed(
+    control: &ControlDb,
+    month: Month,
+) -> Result<std::collections::HashSet<TenantId>, BillingError> {
+    let ids: Vec<TenantId> = sqlx::query_scalar("SELECT tenant_id FROM invoice_failures WHERE period = $1")
+        .bind(month.first_day())
+        .fetch_all(control.pool())
+        .await?;
+    Ok(ids.into_iter().collect())
+}
+
 /// Runs `req`: a dry run computes every tenant's month and changes nothing; a real run
 /// records itself, queues an `invoice` job per tenant without an invoice, and audits its
 /// start and end on the platform chain. Refuses a month that is not over at `now`.
@@ -129,7 +141,12 @@ pub async fn start(
     if req.month.end() > now {
         return Err(BillingError::NotOver(req.month));
     }
-    let due = billable(control, req.month, req.only).await?;
+    let mut due = billable(control, req.month, req.only).await?;
+    // The calendar leaves months that cannot be computed alone; an operator's run retries them.
+    if req.origin == Origin::Schedule {
+        let failed = failed(control, req.month).await?;
+        due.retain(|d| !failed.contains(&d.0));
+    }
     let mut report = RunReport {
         run_id: None,
         period: req.month,
@@ -340,7 +357,11 @@ pub async fn catch_up(
     let mut month = Month::of(now).previous();
     let mut started = Vec::new();
     for _ in 0..months_back {
-        let missing = billable(control, month, None).await?.iter().any(|d| !d.2);
+        let failed = failed(control, month).await?;
+        let missing = billable(control, month, None)
+            .await?
+            .iter()
+            .any(|d| !d.2 && !failed.contains(&d.0));
         let recent: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM billing_runs WHERE period = $1 AND only_tenant IS NULL
                               AND status <> 'failed' AND started_at > $2)",

@@ -700,3 +700,99 @@ async fn usage_suggests_the_next_plan_once_overage_costs_more_than_it() {
         "200 cents of overage is cheaper than upgrading"
     );
 }
+
+#[tokio::test]
+async fn a_month_that_cannot_be_computed_is_recorded_left_alone_by_the_calendar_and_retried_by_an_operator() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("mixed").await;
+    // Team until the 15th, then Business, now priced in another currency.
+    app.set_history(
+        t.id,
+        &[
+            ("2020-01-01T00:00:00Z", "team"),
+            ("2026-06-15T00:00:00Z", "business"),
+        ],
+        &[("2020-01-01T00:00:00Z", "active")],
+    )
+    .await;
+    let su = app.pool_as("docket_test_super").await;
+    sqlx::query("UPDATE plans SET currency = 'eur' WHERE id = 'business'")
+        .execute(&su)
+        .await
+        .expect("currency");
+    let _worker = app.spawn_worker().await;
+    let q = queue(&app);
+    run::start(
+        &app.control,
+        &q,
+        &app.auditor(),
+        &request("2026-06", None, false),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("run");
+    let started = Instant::now();
+    while run::failed(&app.control, Month::parse("2026-06").expect("m"))
+        .await
+        .expect("failed")
+        .is_empty()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the failure was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        app.audit_count(t.id, "billing.invoice_failed", Some("mixed_currency"))
+            .await,
+        1
+    );
+    let op = app.operator_token().await;
+    let f: Value = app
+        .call(
+            Method::GET,
+            "/ops/billing/failures?period=2026-06",
+            Some(&op),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(f["failures"][0]["code"], "mixed_currency", "{f}");
+    // The calendar's run skips it.
+    let scheduled = RunRequest {
+        origin: Origin::Schedule,
+        ..request("2026-06", None, false)
+    };
+    let r = run::start(&app.control, &q, &app.auditor(), &scheduled, chrono::Utc::now())
+        .await
+        .expect("scheduled run");
+    assert_eq!(
+        (r.tenants, r.queued),
+        (0, 0),
+        "left alone until an operator retries"
+    );
+    // Fixed, and retried by an operator: invoiced, the failure cleared.
+    sqlx::query("UPDATE plans SET currency = 'usd' WHERE id = 'business'")
+        .execute(&su)
+        .await
+        .expect("currency back");
+    run::start(
+        &app.control,
+        &q,
+        &app.auditor(),
+        &request("2026-06", Some(t.id), false),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("operator run");
+    wait_invoiced(&app, "2026-06", Duration::from_secs(60)).await;
+    assert!(
+        run::failed(&app.control, Month::parse("2026-06").expect("m"))
+            .await
+            .expect("failed")
+            .is_empty()
+    );
+}

@@ -24,8 +24,16 @@ pub async fn handle(job: InvoiceJob, ctx: Data<Ctx>, delivery: Attempt) -> Resul
     let id = match bill(&ctx, &job).await {
         Ok(Billed::Created(id) | Billed::Existing(id)) => id,
         Ok(Billed::NotActive) => return Ok(()),
-        // Nothing will make these succeed on a retry.
-        Err(e @ (BillingError::Compute(_) | BillingError::Invalid(_) | BillingError::NotOver(_))) => {
+        // Nothing will make these succeed on a retry: recorded, so the calendar stops
+        // re-running the month until an operator's run tries again.
+        Err(BillingError::Compute(c)) => {
+            tracing::error!(tenant = %job.tenant_id, period = %job.period, error = %c, "invoice cannot be computed");
+            let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
+            invoice::record_failure(&mut tx, &ctx.auditor, job.period, &c).await?;
+            tx.commit().await?;
+            return Err(AbortError::new(c).into());
+        }
+        Err(e @ (BillingError::Invalid(_) | BillingError::NotOver(_))) => {
             tracing::error!(tenant = %job.tenant_id, period = %job.period, error = %e, "invoice cannot be computed");
             return Err(AbortError::new(e).into());
         }
@@ -79,6 +87,9 @@ pub async fn handle(job: InvoiceJob, ctx: Data<Ctx>, delivery: Attempt) -> Resul
 async fn bill(ctx: &Ctx, job: &InvoiceJob) -> Result<Billed, BillingError> {
     let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
     let billed = invoice::bill(&mut tx, &ctx.auditor, job.period, ctx.stripe.is_some()).await?;
+    if matches!(billed, Billed::Created(_)) {
+        invoice::clear_failure(&mut tx, job.period).await?;
+    }
     tx.commit().await?;
     Ok(billed)
 }
