@@ -69,3 +69,32 @@ pub async fn billing_run(
     }
     Ok(out)
 }
+
+/// `docketctl billing adjust`: a correction (a credit when negative) for `tenant`'s next
+/// invoice, recorded with its reason on the tenant's and the platform's audit chains.
+pub async fn billing_adjust(
+    control: &ControlDb,
+    auditor: &Auditor,
+    tenant: &str,
+    adjustment: &docket_platform::billing::invoice::NewAdjustment,
+) -> anyhow::Result<Value> {
+    let t = crate::lookup::tenant(control, tenant).await?;
+    let tx = control.pool().begin().await?;
+    let mut tx = ControlDb::scope_to_tenant(tx, t.id).await?;
+    let id = docket_platform::billing::invoice::add_adjustment(&mut tx, adjustment, "docketctl").await?;
+    let ev = docket_platform::audit::Event::new(
+        "billing.adjustment_added",
+        docket_platform::audit::Outcome::Allowed,
+        Actor::System,
+    )
+    .target(format!("adjustment:{id}"))
+    .reason(adjustment.reason.clone())
+    .detail("amount_cents", adjustment.amount_cents)
+    .detail("description", adjustment.description.clone());
+    auditor.operator_change(&mut tx, ev).await?;
+    tx.commit().await?;
+    Ok(
+        json!({"adjustment_id": id, "tenant_id": t.id, "amount_cents": adjustment.amount_cents,
+              "applies_to": "the tenant's next invoice"}),
+    )
+}

@@ -10,7 +10,7 @@ mod reindex;
 mod switch;
 mod tier_move;
 
-pub use billing::billing_run;
+pub use billing::{billing_adjust, billing_run};
 pub use export::export_verify;
 pub use import::import_folder;
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};

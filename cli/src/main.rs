@@ -106,6 +106,22 @@ enum BillingCommand {
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
+    /// Add a correction to a tenant's next invoice (an `adjustment` line; negative for a
+    /// credit). A finalized invoice is never edited.
+    Adjust {
+        /// The tenant (slug or id).
+        #[arg(long)]
+        tenant: String,
+        /// Minor units (cents); negative for a credit.
+        #[arg(long, allow_hyphen_values = true)]
+        amount_cents: i64,
+        /// The invoice line's text.
+        #[arg(long)]
+        description: String,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -341,6 +357,19 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
                 None => Some(control()?),
             };
             docketctl::export_verify(control.as_ref(), &dir, public_key.as_deref()).await
+        }
+        Command::Billing(BillingCommand::Adjust {
+            tenant,
+            amount_cents,
+            description,
+            reason,
+        }) => {
+            let a = docket_platform::billing::invoice::NewAdjustment {
+                amount_cents,
+                description,
+                reason,
+            };
+            docketctl::billing_adjust(&control()?, &auditor, &tenant, &a).await
         }
         Command::Billing(BillingCommand::Run {
             period,

@@ -16,6 +16,8 @@
 //!   once for the whole line. The quota is not prorated. A plan without an overage price
 //!   has a hard quota (requests were refused) and gets no overage line.
 //! - Plans of different currencies in one month are refused (an operator must split them).
+//! - Operators' adjustments (corrections of earlier invoices) are added as `adjustment`
+//!   lines to the next invoice made; credits larger than the month make it a credit note.
 
 use crate::entitlements::TOKEN_KINDS;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
@@ -176,6 +178,19 @@ pub struct Inputs {
     pub status_history: Vec<Change>,
     /// The ledger's totals for the month, by kind.
     pub usage: BTreeMap<String, i64>,
+    /// Operators' corrections waiting for the tenant's next invoice.
+    pub adjustments: Vec<Adjustment>,
+}
+
+/// An operator's correction (a credit when negative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// For the invoice line.
+    pub description: String,
+    /// Minor units.
+    pub amount_cents: i64,
 }
 
 /// What a line bills.
@@ -353,6 +368,16 @@ pub fn compute(inp: &Inputs) -> Result<Option<Computed>, ComputeError> {
             amount_cents: div_half_up(i128::from(over) * i128::from(rate), 1000 * 10_000),
         });
     }
+    for a in &inp.adjustments {
+        lines.push(Line {
+            kind: LineKind::Adjustment,
+            description: a.description.clone(),
+            quantity: 1,
+            unit: "adjustment".into(),
+            amount_cents: a.amount_cents,
+        });
+    }
+    // Negative when credits exceed the month's charges: the invoice is then a credit note.
     let total_cents = lines.iter().map(|l| l.amount_cents).sum();
     Ok(Some(Computed {
         plan_id: last_plan,

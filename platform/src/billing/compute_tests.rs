@@ -39,6 +39,7 @@ fn inputs(month: &str, plan: Vec<Change>, status: Vec<Change>, usage: &[(&str, i
         plan_history: plan,
         status_history: status,
         usage: usage.iter().map(|(k, q)| (k.to_string(), *q)).collect(),
+        adjustments: Vec::new(),
     }
 }
 
@@ -194,4 +195,32 @@ fn rounding_is_half_up() {
     assert_eq!(div_half_up(4, 10), 0);
     assert_eq!(div_half_up(15, 10), 2);
     assert_eq!(div_half_up(0, 7), 0);
+}
+
+#[test]
+fn adjustments_are_lines_of_the_next_invoice_and_may_make_it_a_credit_note() {
+    let mut inp = inputs(
+        "2026-11",
+        vec![change("2026-01-01T00:00:00Z", "team")],
+        vec![change("2026-01-01T00:00:00Z", "active")],
+        &[],
+    );
+    inp.adjustments.push(Adjustment {
+        id: uuid::Uuid::nil(),
+        description: "Credit: October outage".into(),
+        amount_cents: -1000,
+    });
+    let c = compute(&inp).expect("computes").expect("active");
+    let adj = c
+        .lines
+        .iter()
+        .find(|l| l.kind == LineKind::Adjustment)
+        .expect("line");
+    assert_eq!(adj.amount_cents, -1000);
+    assert_eq!(c.total_cents, 4900 - 1000);
+    inp.adjustments[0].amount_cents = -6000;
+    assert_eq!(
+        compute(&inp).expect("computes").expect("active").total_cents,
+        -1100
+    );
 }

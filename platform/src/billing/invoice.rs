@@ -214,12 +214,27 @@ pub async fn inputs(tx: &mut TenantTx, month: Month) -> Result<Inputs, BillingEr
             .bind(month.first_day())
             .fetch_all(tx.conn())
             .await?;
+    // Locked: two months billed at once cannot both take the same correction.
+    let adjustments: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
+        "SELECT id, description, amount_cents FROM invoice_adjustments
+         WHERE applied_invoice_id IS NULL ORDER BY created_at, id FOR UPDATE",
+    )
+    .fetch_all(tx.conn())
+    .await?;
     Ok(Inputs {
         month,
         plans,
         plan_history: changes(plan_rows),
         status_history: changes(status_rows),
         usage: usage.into_iter().collect::<BTreeMap<_, _>>(),
+        adjustments: adjustments
+            .into_iter()
+            .map(|(id, description, amount_cents)| compute::Adjustment {
+                id,
+                description,
+                amount_cents,
+            })
+            .collect(),
     })
 }
 
@@ -250,7 +265,8 @@ pub async fn bill(
     if let Some(existing) = existing {
         return Ok(Billed::Existing(existing));
     }
-    let Some(c) = compute::compute(&inputs(tx, month).await?)? else {
+    let inp = inputs(tx, month).await?;
+    let Some(c) = compute::compute(&inp)? else {
         return Ok(Billed::NotActive);
     };
     let stripe_status = match stripe {
@@ -289,6 +305,16 @@ pub async fn bill(
         .bind(l.quantity)
         .bind(&l.unit)
         .bind(l.amount_cents)
+        .execute(tx.conn())
+        .await?;
+    }
+    let applied: Vec<uuid::Uuid> = inp.adjustments.iter().map(|a| a.id).collect();
+    if !applied.is_empty() {
+        sqlx::query(
+            "UPDATE invoice_adjustments SET applied_invoice_id = $1, applied_at = now() WHERE id = ANY($2)",
+        )
+        .bind(id)
+        .bind(&applied)
         .execute(tx.conn())
         .await?;
     }
@@ -466,4 +492,50 @@ pub async fn clear_failure(tx: &mut TenantTx, month: Month) -> Result<(), Billin
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// An operator's correction for the tenant's next invoice.
+#[derive(Debug, Clone)]
+pub struct NewAdjustment {
+    /// Minor units; negative for a credit. Not zero.
+    pub amount_cents: i64,
+    /// The invoice line's text (1–200 characters).
+    pub description: String,
+    /// Why (1–500 characters, kept in the audit trail).
+    pub reason: String,
+}
+
+/// Records an adjustment for the next invoice of the tenant of `tx` (the caller audits and
+/// commits). The error is a sentence for the operator.
+pub async fn add_adjustment(
+    tx: &mut TenantTx,
+    a: &NewAdjustment,
+    created_by: &str,
+) -> Result<uuid::Uuid, BillingError> {
+    if a.amount_cents == 0 || a.amount_cents.abs() > 100_000_000_000 {
+        return Err(BillingError::Invalid(
+            "the amount must be a non-zero number of cents (negative for a credit)".into(),
+        ));
+    }
+    if !(1..=200).contains(&a.description.trim().chars().count())
+        || !(1..=500).contains(&a.reason.trim().chars().count())
+    {
+        return Err(BillingError::Invalid(
+            "a description of 1-200 characters and a reason of 1-500 are required".into(),
+        ));
+    }
+    let id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO invoice_adjustments (id, tenant_id, amount_cents, description, reason, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(tx.tenant_id())
+    .bind(a.amount_cents)
+    .bind(a.description.trim())
+    .bind(a.reason.trim())
+    .bind(created_by)
+    .execute(tx.conn())
+    .await?;
+    Ok(id)
 }

@@ -796,3 +796,56 @@ async fn a_month_that_cannot_be_computed_is_recorded_left_alone_by_the_calendar_
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_correction_is_an_adjustment_line_on_the_next_invoice_only() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("adjusted").await;
+    app.active_since_before(t.id, "team").await;
+    app.bill(t.id, "2026-05").await;
+    let credit = docket_platform::billing::invoice::NewAdjustment {
+        amount_cents: -1250,
+        description: "Credit: May outage".into(),
+        reason: "SLA breach, ticket 4411".into(),
+    };
+    let out = docketctl::billing_adjust(&app.control, &app.auditor(), &t.slug, &credit)
+        .await
+        .expect("adjust");
+    assert!(out["adjustment_id"].is_string());
+    let bad = docket_platform::billing::invoice::NewAdjustment {
+        amount_cents: 0,
+        ..credit.clone()
+    };
+    let e = docketctl::billing_adjust(&app.control, &app.auditor(), &t.slug, &bad)
+        .await
+        .expect_err("zero");
+    assert!(e.to_string().contains("non-zero"), "{e}");
+    assert_eq!(
+        app.invoice_of(t.id, "2026-05").await.expect("may").total_cents,
+        4900,
+        "May is never edited"
+    );
+    app.bill(t.id, "2026-06").await;
+    let june = app.invoice_of(t.id, "2026-06").await.expect("june");
+    let line = june
+        .lines
+        .iter()
+        .find(|l| l.kind == LineKind::Adjustment)
+        .expect("adjustment line");
+    assert_eq!(
+        (line.amount_cents, line.description.as_str()),
+        (-1250, "Credit: May outage")
+    );
+    assert_eq!(june.total_cents, 4900 - 1250);
+    app.bill(t.id, "2026-07").await;
+    let july = app.invoice_of(t.id, "2026-07").await.expect("july");
+    assert!(
+        july.lines.iter().all(|l| l.kind != LineKind::Adjustment),
+        "applied once"
+    );
+    assert_eq!(
+        app.audit_count(t.id, "billing.adjustment_added", Some("SLA breach, ticket 4411"))
+            .await,
+        1
+    );
+}
