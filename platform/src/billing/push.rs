@@ -237,7 +237,31 @@ pub async fn push(
             Err(e) => return Err(e.into()),
         }
     }
+    // Stripe's answer says whether it is paid already (a zero total is paid when finalized,
+    // and a paid invoice may send no event): the webhook would say the same, later.
+    let paid_now = stripe
+        .get(&format!("/v1/invoices/{stripe_invoice}"))
+        .await?
+        .status
+        .as_deref()
+        == Some("paid");
     let mut tx = db.begin_tenant(tenant).await?;
+    if paid_now {
+        let changed = sqlx::query(
+            "UPDATE invoices SET status = 'paid', paid_at = now() WHERE id = $1 AND status IN ('finalized', 'payment_failed')",
+        )
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            let ev = Event::new("billing.invoice_paid", Outcome::Allowed, Actor::System)
+                .target(format!("invoice:{id}"))
+                .detail("stripe_invoice_id", stripe_invoice.clone())
+                .detail("source", "stripe_response");
+            auditor.tenant(&mut tx, ev).await?;
+        }
+    }
     let moved = sqlx::query(
         "UPDATE invoices SET stripe_status = 'pushed', stripe_error = NULL, stripe_attempted_at = now(),
                              stripe_attempts = stripe_attempts + 1

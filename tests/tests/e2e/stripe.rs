@@ -113,6 +113,25 @@ async fn invoices_are_pushed_once_and_paid_through_stripes_webhook() {
         assert_eq!(app.audit_count(t.id, "billing.invoice_pushed", None).await, 1);
         assert_eq!(app.audit_count(t.id, "billing.invoice_paid", None).await, 1);
     }
+    // Stripe's own webhook deliveries (signed by localstripe) arrive and are accepted.
+    let started = Instant::now();
+    loop {
+        let accepted: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM platform_audit_events
+             WHERE action = 'billing.webhook_accepted' AND details->>'type' = 'invoice.paid'",
+        )
+        .fetch_one(app.control.pool())
+        .await
+        .expect("audit");
+        if accepted >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Stripe's invoice.paid webhooks never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // A third run, and a sweep of unfinished pushes, make nothing more.
     start_run(&app, "2026-06").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -333,4 +352,20 @@ async fn two_months_of_one_tenant_pushed_at_once_keep_their_own_lines() {
         4900 + 400,
         "May's 2,000,000 tokens over"
     );
+}
+
+#[tokio::test]
+async fn a_zero_total_invoice_is_paid_when_stripe_says_so() {
+    let stripe = LocalStripe::start().await;
+    let app = app_on(&stripe.base()).await;
+    let t = app.create_tenant_on("free-tier", "free", "shared").await;
+    app.active_since_before(t.id, "free").await;
+    let _worker = app.spawn_worker().await;
+    start_run(&app, "2026-06").await;
+    let inv = wait_for(&app, t.id, "paid", |i| i.status == invoice::InvoiceStatus::Paid).await;
+    assert_eq!(
+        (inv.total_cents, inv.stripe_status),
+        (0, invoice::StripeStatus::Pushed)
+    );
+    assert_eq!(app.audit_count(t.id, "billing.invoice_paid", None).await, 1);
 }
