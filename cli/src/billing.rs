@@ -76,12 +76,12 @@ pub async fn billing_adjust(
     control: &ControlDb,
     auditor: &Auditor,
     tenant: &str,
-    adjustment: &docket_platform::billing::invoice::NewAdjustment,
+    adjustment: &docket_platform::billing::corrections::NewAdjustment,
 ) -> anyhow::Result<Value> {
     let t = crate::lookup::tenant(control, tenant).await?;
     let tx = control.pool().begin().await?;
     let mut tx = ControlDb::scope_to_tenant(tx, t.id).await?;
-    let id = docket_platform::billing::invoice::add_adjustment(&mut tx, adjustment, "docketctl").await?;
+    let id = docket_platform::billing::corrections::add_adjustment(&mut tx, adjustment, "docketctl").await?;
     let ev = docket_platform::audit::Event::new(
         "billing.adjustment_added",
         docket_platform::audit::Outcome::Allowed,

@@ -364,7 +364,7 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
             description,
             reason,
         }) => {
-            let a = docket_platform::billing::invoice::NewAdjustment {
+            let a = docket_platform::billing::corrections::NewAdjustment {
                 amount_cents,
                 description,
                 reason,

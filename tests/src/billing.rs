@@ -3,8 +3,13 @@
 //! have written them then), and billing one tenant's month directly.
 
 use crate::TestApp;
+use docket_platform::audit::Actor;
+use docket_platform::billing::run::{self, Origin, RunRequest};
 use docket_platform::billing::{Billed, Month, invoice};
 use docket_platform::ids::TenantId;
+use docket_platform::jobs::JobQueue;
+use docket_platform::redis_conn::Redis;
+use std::time::{Duration, Instant};
 
 impl TestApp {
     /// Replaces `tenant`'s plan and status history with `plans` and `statuses`
@@ -87,5 +92,40 @@ impl TestApp {
         let mut tx = self.db.begin_tenant(tenant).await.expect("begin");
         let id = invoice::invoice_id(tenant, month);
         invoice::get(&mut tx, id).await.expect("get")
+    }
+}
+
+/// The deployment's job queues, as a run pushes to them.
+pub fn queue(app: &TestApp) -> JobQueue {
+    let redis = Redis::new(&app.config.redis.url, &app.config.redis.prefix).expect("redis");
+    JobQueue::new(redis, 5)
+}
+
+/// An operator's run request.
+pub fn request(month: &str, only: Option<TenantId>, dry_run: bool) -> RunRequest {
+    RunRequest {
+        month: Month::parse(month).expect("month"),
+        only,
+        dry_run,
+        origin: Origin::Operator,
+        requested_by: "test".into(),
+        actor: Actor::System,
+    }
+}
+
+/// Waits until every tenant that owes something for `month` has its invoice.
+pub async fn wait_invoiced(app: &TestApp, month: &str, within: Duration) {
+    let m = Month::parse(month).expect("month");
+    let started = Instant::now();
+    loop {
+        let due = run::billable(&app.control, m, None).await.expect("billable");
+        if due.iter().all(|d| d.2) {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "invoices for {month} not made in {within:?}: {due:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

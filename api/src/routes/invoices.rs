@@ -109,6 +109,19 @@ struct PeriodQuery {
     period: Option<String>,
 }
 
+/// Records an operator's read of a month's billing on the platform chain.
+async fn audit_read(state: &AppState, op: &OperatorAuth, action: &str, month: Month) -> Result<(), ApiError> {
+    let ev = op
+        .event(action, Outcome::Allowed)
+        .detail("period", month.to_string());
+    state
+        .auditor
+        .platform(state.control.pool(), ev)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(())
+}
+
 /// A month from `?period=` (default: the last complete month).
 fn month_of(
     q: Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
@@ -129,14 +142,7 @@ async fn ops_list(
     let invoices = invoice::for_period(&state.control, month)
         .await
         .map_err(billing_error)?;
-    let ev = op
-        .event("ops.invoices.list", Outcome::Allowed)
-        .detail("period", month.to_string());
-    state
-        .auditor
-        .platform(state.control.pool(), ev)
-        .await
-        .map_err(ApiError::internal)?;
+    audit_read(&state, &op, "ops.invoices.list", month).await?;
     Ok(Json(json!({ "period": month, "invoices": invoices })))
 }
 
@@ -162,14 +168,7 @@ async fn ops_margins(
     let report = margins::report(&state.control, &state.config.billing.cost_model, month)
         .await
         .map_err(billing_error)?;
-    let ev = op
-        .event("ops.billing.margins", Outcome::Allowed)
-        .detail("period", month.to_string());
-    state
-        .auditor
-        .platform(state.control.pool(), ev)
-        .await
-        .map_err(ApiError::internal)?;
+    audit_read(&state, &op, "ops.billing.margins", month).await?;
     Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
 }
 
@@ -192,13 +191,6 @@ async fn ops_failures(
             json!({"tenant_id": tenant_id, "tenant_slug": slug, "code": code, "message": message, "since": at})
         })
         .collect();
-    let ev = op
-        .event("ops.billing.failures", Outcome::Allowed)
-        .detail("period", month.to_string());
-    state
-        .auditor
-        .platform(state.control.pool(), ev)
-        .await
-        .map_err(ApiError::internal)?;
+    audit_read(&state, &op, "ops.billing.failures", month).await?;
     Ok(Json(json!({ "period": month, "failures": failures })))
 }

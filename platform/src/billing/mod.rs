@@ -4,9 +4,11 @@
 //! every tenant (the scheduler's and `docketctl billing run`'s work); [`job`] is the
 //! `invoice` job's envelope and queue; [`pdf`] renders an invoice for people; [`stripe`],
 //! [`push`] and [`webhook`] are Stripe: the client, pushing an invoice, and its webhooks;
-//! [`margins`] is the operators' revenue, cost and margin; [`upgrade`] the tenant's hint.
+//! [`margins`] is the operators' revenue, cost and margin; [`upgrade`] the tenant's hint;
+//! [`corrections`] holds adjustments for the next invoice and months that cannot be computed.
 
 pub mod compute;
+pub mod corrections;
 pub mod invoice;
 pub mod job;
 pub mod margins;

@@ -173,8 +173,12 @@ pub async fn push(
         }
     };
 
-    let current = stripe.get(&format!("/v1/invoices/{stripe_invoice}")).await?;
-    if current.status.as_deref() == Some("draft") {
+    // Stripe's status, kept up to date from each answer (finalize and pay return the invoice).
+    let mut status = stripe
+        .get(&format!("/v1/invoices/{stripe_invoice}"))
+        .await?
+        .status;
+    if status.as_deref() == Some("draft") {
         // Lines already on the Stripe invoice (an earlier attempt) are found by their
         // metadata, so a retry long after the idempotency keys expired adds none twice.
         let present: std::collections::HashSet<String> = stripe
@@ -209,20 +213,16 @@ pub async fn push(
                 )
                 .await?;
         }
-    }
-
-    let current = stripe.get(&format!("/v1/invoices/{stripe_invoice}")).await?;
-    if current.status.as_deref() == Some("draft") {
-        stripe
+        status = stripe
             .post(
                 &format!("/v1/invoices/{stripe_invoice}/finalize"),
                 &[],
                 &format!("docket-finalize-{id}"),
             )
-            .await?;
+            .await?
+            .status;
     }
-    let current = stripe.get(&format!("/v1/invoices/{stripe_invoice}")).await?;
-    if current.status.as_deref() == Some("open") {
+    if status.as_deref() == Some("open") {
         match stripe
             .post(
                 &format!("/v1/invoices/{stripe_invoice}/pay"),
@@ -231,7 +231,7 @@ pub async fn push(
             )
             .await
         {
-            Ok(_) => {}
+            Ok(paid) => status = paid.status,
             // A declined payment (402) is the webhook's news, not a failed push.
             Err(StripeError::Refused { status: 402, .. }) => {}
             Err(e) => return Err(e.into()),
@@ -239,12 +239,7 @@ pub async fn push(
     }
     // Stripe's answer says whether it is paid already (a zero total is paid when finalized,
     // and a paid invoice may send no event): the webhook would say the same, later.
-    let paid_now = stripe
-        .get(&format!("/v1/invoices/{stripe_invoice}"))
-        .await?
-        .status
-        .as_deref()
-        == Some("paid");
+    let paid_now = status.as_deref() == Some("paid");
     let mut tx = db.begin_tenant(tenant).await?;
     if paid_now {
         let changed = sqlx::query(

@@ -9,6 +9,7 @@ pub mod destination;
 pub mod job;
 pub mod package;
 pub mod run;
+mod write;
 
 use crate::db::{DbError, TenantTx};
 use crate::ids::TenantId;

@@ -11,8 +11,9 @@
 //! largest upload a plan allows). A destination that refuses (403, 404) fails the export;
 //! one that does not answer is retried.
 
-use super::destination::{Destination, DestinationError, describe};
+use super::destination::{Destination, DestinationError};
 use super::package::{self, AuditHead, FileEntry, Manifest};
+use super::write::{Bind, Put, Written, put_bytes, put_jsonl, record};
 use crate::audit::{Actor, Auditor, Event, GENESIS, Outcome};
 use crate::blobs::{BlobError, BlobStore};
 use crate::config::MasterKey;
@@ -22,9 +23,7 @@ use crate::identity::keyring::KeyRing;
 use crate::ids::{DocumentId, TenantId};
 use crate::imports::source::{S3Credentials, S3Source};
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
-use sha2::{Digest, Sha256};
+use futures::StreamExt;
 use std::collections::{BTreeMap, HashSet};
 
 /// What the job needs.
@@ -63,7 +62,7 @@ pub enum Finished {
 #[error("{0}")]
 pub struct Transient(pub String);
 
-fn transient(e: impl std::fmt::Display) -> Transient {
+pub(super) fn transient(e: impl std::fmt::Display) -> Transient {
     Transient(e.to_string())
 }
 
@@ -83,17 +82,6 @@ impl From<sqlx::Error> for Transient {
 pub const MAX_ATTEMPTS: i32 = 5;
 /// Documents written at once.
 const PARALLEL_DOCUMENTS: usize = 4;
-
-/// What a JSONL file's query binds.
-#[derive(Debug, Clone, Copy)]
-enum Bind {
-    /// The snapshot instant.
-    Snapshot(DateTime<Utc>),
-    /// The audit chain's head.
-    Seq(i64),
-    /// A document and the snapshot.
-    Document(DocumentId, DateTime<Utc>),
-}
 
 /// The stores of the package, each a JSONL file: (file stem and count key, the query
 /// returning one JSON object per row as of the snapshot `$1`). Secrets never leave:
@@ -115,163 +103,6 @@ const TABLES: [(&str, &str); 5] = [
 const AUDIT: &str = "SELECT to_jsonb(a) - 'tenant_id' FROM audit_events a WHERE seq <= $1 ORDER BY seq";
 /// A document's chunks as of the snapshot.
 const CHUNKS: &str = "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c WHERE document_id = $1 AND created_at <= $2 ORDER BY ordinal";
-
-/// A written file and its lines.
-struct Written {
-    entry: FileEntry,
-    rows: i64,
-}
-
-/// Records a finished file (its counters move only the first time).
-///
-/// The commit does not wait for the WAL to reach disk: a record lost in a database crash
-/// only means its file is written again by the resumed attempt.
-async fn record(db: &Db, tenant: TenantId, export: uuid::Uuid, w: &Written) -> Result<(), Transient> {
-    let mut tx = db.begin_tenant_redoable(tenant).await?;
-    let fresh = sqlx::query(
-        "INSERT INTO export_files (tenant_id, export_id, path, bytes, sha256, rows) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(export)
-    .bind(&w.entry.path)
-    .bind(w.entry.bytes)
-    .bind(&w.entry.sha256)
-    .bind(w.rows)
-    .execute(tx.conn())
-    .await?
-    .rows_affected()
-        == 1;
-    if fresh {
-        sqlx::query(
-            "UPDATE exports SET files_done = files_done + 1, bytes_done = bytes_done + $2 WHERE id = $1",
-        )
-        .bind(export)
-        .bind(w.entry.bytes)
-        .execute(tx.conn())
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Why a file could not be written.
-enum Put {
-    /// The destination refused (403, 404): the export fails.
-    Destination(DestinationError),
-    /// Worth a retry (the destination did not answer, the database, storage).
-    Transient(Transient),
-}
-
-impl From<Transient> for Put {
-    fn from(e: Transient) -> Self {
-        Put::Transient(e)
-    }
-}
-
-/// A failed write: a refusal fails the export, anything else is retried.
-fn refused(e: &object_store::Error) -> Put {
-    let d = describe(e);
-    match d.code {
-        "access_denied" | "no_such_bucket" => Put::Destination(d),
-        _ => Put::Transient(Transient(format!("{}: {}", d.code, d.message))),
-    }
-}
-
-async fn put_bytes(dest: &Destination, path: &str, bytes: Vec<u8>) -> Result<Written, Put> {
-    let entry = FileEntry {
-        path: path.to_owned(),
-        bytes: bytes.len() as i64,
-        sha256: package::sha256_hex(&bytes),
-    };
-    dest.store()
-        .put(&dest.path(path), PutPayload::from(bytes))
-        .await
-        .map_err(|e| refused(&e))?;
-    Ok(Written { entry, rows: 0 })
-}
-
-/// A JSONL file smaller than this is written with one PUT; a larger one as a multipart
-/// upload started once the buffer fills (one request per small file, not three).
-const SINGLE_PUT: usize = 5 * 1024 * 1024;
-
-/// Streams the rows of `sql` (one JSON value each) into `path` as JSONL.
-async fn put_jsonl(
-    dest: &Destination,
-    db: &Db,
-    tenant: TenantId,
-    path: &str,
-    sql: &'static str,
-    bind: Bind,
-) -> Result<Written, Put> {
-    let mut multipart: Option<WriteMultipart> = None;
-    let mut buffer: Vec<u8> = Vec::new();
-    let (mut hash, mut bytes, mut rows) = (Sha256::new(), 0i64, 0i64);
-    let mut tx = db
-        .begin_tenant(tenant)
-        .await
-        .map_err(|e| Put::Transient(transient(e)))?;
-    {
-        let q = sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(sql));
-        let q = match bind {
-            Bind::Snapshot(t) => q.bind(t),
-            Bind::Seq(n) => q.bind(n),
-            Bind::Document(d, t) => q.bind(d).bind(t),
-        };
-        let mut stream = q.fetch(tx.conn());
-        while let Some(v) = stream
-            .try_next()
-            .await
-            .map_err(|e| Put::Transient(transient(e)))?
-        {
-            let mut line = serde_json::to_vec(&v).unwrap_or_default();
-            line.push(b'\n');
-            hash.update(&line);
-            bytes += line.len() as i64;
-            rows += 1;
-            match multipart.as_mut() {
-                Some(w) => {
-                    w.write(&line);
-                    // At most two parts in flight: memory stays a few parts whatever the size.
-                    w.wait_for_capacity(2).await.map_err(|e| refused(&e))?;
-                }
-                None => {
-                    buffer.extend_from_slice(&line);
-                    if buffer.len() >= SINGLE_PUT {
-                        let upload = dest
-                            .store()
-                            .put_multipart(&dest.path(path))
-                            .await
-                            .map_err(|e| refused(&e))?;
-                        let mut w = WriteMultipart::new(upload);
-                        w.write(&std::mem::take(&mut buffer));
-                        multipart = Some(w);
-                    }
-                }
-            }
-        }
-    }
-    tx.commit().await.map_err(|e| Put::Transient(transient(e)))?;
-    match multipart {
-        Some(w) => {
-            w.finish().await.map_err(|e| refused(&e))?;
-        }
-        None => {
-            dest.store()
-                .put(&dest.path(path), PutPayload::from(buffer))
-                .await
-                .map_err(|e| refused(&e))?;
-        }
-    }
-    Ok(Written {
-        entry: FileEntry {
-            path: path.to_owned(),
-            bytes,
-            sha256: hex::encode(hash.finalize()),
-        },
-        rows,
-    })
-}
 
 /// Where a run stands once it holds the lease.
 struct Started {

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod authz;
 mod billing;
+mod billing_views;
 mod calendar;
 mod cli;
 mod corpus;

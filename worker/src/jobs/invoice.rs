@@ -7,6 +7,7 @@
 use crate::context::Ctx;
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use docket_platform::billing::BillingError;
+use docket_platform::billing::corrections;
 use docket_platform::billing::invoice::{self, Billed};
 use docket_platform::billing::job::InvoiceJob;
 use docket_platform::billing::push::{self, PushError};
@@ -29,7 +30,7 @@ pub async fn handle(job: InvoiceJob, ctx: Data<Ctx>, delivery: Attempt) -> Resul
         Err(BillingError::Compute(c)) => {
             tracing::error!(tenant = %job.tenant_id, period = %job.period, error = %c, "invoice cannot be computed");
             let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
-            invoice::record_failure(&mut tx, &ctx.auditor, job.period, &c).await?;
+            corrections::record_failure(&mut tx, &ctx.auditor, job.period, &c).await?;
             tx.commit().await?;
             return Err(AbortError::new(c).into());
         }
@@ -88,7 +89,7 @@ async fn bill(ctx: &Ctx, job: &InvoiceJob) -> Result<Billed, BillingError> {
     let mut tx = ctx.db.begin_tenant(job.tenant_id).await?;
     let billed = invoice::bill(&mut tx, &ctx.auditor, job.period, ctx.stripe.is_some()).await?;
     if matches!(billed, Billed::Created(_)) {
-        invoice::clear_failure(&mut tx, job.period).await?;
+        corrections::clear_failure(&mut tx, job.period).await?;
     }
     tx.commit().await?;
     Ok(billed)

@@ -22,17 +22,6 @@ fn arg(args: &[String], name: &str, default: i64) -> i64 {
         .unwrap_or(default)
 }
 
-/// Resident memory (VmRSS) of a process, in KiB (0 once it is gone).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Samples the peak RSS of `pids` every 20 ms until `done`.
 fn sample(pids: Vec<u32>, done: Arc<AtomicBool>) -> (Vec<Arc<AtomicU64>>, tokio::task::JoinHandle<()>) {
     let peaks: Vec<Arc<AtomicU64>> = pids.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
@@ -40,7 +29,7 @@ fn sample(pids: Vec<u32>, done: Arc<AtomicBool>) -> (Vec<Arc<AtomicU64>>, tokio:
     let handle = tokio::spawn(async move {
         while !done.load(Ordering::Relaxed) {
             for (pid, peak) in pids.iter().zip(&p) {
-                peak.fetch_max(rss_kib(*pid), Ordering::Relaxed);
+                peak.fetch_max(crate::rss_kib(*pid), Ordering::Relaxed);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -93,13 +82,13 @@ async fn settled_worker(app: &TestApp, name: &str) -> (docket_tests::WorkerProce
     let mut last = 0;
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss_kib(worker.id());
+        let now = crate::rss_kib(worker.id());
         if now > 0 && now.abs_diff(last) < 1024 {
             break;
         }
         last = now;
     }
-    let before = rss_kib(worker.id());
+    let before = crate::rss_kib(worker.id());
     (worker, before)
 }
 

@@ -11,16 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Runs the benchmark.
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let synthetic: Option<u64> = args
@@ -76,19 +66,19 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let mut last = 0;
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss_kib(worker.id());
+        let now = crate::rss_kib(worker.id());
         if now > 0 && now.abs_diff(last) < 1024 {
             break;
         }
         last = now;
     }
-    let before = rss_kib(worker.id());
+    let before = crate::rss_kib(worker.id());
     let (peak, done) = (Arc::new(AtomicU64::new(before)), Arc::new(AtomicBool::new(false)));
     let sampler = {
         let (peak, done, pid) = (peak.clone(), done.clone(), worker.id());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                peak.fetch_max(crate::rss_kib(pid), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

@@ -16,17 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use zip::write::SimpleFileOptions;
 
-/// Resident memory (VmRSS) of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
-
 /// `mib` entries of 1 MiB each, every one different (the import skips duplicates).
 fn archive(mib: u64) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::with_capacity(
@@ -71,20 +60,20 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let mut last = 0;
     for _ in 0..120 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = rss_kib(pid);
+        let now = crate::rss_kib(pid);
         if now > 0 && now.abs_diff(last) < 1024 {
             break;
         }
         last = now;
     }
-    let before = rss_kib(pid);
+    let before = crate::rss_kib(pid);
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let (peak, done) = (peak.clone(), done.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                peak.fetch_max(crate::rss_kib(pid), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
