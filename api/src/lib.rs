@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::documents::router())
         .merge(routes::imports::router())
         .merge(routes::exports::router())
+        .merge(routes::export_downloads::router())
         .merge(routes::invoices::router())
         .merge(routes::stripe_webhook::router())
         .merge(routes::ops::router())

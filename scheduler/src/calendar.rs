@@ -7,7 +7,8 @@
 //!
 //! Periodic jobs: `invoice` for every tenant, monthly, for the month before, and again for
 //! invoices whose Stripe push is unfinished; `export` again for exports whose queue entry
-//! may be lost. Quarterly access reviews join here as one more step.
+//! may be lost, and `export` with `purge` for download packages that are due (expired, or
+//! of a failed or cancelled export). Quarterly access reviews join here as one more step.
 
 use docket_platform::audit::Auditor;
 use docket_platform::billing::run;
@@ -163,6 +164,13 @@ async fn step(control: &ControlDb, queue: &JobQueue, auditor: &Auditor, settings
         Ok(0) => {}
         Ok(n) => tracing::info!(exports = n, "unfinished exports queued again"),
         Err(e) => tracing::warn!(error = %e, "could not queue unfinished exports; retried at the next step"),
+    }
+    match docket_platform::exports::purge::queue_due(control, queue, chrono::Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(packages = n, "download packages due queued for deletion"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not queue download packages due; retried at the next step")
+        }
     }
     match run::resume_pushes(control, queue, chrono::Utc::now(), quiet).await {
         Ok(0) => {}

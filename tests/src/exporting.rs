@@ -170,3 +170,30 @@ impl TestApp {
         (out.status.code().unwrap_or(-1), report)
     }
 }
+
+/// Unpacks a tar archive (a download package) into `dir`; returns its entries' paths.
+pub fn untar(bytes: &[u8], dir: &Path) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut archive = tar::Archive::new(bytes);
+    let mut names = Vec::new();
+    for entry in archive.entries().expect("a tar archive") {
+        let mut entry = entry.expect("entry");
+        names.push(entry.path().expect("path").to_string_lossy().into_owned());
+        assert!(
+            entry.unpack_in(dir).expect("unpack"),
+            "an entry outside the folder"
+        );
+    }
+    names
+}
+
+impl TestApp {
+    /// The queue the test's workers read (to queue jobs as the scheduler does).
+    pub fn job_queue(&self) -> docket_platform::jobs::JobQueue {
+        docket_platform::jobs::JobQueue::new(
+            docket_platform::redis_conn::Redis::new(&self.config.redis.url, &self.config.redis.prefix)
+                .expect("redis"),
+            5,
+        )
+    }
+}

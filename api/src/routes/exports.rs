@@ -2,7 +2,8 @@
 //! `POST /v1/exports` (the customer's bucket and write credentials; the destination is
 //! probed before anything is queued), `GET /v1/exports`, `GET /v1/exports/{id}` (status,
 //! files and bytes done of total, percentage, ETA, error), `DELETE /v1/exports/{id}`
-//! (cancel). Operators: `GET /ops/exports` (no credentials). The keys manifests are signed
+//! (cancel). `{"download": true}` keeps the package in Docket's storage instead
+//! (`export_downloads`). Operators: `GET /ops/exports` (no credentials). The keys manifests are signed
 //! with: `GET /.well-known/docket-keys.json`.
 
 use crate::auth::{Gate, OperatorAuth, TenantAuth};
@@ -14,11 +15,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use docket_platform::audit::Event;
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
+use docket_platform::db::TenantTx;
 use docket_platform::exports::destination::Destination;
 use docket_platform::exports::job::{self, ExportJob};
-use docket_platform::exports::{self, ExportRequest};
+use docket_platform::exports::{self, ExportRequest, Target};
 use serde_json::{Value, json};
 
 /// `/v1/exports…`, `/ops/exports`, `/.well-known/docket-keys.json`.
@@ -44,23 +47,26 @@ async fn create(
         ),
         _ => e,
     })?;
+    let id = uuid::Uuid::new_v4();
     let (s3, creds) = match (req.s3, req.credentials, req.download) {
         (Some(s3), Some(creds), None | Some(false)) => (s3, creds),
         (None, None, Some(true)) => {
-            return Err(ApiError::bad_request(
-                "unsupported_destination",
-                "download packages are not available yet: give your own bucket as {\"s3\": …, \"credentials\": …}",
-            ));
+            let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+            exports::create(&mut tx, id, Target::Download, &auth.actor_label()).await?;
+            let ev = auth
+                .event("exports.requested", Outcome::Allowed)
+                .target(format!("export:{id}"))
+                .detail("destination", "download");
+            return enqueue(&state, &auth, tx, ev, id).await;
         }
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_destination",
-                "give the destination bucket as \"s3\" and its write credentials as \"credentials\"",
+                "give your bucket as \"s3\" and its write credentials as \"credentials\", or ask for {\"download\": true}",
             ));
         }
     };
     let allow_http = state.config.ingest.import_allow_http;
-    let id = uuid::Uuid::new_v4();
     // The destination must take a write before any tenant data is queued for it (opening
     // it validates the fields and the endpoint's addresses first).
     let probe = match Destination::open(&s3, &creds, id, allow_http).await {
@@ -81,12 +87,24 @@ async fn create(
     }
     let sealed = creds.seal_for(&state.config.master_key, &exports::credentials_context(id));
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    exports::create(&mut tx, id, &s3, &sealed, &auth.actor_label()).await?;
+    exports::create(&mut tx, id, Target::Bucket(&s3, &sealed), &auth.actor_label()).await?;
     let ev = auth
         .event("exports.requested", Outcome::Allowed)
         .target(format!("export:{id}"))
         .detail("bucket", s3.bucket.clone())
         .detail("prefix", s3.prefix.clone());
+    enqueue(&state, &auth, tx, ev, id).await
+}
+
+/// Records the request's audit event, commits, and queues the job; a push that fails fails
+/// the export at once (nothing would ever run it).
+async fn enqueue(
+    state: &AppState,
+    auth: &TenantAuth,
+    mut tx: TenantTx,
+    ev: Event,
+    id: uuid::Uuid,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     state
         .auditor
         .tenant(&mut tx, ev)
@@ -97,6 +115,7 @@ async fn create(
         v: job::EXPORT_VERSION,
         tenant_id: auth.tenant_id(),
         export_id: id,
+        purge: false,
     };
     if job::push(&state.queue, &job).await.is_err() {
         // Nothing would ever run it: it fails now, its credentials erased, and can be asked again.

@@ -4,6 +4,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod documents;
+pub mod export_downloads;
 pub mod exports;
 pub mod health;
 pub mod imports;

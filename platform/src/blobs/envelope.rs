@@ -168,6 +168,105 @@ pub fn open_all(key: &[u8; 32], object_key: &str, sealed: &[u8]) -> Result<Vec<u
     }
 }
 
+/// Decrypts a sealed object as its bytes arrive (a streamed GET): feed ciphertext with
+/// [`Opener::push`], end with [`Opener::finish`]. Knowing the object's stored length up
+/// front tells which segment is the last, so each segment is opened as soon as it is
+/// complete: memory is one segment whatever the object's size.
+pub struct Opener {
+    cipher: Aes256Gcm,
+    aad: String,
+    prefix: Option<[u8; 7]>,
+    segments: u64,
+    counter: u64,
+    /// Sealed bytes of the segment being received (or the header).
+    pending: Vec<u8>,
+    last_len: usize,
+}
+
+impl std::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opener")
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opener {
+    /// Starts opening an object of `sealed_len` stored bytes at `object_key`.
+    pub fn new(key: &[u8; 32], object_key: &str, sealed_len: u64) -> Result<Self, DecryptError> {
+        let sealed_segment = (SEGMENT + TAG) as u64;
+        if sealed_len < (HEADER + TAG) as u64 {
+            return Err(DecryptError);
+        }
+        let body = sealed_len - HEADER as u64;
+        let segments = body.div_ceil(sealed_segment).max(1);
+        let last_len = body - (segments - 1) * sealed_segment;
+        if last_len < TAG as u64 {
+            return Err(DecryptError);
+        }
+        Ok(Self {
+            cipher: cipher(key),
+            aad: object_key.to_owned(),
+            prefix: None,
+            segments,
+            counter: 0,
+            pending: Vec::with_capacity(SEGMENT + TAG),
+            last_len: last_len as usize,
+        })
+    }
+
+    /// The plaintext length of an object of `sealed_len` stored bytes.
+    pub fn plain_len(sealed_len: u64) -> u64 {
+        let body = sealed_len.saturating_sub(HEADER as u64);
+        body.saturating_sub(body.div_ceil((SEGMENT + TAG) as u64).max(1) * TAG as u64)
+    }
+
+    /// Adds ciphertext; returns the plaintext of every segment it completes.
+    pub fn push(&mut self, mut data: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            let want = match self.prefix {
+                None => HEADER,
+                Some(_) if self.counter >= self.segments => return Err(DecryptError),
+                Some(_) if self.counter + 1 == self.segments => self.last_len,
+                Some(_) => SEGMENT + TAG,
+            };
+            let take = (want - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < want {
+                break;
+            }
+            match self.prefix {
+                None => self.prefix = Some(header_prefix(&self.pending)?),
+                Some(prefix) => {
+                    let counter = u32::try_from(self.counter).map_err(|_| DecryptError)?;
+                    let last = self.counter + 1 == self.segments;
+                    out.extend(open_segment(
+                        &self.cipher,
+                        &prefix,
+                        counter,
+                        last,
+                        &self.aad,
+                        &self.pending,
+                    )?);
+                    self.counter += 1;
+                }
+            }
+            self.pending.clear();
+        }
+        Ok(out)
+    }
+
+    /// Checks every segment arrived (a short object is a truncated one).
+    pub fn finish(self) -> Result<(), DecryptError> {
+        match self.counter == self.segments && self.pending.is_empty() {
+            true => Ok(()),
+            false => Err(DecryptError),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +291,36 @@ mod tests {
             }
             sealed.extend(s.finish());
             assert_eq!(open_all(&key, "k", &sealed).expect("open"), plain, "len {len}");
+        }
+    }
+
+    #[test]
+    fn opener_streams_what_open_all_opens() {
+        let key = [5u8; 32];
+        for len in [0, 1, SEGMENT, SEGMENT + 1, 2 * SEGMENT + 77] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let sealed = seal_all(&key, "tenants/a/x", &plain);
+            assert_eq!(Opener::plain_len(sealed.len() as u64), len as u64);
+            for piece in [1usize, 4093, SEGMENT + TAG, sealed.len()] {
+                let mut o = Opener::new(&key, "tenants/a/x", sealed.len() as u64).expect("opener");
+                let mut got = Vec::new();
+                for c in sealed.chunks(piece) {
+                    got.extend(o.push(c).expect("segment"));
+                }
+                o.finish().expect("complete");
+                assert_eq!(got, plain, "len {len} piece {piece}");
+            }
+            // Truncated, tampered or moved objects fail.
+            let mut o = Opener::new(&key, "tenants/a/x", sealed.len() as u64).expect("opener");
+            let _ = o.push(&sealed[..sealed.len() - 1]);
+            assert!(o.finish().is_err());
+            let mut t = sealed.clone();
+            let at = t.len() - 3;
+            t[at] ^= 1;
+            let mut o = Opener::new(&key, "tenants/a/x", t.len() as u64).expect("opener");
+            assert!(o.push(&t).is_err());
+            let mut o = Opener::new(&key, "tenants/b/x", sealed.len() as u64).expect("opener");
+            assert!(o.push(&sealed).is_err());
         }
     }
 

@@ -5,20 +5,20 @@
 
 pub mod envelope;
 mod reader;
+mod stream;
 
 pub use reader::SealedReader;
+pub use stream::{SealedStream, SealedWriter};
 
 use crate::config::ObjectStoreConfig;
 use crate::ids::TenantId;
 use crate::tenant_keys::DataKey;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use object_store::WriteMultipart;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// An object-storage operation failed or was refused.
@@ -138,40 +138,26 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let path = BlobKey::for_tenant(key.tenant(), relative)?;
-        let upload = self.inner.put_multipart(&path.0).await?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * 1024 * 1024);
-        let (mut sealer, header) = envelope::Sealer::new(key.bytes(), path.as_str());
-        writer.write(&header);
-        let (mut size, mut hasher) = (0u64, Sha256::new());
+        let mut writer = self.writer(key, relative).await?;
         let failure = loop {
             match stream.next().await {
                 None => break None,
                 Some(Err(e)) => break Some(BlobError::Source(e.to_string())),
                 Some(Ok(chunk)) => {
-                    size += chunk.len() as u64;
-                    if size > limit {
+                    if writer.size() + chunk.len() as u64 > limit {
                         break Some(BlobError::TooLarge { limit });
                     }
-                    hasher.update(&chunk);
-                    writer.write(&sealer.push(&chunk));
-                    // Back-pressure: at most two parts in flight.
-                    if let Err(e) = writer.wait_for_capacity(2).await {
-                        break Some(e.into());
+                    if let Err(e) = writer.write(&chunk).await {
+                        break Some(e);
                     }
                 }
             }
         };
         if let Some(e) = failure {
-            let _ = writer.abort().await;
+            writer.abort().await;
             return Err(e);
         }
-        writer.write(&sealer.finish());
-        writer.finish().await?;
-        Ok(Stored {
-            size,
-            sha256: hex::encode(hasher.finalize()),
-        })
+        writer.finish().await
     }
 
     /// Reads and decrypts an object of the key's tenant.
@@ -200,6 +186,20 @@ impl BlobStore {
         }
     }
 
+    /// Deletes every object of `tenant` under the folder `relative`; returns how many.
+    pub async fn delete_prefix(&self, tenant: TenantId, relative: &str) -> Result<u64, BlobError> {
+        let folder = BlobKey::for_tenant(tenant, relative)?;
+        let mut listed = self.inner.list(Some(&folder.0));
+        let mut n = 0;
+        while let Some(meta) = listed.next().await {
+            match self.inner.delete(&meta?.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => n += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
+    }
+
     /// Write, read back and delete a probe object outside every tenant prefix (readiness).
     pub async fn health(&self) -> Result<(), BlobError> {
         let key = Path::from(format!("platform/health/{}", uuid::Uuid::new_v4()));
@@ -213,6 +213,8 @@ impl BlobStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::TryStreamExt;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn keys_stay_inside_the_tenant_prefix() {
@@ -264,6 +266,43 @@ mod tests {
         store.health().await.expect("healthy");
         store.delete(a, "doc/1").await.expect("delete");
         assert!(matches!(store.get(&ka, "doc/1").await, Err(BlobError::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn streamed_reads_decrypt_and_folders_delete_within_the_tenant() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = BlobStore::from_config(&ObjectStoreConfig::Local {
+            dir: dir.path().into(),
+        })
+        .expect("open");
+        let (a, b) = (TenantId::new_random(), TenantId::new_random());
+        let (ka, kb) = (
+            DataKey::from_bytes_for_tests(a, [3u8; 32]),
+            DataKey::from_bytes_for_tests(b, [4u8; 32]),
+        );
+        let body: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
+        let mut w = store.writer(&ka, "exports/x/big").await.expect("writer");
+        for piece in body.chunks(100_003) {
+            w.write(piece).await.expect("write");
+        }
+        let stored = w.finish().await.expect("finish");
+        assert_eq!(stored.sha256, hex::encode(Sha256::digest(&body)));
+        let s = store.get_stream(&ka, "exports/x/big").await.expect("stream");
+        assert_eq!(s.len, body.len() as u64);
+        let got: Vec<Bytes> = s.bytes.try_collect().await.expect("plaintext");
+        assert_eq!(got.concat(), body);
+        // Another tenant's key does not open it; its folder is its own.
+        store.put(&kb, "exports/x/big", b"other").await.expect("put b");
+        store
+            .put(&ka, "exports/x/small", b"small")
+            .await
+            .expect("put small");
+        assert_eq!(store.delete_prefix(a, "exports/x").await.expect("delete"), 2);
+        assert!(matches!(
+            store.get_stream(&ka, "exports/x/big").await,
+            Err(BlobError::NotFound)
+        ));
+        assert_eq!(store.get(&kb, "exports/x/big").await.expect("b stays"), b"other");
     }
 
     #[tokio::test]

@@ -1,8 +1,11 @@
-//! The customer's bucket as an export destination: a client that connects only to the
-//! endpoint's checked public addresses (the import rules), the package's place in it, and
-//! the probe that proves the credentials can write there before any tenant data leaves.
+//! Where a package is written: the customer's bucket (a client that connects only to the
+//! endpoint's checked public addresses, the import rules, and the probe that proves the
+//! credentials can write there before any tenant data leaves), or Docket's own storage for
+//! a download package (every file sealed with the tenant's data key under its prefix).
 
+use crate::blobs::BlobStore;
 use crate::imports::source::{self, S3Credentials, S3Source, SourceError};
+use crate::tenant_keys::DataKey;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
@@ -53,11 +56,26 @@ pub fn describe(e: &object_store::Error) -> DestinationError {
     }
 }
 
-/// An open destination: the client and the package's prefix in the bucket.
+/// An open destination (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Destination {
-    store: Arc<dyn ObjectStore>,
-    root: String,
+    pub(super) target: Target,
+}
+
+/// The two places a package goes.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    /// The customer's bucket: the client and the package's prefix in it.
+    Bucket {
+        store: Arc<dyn ObjectStore>,
+        root: String,
+    },
+    /// Docket's storage: the tenant's objects under `exports/{id}/`, sealed with its key.
+    Docket {
+        blobs: BlobStore,
+        key: Arc<DataKey>,
+        root: String,
+    },
 }
 
 impl Destination {
@@ -75,33 +93,47 @@ impl Destination {
             true => format!("docket-export-{export}"),
             false => format!("{prefix}/docket-export-{export}"),
         };
-        Ok(Self { store, root })
+        Ok(Self {
+            target: Target::Bucket { store, root },
+        })
     }
 
-    /// The object path of a package file.
-    pub fn path(&self, relative: &str) -> Path {
-        Path::from(format!("{}/{relative}", self.root))
+    /// A download package of export `export` in Docket's storage, sealed with `key`.
+    pub fn docket(blobs: BlobStore, key: Arc<DataKey>, export: uuid::Uuid) -> Self {
+        Self {
+            target: Target::Docket {
+                blobs,
+                key,
+                root: super::package_folder(export),
+            },
+        }
     }
 
-    /// The client.
-    pub fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+    /// The object path of a package file in the customer's bucket.
+    pub(super) fn bucket_path(root: &str, relative: &str) -> Path {
+        Path::from(format!("{root}/{relative}"))
     }
 
-    /// Where the package is, for people (`prefix/docket-export-…/`).
+    /// Where the package is, for people (`prefix/docket-export-…/`, or `exports/{id}`
+    /// inside the tenant's prefix of Docket's storage).
     pub fn root(&self) -> &str {
-        &self.root
+        match &self.target {
+            Target::Bucket { root, .. } | Target::Docket { root, .. } => root,
+        }
     }
 
     /// Writes a small probe object and removes it: the bucket exists, answers, and takes
-    /// writes with these credentials.
+    /// writes with these credentials (Docket's own storage needs no probe).
     pub async fn probe(&self) -> Result<(), DestinationError> {
-        let path = self.path(".docket-probe");
-        self.store
+        let Target::Bucket { store, root } = &self.target else {
+            return Ok(());
+        };
+        let path = Self::bucket_path(root, ".docket-probe");
+        store
             .put(&path, PutPayload::from_static(b"docket export probe"))
             .await
             .map_err(|e| describe(&e))?;
-        self.store.delete(&path).await.map_err(|e| describe(&e))?;
+        store.delete(&path).await.map_err(|e| describe(&e))?;
         Ok(())
     }
 }

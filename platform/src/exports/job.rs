@@ -19,6 +19,10 @@ pub struct ExportJob {
     pub tenant_id: TenantId,
     /// The export.
     pub export_id: uuid::Uuid,
+    /// Delete the export's download package instead of writing it (expired, or the export
+    /// failed or was cancelled): see `exports::purge`.
+    #[serde(default)]
+    pub purge: bool,
 }
 
 fn one() -> u16 {
@@ -32,7 +36,11 @@ pub fn config(queue: &JobQueue) -> Config {
 
 /// Pushes an `export` job (after the export's row is committed).
 pub async fn push(queue: &JobQueue, job: &ExportJob) -> Result<(), QueueError> {
-    let id = crate::jobs::task_id("export", job.export_id, 0);
+    let scope = match job.purge {
+        true => "export-purge",
+        false => "export",
+    };
+    let id = crate::jobs::task_id(scope, job.export_id, 0);
     queue.push_task(config(queue), job.clone(), id).await
 }
 
@@ -59,6 +67,7 @@ pub async fn requeue_stale(
             v: EXPORT_VERSION,
             tenant_id: *tenant_id,
             export_id: *export_id,
+            purge: false,
         };
         let id = crate::jobs::task_id("export", *export_id, *attempts);
         queue.push_task(config(queue), job, id).await?;

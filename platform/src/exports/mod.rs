@@ -5,9 +5,12 @@
 //! verification, [`run`] the `export` job's work (snapshot, per-file checkpoints, resume),
 //! [`job`] its envelope and queue.
 
+pub mod archive;
 pub mod destination;
 pub mod job;
+pub mod link;
 pub mod package;
+pub mod purge;
 pub mod run;
 mod write;
 
@@ -62,7 +65,44 @@ impl ExportStatus {
     }
 }
 
-/// `POST /v1/exports`: the customer's bucket and write credentials.
+/// Where a package goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportKind {
+    /// The customer's own S3-compatible bucket.
+    Bucket,
+    /// Docket's storage, encrypted under the tenant's prefix, fetched through a signed link
+    /// and deleted after [`DOWNLOAD_RETENTION_DAYS`].
+    Download,
+}
+
+impl ExportKind {
+    /// Stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Bucket => "bucket",
+            Self::Download => "download",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "download" => Self::Download,
+            _ => Self::Bucket,
+        }
+    }
+}
+
+/// Days a download package is kept once done (then its objects are deleted).
+pub const DOWNLOAD_RETENTION_DAYS: i64 = 7;
+
+/// The object folder of a download package inside the tenant's prefix.
+pub fn package_folder(id: uuid::Uuid) -> String {
+    format!("exports/{id}")
+}
+
+/// `POST /v1/exports`: the customer's bucket and write credentials, or `download`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
@@ -70,7 +110,7 @@ pub struct ExportRequest {
     pub s3: Option<S3Source>,
     /// Write credentials for it.
     pub credentials: Option<S3Credentials>,
-    /// A package kept in Docket's storage behind a signed link (not available yet).
+    /// A package kept in Docket's storage, fetched through a short-lived signed link.
     #[serde(default)]
     pub download: Option<bool>,
 }
@@ -82,7 +122,9 @@ pub struct Export {
     pub id: uuid::Uuid,
     /// The tenant.
     pub tenant_id: TenantId,
-    /// Where (bucket, prefix, region, endpoint).
+    /// Where the package goes.
+    pub kind: ExportKind,
+    /// Where (bucket, prefix, region, endpoint; `{"download": true}` for a download).
     pub destination: serde_json::Value,
     /// State.
     pub status: ExportStatus,
@@ -108,57 +150,71 @@ pub struct Export {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// A download package: when it is deleted.
+    pub package_expires_at: Option<DateTime<Utc>>,
+    /// A download package: when it was deleted (links are refused from then on).
+    pub package_deleted_at: Option<DateTime<Utc>>,
 }
 
-type Row = (
-    uuid::Uuid,
-    TenantId,
-    serde_json::Value,
-    String,
-    Option<DateTime<Utc>>,
-    i32,
-    i32,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: uuid::Uuid,
+    tenant_id: TenantId,
+    destination: serde_json::Value,
+    status: String,
+    snapshot_at: Option<DateTime<Utc>>,
+    files_total: i32,
+    files_done: i32,
+    bytes_done: i64,
+    manifest_sha256: Option<String>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    kind: String,
+    package_expires_at: Option<DateTime<Utc>>,
+    package_deleted_at: Option<DateTime<Utc>>,
+}
 
 const COLS: &str = "id, tenant_id, destination, status, snapshot_at, files_total, files_done, bytes_done,
-    manifest_sha256, error_code, error_message, created_at, started_at, finished_at";
+    manifest_sha256, error_code, error_message, created_at, started_at, finished_at, kind, package_expires_at,
+    package_deleted_at";
 
 fn from_row(r: Row) -> Export {
-    let status = ExportStatus::parse(&r.3);
-    let percent = match r.5 {
+    let status = ExportStatus::parse(&r.status);
+    let percent = match r.files_total {
         0 => 0.0,
-        total => (f64::from(r.6) * 100.0 / f64::from(total)).min(100.0),
+        total => (f64::from(r.files_done) * 100.0 / f64::from(total)).min(100.0),
     };
-    let eta_seconds = match (r.12, status) {
-        (Some(started), ExportStatus::Running) if r.6 > 0 && r.5 > r.6 => {
+    let eta_seconds = match (r.started_at, status) {
+        (Some(started), ExportStatus::Running) if r.files_done > 0 && r.files_total > r.files_done => {
             let spent = (Utc::now() - started).num_milliseconds().max(1) as f64 / 1000.0;
-            Some((spent / f64::from(r.6) * f64::from(r.5 - r.6)).round() as i64)
+            Some((spent / f64::from(r.files_done) * f64::from(r.files_total - r.files_done)).round() as i64)
         }
         _ => None,
     };
     Export {
-        id: r.0,
-        tenant_id: r.1,
-        destination: r.2,
+        id: r.id,
+        tenant_id: r.tenant_id,
+        kind: ExportKind::parse(&r.kind),
+        destination: r.destination,
         status,
-        snapshot_at: r.4,
-        files_total: r.5,
-        files_done: r.6,
-        bytes_done: r.7,
+        snapshot_at: r.snapshot_at,
+        files_total: r.files_total,
+        files_done: r.files_done,
+        bytes_done: r.bytes_done,
         percent,
         eta_seconds,
-        manifest_sha256: r.8,
-        error: r.9.map(|code| serde_json::json!({"code": code, "message": r.10})),
-        created_at: r.11,
-        started_at: r.12,
-        finished_at: r.13,
+        manifest_sha256: r.manifest_sha256,
+        error: r
+            .error_code
+            .map(|code| serde_json::json!({"code": code, "message": r.error_message})),
+        created_at: r.created_at,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        package_expires_at: r.package_expires_at,
+        package_deleted_at: r.package_deleted_at,
     }
 }
 
@@ -167,20 +223,37 @@ pub fn credentials_context(id: uuid::Uuid) -> String {
     format!("export-credentials:{id}")
 }
 
+/// Where a requested export goes, as recorded.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The customer's bucket and its sealed write credentials.
+    Bucket(&'a S3Source, &'a [u8]),
+    /// A download package in Docket's storage.
+    Download,
+}
+
 /// Records a queued export (inside the tenant's scope).
 pub async fn create(
     tx: &mut TenantTx,
     id: uuid::Uuid,
-    destination: &S3Source,
-    sealed: &[u8],
+    target: Target<'_>,
     requested_by: &str,
 ) -> Result<(), DbError> {
+    let (kind, destination, sealed) = match target {
+        Target::Bucket(s3, sealed) => (
+            ExportKind::Bucket,
+            serde_json::to_value(s3).unwrap_or_default(),
+            Some(sealed),
+        ),
+        Target::Download => (ExportKind::Download, serde_json::json!({"download": true}), None),
+    };
     sqlx::query(
-        "INSERT INTO exports (id, tenant_id, destination, credentials, requested_by) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO exports (id, tenant_id, kind, destination, credentials, requested_by) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(tx.tenant_id())
-    .bind(serde_json::to_value(destination).unwrap_or_default())
+    .bind(kind.as_str())
+    .bind(destination)
     .bind(sealed)
     .bind(requested_by)
     .execute(tx.conn())

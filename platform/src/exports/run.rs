@@ -11,11 +11,12 @@
 //! largest upload a plan allows). A destination that refuses (403, 404) fails the export;
 //! one that does not answer is retried.
 
+use super::ExportKind;
 use super::destination::{Destination, DestinationError};
 use super::package::{self, AuditHead, FileEntry, Manifest};
-use super::write::{Bind, Put, Written, put_bytes, put_jsonl, record};
+use super::write::{Bind, Put, Written, put_bytes, put_jsonl, put_object, record};
 use crate::audit::{Actor, Auditor, Event, GENESIS, Outcome};
-use crate::blobs::{BlobError, BlobStore};
+use crate::blobs::BlobStore;
 use crate::config::MasterKey;
 use crate::db::{Db, DbError};
 use crate::documents::{self, vectors};
@@ -25,6 +26,7 @@ use crate::imports::source::{S3Credentials, S3Source};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// What the job needs.
 #[derive(Debug, Clone, Copy)]
@@ -108,23 +110,35 @@ const CHUNKS: &str = "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c WHERE docum
 struct Started {
     snapshot: DateTime<Utc>,
     audit_seq: i64,
-    key: crate::tenant_keys::DataKey,
+    key: Arc<crate::tenant_keys::DataKey>,
     dest: Destination,
+    kind: ExportKind,
 }
 
 /// Runs (or resumes) export `id` of `tenant`, holding its lease for the whole run: a
 /// second delivery of the same export while one runs does nothing.
 pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Result<Finished, Transient> {
-    let mut lease = cx.db.platform_pool().acquire().await?;
+    leased(cx.db, id, Finished::Ended, run_leased(cx, tenant, id)).await
+}
+
+/// Runs `work` holding export `id`'s lease (a session advisory lock), or returns `busy`
+/// at once if another delivery holds it.
+pub(super) async fn leased<T>(
+    db: &Db,
+    id: uuid::Uuid,
+    busy: T,
+    work: impl std::future::Future<Output = Result<T, Transient>>,
+) -> Result<T, Transient> {
+    let mut lease = db.platform_pool().acquire().await?;
     let key = format!("export:{id}");
     let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
         .bind(&key)
         .fetch_one(&mut *lease)
         .await?;
     if !held {
-        return Ok(Finished::Ended);
+        return Ok(busy);
     }
-    let result = run_leased(cx, tenant, id).await;
+    let result = work.await;
     // Unlock, or close the session if that fails: the lock must not stay in the pool.
     let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
         .bind(&key)
@@ -136,19 +150,22 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
     result
 }
 
+/// status, destination, sealed credentials, attempts, kind.
+type StartRow = (String, serde_json::Value, Option<Vec<u8>>, i32, String);
+
 async fn start(
     cx: ExportContext<'_>,
     tenant: TenantId,
     id: uuid::Uuid,
 ) -> Result<Result<Started, Finished>, Transient> {
     let mut tx = cx.db.begin_tenant(tenant).await?;
-    let row: Option<(String, serde_json::Value, Option<Vec<u8>>, i32)> = sqlx::query_as(
-        "SELECT status, destination, credentials, attempts FROM exports WHERE id = $1 FOR UPDATE",
+    let row: Option<StartRow> = sqlx::query_as(
+        "SELECT status, destination, credentials, attempts, kind FROM exports WHERE id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((status, destination, sealed, attempts)) = row else {
+    let Some((status, destination, sealed, attempts, kind)) = row else {
         return Ok(Err(Finished::Ended));
     };
     if status != "queued" && status != "running" {
@@ -180,9 +197,12 @@ async fn start(
             .bind(id)
             .fetch_one(tx.conn())
             .await?;
-    let key = crate::tenant_keys::data_key(&mut tx, cx.master)
-        .await
-        .map_err(transient)?;
+    let key = Arc::new(
+        crate::tenant_keys::data_key(&mut tx, cx.master)
+            .await
+            .map_err(transient)?,
+    );
+    let kind = ExportKind::parse(&kind);
     tx.commit().await?;
     // Crashes count: an export that kills its worker every time stops here.
     if attempts + 1 > MAX_ATTEMPTS {
@@ -196,8 +216,11 @@ async fn start(
     let creds = sealed
         .as_deref()
         .map(|s| S3Credentials::open_for(cx.master, &super::credentials_context(id), s));
-    let dest = match (s3, creds) {
-        (Ok(s3), Some(Ok(creds))) => Destination::open(&s3, &creds, id, cx.allow_http).await,
+    let dest = match (kind, s3, creds) {
+        (ExportKind::Download, _, _) => Ok(Destination::docket(cx.blobs.clone(), key.clone(), id)),
+        (ExportKind::Bucket, Ok(s3), Some(Ok(creds))) => {
+            Destination::open(&s3, &creds, id, cx.allow_http).await
+        }
         _ => Err(DestinationError {
             code: "destination_credentials_invalid",
             message: "the export's stored credentials cannot be opened".into(),
@@ -209,13 +232,15 @@ async fn start(
             audit_seq,
             key,
             dest,
+            kind,
         })),
         Err(e) => Ok(Err(fail(cx, tenant, id, &e).await?)),
     }
 }
 
-/// Writes one document's files that are not recorded yet; returns its embedding model
-/// (from `vectors.json`) if it has one.
+/// Writes one document's files that are not recorded yet. The original (the large one)
+/// is recorded as soon as it is written, the others together once all are: a worker
+/// killed mid-document sends again at most that document's small files.
 async fn document(
     cx: ExportContext<'_>,
     tenant: TenantId,
@@ -231,19 +256,20 @@ async fn document(
         ("vectors.bin", vectors::vectors_key(d)),
         ("vectors.json", vectors::manifest_key(d)),
     ];
+    let mut written = Vec::new();
     for (name, object) in blobs {
         let path = format!("{base}/{name}");
         if done.contains(&path) {
             continue;
         }
-        let bytes = match cx.blobs.get(&st.key, &object).await {
-            Ok(b) => b,
-            // Not every document has every file (a failed parse has no text).
-            Err(BlobError::NotFound) => continue,
-            Err(e) => return Err(Put::Transient(transient(e))),
+        // Not every document has every file (a failed parse has no text).
+        let Some(w) = put_object(&st.dest, &path, cx.blobs, &st.key, &object).await? else {
+            continue;
         };
-        let w = put_bytes(&st.dest, &path, bytes).await?;
-        record(cx.db, tenant, id, &w).await?;
+        match name {
+            "original" => record(cx.db, tenant, id, &[w]).await?,
+            _ => written.push(w),
+        }
     }
     let path = format!("{base}/metadata.json");
     if !done.contains(&path) {
@@ -265,7 +291,7 @@ async fn document(
             serde_json::to_vec_pretty(&row).unwrap_or_default(),
         )
         .await?;
-        record(cx.db, tenant, id, &Written { rows: 1, ..w }).await?;
+        written.push(Written { rows: 1, ..w });
     }
     let path = format!("{base}/chunks.jsonl");
     if !done.contains(&path) {
@@ -278,8 +304,9 @@ async fn document(
             Bind::Document(d, st.snapshot),
         )
         .await?;
-        record(cx.db, tenant, id, &w).await?;
+        written.push(w);
     }
+    record(cx.db, tenant, id, &written).await?;
     Ok(())
 }
 
@@ -334,7 +361,7 @@ async fn run_leased(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> 
             continue;
         }
         match put_jsonl(&st.dest, cx.db, tenant, &path, sql, bind).await {
-            Ok(w) => record(cx.db, tenant, id, &w).await?,
+            Ok(w) => record(cx.db, tenant, id, &[w]).await?,
             Err(Put::Destination(e)) => return fail(cx, tenant, id, &e).await,
             Err(Put::Transient(e)) => return Err(e),
         }
@@ -420,13 +447,19 @@ async fn manifest(
         }
     }
     let mut tx = cx.db.begin_tenant(tenant).await?;
+    // A download package is kept for the retention period, then deleted (`purge`).
+    let retention = match st.kind {
+        ExportKind::Download => Some(chrono::Duration::days(super::DOWNLOAD_RETENTION_DAYS)),
+        ExportKind::Bucket => None,
+    };
     let ended: Option<(i32, i64)> = sqlx::query_as(
         "UPDATE exports SET status = 'done', credentials = NULL, finished_at = now(), manifest_sha256 = $2,
-                            files_total = files_done
+                            files_total = files_done, package_expires_at = now() + $3
          WHERE id = $1 AND status = 'running' RETURNING files_done, bytes_done",
     )
     .bind(id)
     .bind(&manifest_sha256)
+    .bind(retention)
     .fetch_optional(tx.conn())
     .await?;
     // Cancelled meanwhile: not finished, nothing to record.

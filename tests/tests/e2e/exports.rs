@@ -184,12 +184,12 @@ async fn bad_destinations_are_refused_before_any_data_leaves() {
         "destination_unreachable",
     )
     .await;
-    let download = json!({"download": true});
+    let both = json!({"download": true, "s3": {"bucket": "b"}});
     expect_error(
-        app.call(Method::POST, "/v1/exports", Some(&token), Some(download))
+        app.call(Method::POST, "/v1/exports", Some(&token), Some(both))
             .await,
         400,
-        "unsupported_destination",
+        "invalid_destination",
     )
     .await;
     expect_error(

@@ -15,6 +15,7 @@ mod credentials;
 mod cross_tenant;
 mod documents;
 mod edge;
+mod export_downloads;
 mod exports;
 mod health;
 mod import_load;

@@ -1,5 +1,6 @@
-//! `export`: writes one export's package into the customer's bucket
-//! (`platform::exports::run`). A delivery after a crash resumes from the files already
+//! `export`: writes one export's package into the customer's bucket or Docket's storage
+//! (`platform::exports::run`), or, with `purge`, deletes a download package that is due
+//! (`platform::exports::purge`). A delivery after a crash resumes from the files already
 //! recorded; a second delivery while one runs does nothing (the export's lease); an
 //! export that keeps failing fails for good after `run::MAX_ATTEMPTS` attempts, crashes
 //! included (its credentials are erased).
@@ -7,6 +8,7 @@
 use crate::context::Ctx;
 use apalis::prelude::{BoxDynError, Data};
 use docket_platform::exports::job::ExportJob;
+use docket_platform::exports::purge::{self, Purged};
 use docket_platform::exports::run::{self, ExportContext, Finished};
 use docket_platform::identity::keyring::KeyRing;
 
@@ -26,6 +28,18 @@ pub async fn handle(job: ExportJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
         auditor: &ctx.auditor,
         allow_http: ctx.config.ingest.import_allow_http,
     };
+    if job.purge {
+        return match purge::purge(cx, job.tenant_id, job.export_id, chrono::Utc::now()).await {
+            Ok(Purged::Deleted(objects)) => {
+                tracing::info!(export = %job.export_id, objects, "download package deleted");
+                Ok(())
+            }
+            Ok(Purged::NotDue) => Ok(()),
+            // A delivery still writes it (a cancel not seen yet): later.
+            Ok(Purged::Busy) => Err("the export is still being written; purge retried".into()),
+            Err(e) => Err(e.into()),
+        };
+    }
     match run::run(cx, job.tenant_id, job.export_id).await {
         Ok(Finished::Done { manifest_sha256 }) => {
             tracing::info!(export = %job.export_id, %manifest_sha256, "export done");

@@ -1,0 +1,146 @@
+//! Sealed objects in pieces: a writer that encrypts and uploads as data arrives
+//! (multipart, at most two parts in flight) and a stream that decrypts a GET as it
+//! arrives. Memory is a few parts or one segment whatever the object's size.
+
+use super::envelope::{Opener, Sealer};
+use super::{BlobError, BlobKey, BlobStore, Stored};
+use crate::tenant_keys::DataKey;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+/// Bytes per uploaded part.
+const PART: usize = 5 * 1024 * 1024;
+
+/// An object of one tenant being written (see [`BlobStore::writer`]).
+pub struct SealedWriter {
+    writer: WriteMultipart,
+    sealer: Sealer,
+    size: u64,
+    hasher: Sha256,
+}
+
+impl std::fmt::Debug for SealedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedWriter")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sealed object opened for a streamed read: its plaintext length and its bytes.
+pub struct SealedStream {
+    /// Plaintext bytes the stream yields.
+    pub len: u64,
+    /// The plaintext, decrypted segment by segment; an error ends it (damaged, store).
+    pub bytes: BoxStream<'static, Result<Bytes, BlobError>>,
+}
+
+impl std::fmt::Debug for SealedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedStream")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobStore {
+    /// Starts writing an object of the key's tenant: encrypted and uploaded as it is
+    /// written; nothing is visible until [`SealedWriter::finish`].
+    pub async fn writer(&self, key: &DataKey, relative: &str) -> Result<SealedWriter, BlobError> {
+        let path = BlobKey::for_tenant(key.tenant(), relative)?;
+        let upload = self.inner.put_multipart(&path.0).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        let (sealer, header) = Sealer::new(key.bytes(), path.as_str());
+        writer.write(&header);
+        Ok(SealedWriter {
+            writer,
+            sealer,
+            size: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// Reads an object of the key's tenant as a stream of plaintext (one GET, decrypted as
+    /// it arrives; a tampered or truncated object ends the stream with an error).
+    pub async fn get_stream(&self, key: &DataKey, relative: &str) -> Result<SealedStream, BlobError> {
+        let path = BlobKey::for_tenant(key.tenant(), relative)?;
+        let got = match self.inner.get(&path.0).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Err(BlobError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let sealed_len = got.meta.size;
+        let opener = Opener::new(key.bytes(), path.as_str(), sealed_len)?;
+        let source = got.into_stream().map_err(BlobError::from);
+        let bytes =
+            futures::stream::try_unfold((source, Some(opener)), |(mut source, mut opener)| async move {
+                loop {
+                    let Some(o) = opener.as_mut() else {
+                        return Ok(None);
+                    };
+                    match source.try_next().await? {
+                        Some(chunk) => {
+                            let plain = o.push(&chunk)?;
+                            if !plain.is_empty() {
+                                return Ok(Some((Bytes::from(plain), (source, opener))));
+                            }
+                        }
+                        None => {
+                            opener.take().map(Opener::finish).transpose()?;
+                            return Ok(None);
+                        }
+                    }
+                }
+            });
+        Ok(SealedStream {
+            len: Opener::plain_len(sealed_len),
+            bytes: bytes.boxed(),
+        })
+    }
+}
+
+impl SealedWriter {
+    /// Adds plaintext (waits while two parts are in flight: back-pressure).
+    pub async fn write(&mut self, data: &[u8]) -> Result<(), BlobError> {
+        self.size += data.len() as u64;
+        self.hasher.update(data);
+        self.writer.write(&self.sealer.push(data));
+        self.writer.wait_for_capacity(2).await?;
+        Ok(())
+    }
+
+    /// Plaintext bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Completes the object; returns its plaintext size and SHA-256.
+    pub async fn finish(mut self) -> Result<Stored, BlobError> {
+        self.writer.write(&self.sealer.finish());
+        self.writer.finish().await?;
+        Ok(Stored {
+            size: self.size,
+            sha256: hex::encode(self.hasher.finalize()),
+        })
+    }
+
+    /// Abandons the object (nothing stays).
+    pub async fn abort(self) {
+        let _ = self.writer.abort().await;
+    }
+}
+
+impl BlobStore {
+    /// The plaintext length of an object of the key's tenant (one HEAD).
+    pub async fn plain_len(&self, key: &DataKey, relative: &str) -> Result<u64, BlobError> {
+        let path = BlobKey::for_tenant(key.tenant(), relative)?;
+        match self.inner.head(&path.0).await {
+            Ok(m) => Ok(Opener::plain_len(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
