@@ -12,8 +12,11 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The format's name and version.
-pub const FORMAT: &str = "docket-export/1";
+/// The format's name and version written now: documents and chunks as two JSONL files at
+/// the package's root (one object per document fewer to send, load and check).
+pub const FORMAT: &str = "docket-export/2";
+/// The first version (each document's row and chunks in its own folder), still verified.
+pub const FORMAT_V1: &str = "docket-export/1";
 /// What the signature covers, before the manifest's bytes (so the key's other use, access
 /// tokens, can never be confused with a manifest).
 pub const SIGNING_CONTEXT: &[u8] = b"docket-export-manifest/1\n";
@@ -194,12 +197,12 @@ fn lines(dir: &Path, path: &str) -> i64 {
 /// How a store's count is seen in the package.
 fn counted(dir: &Path, m: &Manifest, store: &str) -> i64 {
     match store {
-        "documents" => m
+        "documents" if m.format == FORMAT_V1 => m
             .files
             .iter()
             .filter(|f| f.path.ends_with("/metadata.json"))
             .count() as i64,
-        "chunks" => m
+        "chunks" if m.format == FORMAT_V1 => m
             .files
             .iter()
             .filter(|f| f.path.ends_with("/chunks.jsonl"))
@@ -262,9 +265,11 @@ pub fn verify(dir: &Path, trusted: Option<&BTreeMap<String, VerifyingKey>>) -> V
             return v;
         }
     };
-    if m.format != FORMAT {
-        v.problems
-            .push(format!("{MANIFEST}: format {:?}, expected {FORMAT}", m.format));
+    if m.format != FORMAT && m.format != FORMAT_V1 {
+        v.problems.push(format!(
+            "{MANIFEST}: format {:?}, expected {FORMAT} or {FORMAT_V1}",
+            m.format
+        ));
     }
     for f in &m.files {
         let Some(file) = inside(dir, &f.path) else {

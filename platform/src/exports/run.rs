@@ -14,7 +14,7 @@
 use super::ExportKind;
 use super::destination::{Destination, DestinationError};
 use super::package::{self, AuditHead, FileEntry, Manifest};
-use super::write::{Bind, Put, Written, put_bytes, put_jsonl, put_object, record};
+use super::write::{Bind, Put, put_bytes, put_jsonl, put_object, record};
 use crate::audit::{Actor, Auditor, Event, GENESIS, Outcome};
 use crate::blobs::BlobStore;
 use crate::config::MasterKey;
@@ -88,7 +88,14 @@ const PARALLEL_DOCUMENTS: usize = 4;
 /// The stores of the package, each a JSONL file: (file stem and count key, the query
 /// returning one JSON object per row as of the snapshot `$1`). Secrets never leave:
 /// password and key hashes are dropped, refresh tokens are not exported.
-const TABLES: [(&str, &str); 5] = [
+const TABLES: [(&str, &str); 7] = [
+    ("documents", "SELECT to_jsonb(d) FROM documents d WHERE created_at <= $1 ORDER BY id"),
+    (
+        "chunks",
+        "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c
+         WHERE created_at <= $1 AND document_id IN (SELECT id FROM documents WHERE created_at <= $1)
+         ORDER BY document_id, ordinal",
+    ),
     ("queries", "SELECT to_jsonb(q) FROM queries q WHERE created_at <= $1 ORDER BY created_at, id"),
     ("usage", "SELECT to_jsonb(u) FROM usage_events u WHERE occurred_at <= $1 ORDER BY occurred_at, id"),
     (
@@ -103,8 +110,6 @@ const TABLES: [(&str, &str); 5] = [
 
 /// The audit chain up to the head, as the verifier reads it (`audit::StoredEvent`).
 const AUDIT: &str = "SELECT to_jsonb(a) - 'tenant_id' FROM audit_events a WHERE seq <= $1 ORDER BY seq";
-/// A document's chunks as of the snapshot.
-const CHUNKS: &str = "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c WHERE document_id = $1 AND created_at <= $2 ORDER BY ordinal";
 
 /// Where a run stands once it holds the lease.
 struct Started {
@@ -238,9 +243,10 @@ async fn start(
     }
 }
 
-/// Writes one document's files that are not recorded yet. The original (the large one)
-/// is recorded as soon as it is written, the others together once all are: a worker
-/// killed mid-document sends again at most that document's small files.
+/// Writes one document's stored files that are not recorded yet (its row and chunks are in
+/// `documents.jsonl` and `chunks.jsonl`). The original (the large one) is recorded as soon
+/// as it is written, the others together once all are: a worker killed mid-document sends
+/// again at most that document's small files.
 async fn document(
     cx: ExportContext<'_>,
     tenant: TenantId,
@@ -271,41 +277,6 @@ async fn document(
             _ => written.push(w),
         }
     }
-    let path = format!("{base}/metadata.json");
-    if !done.contains(&path) {
-        let mut tx = cx
-            .db
-            .begin_tenant(tenant)
-            .await
-            .map_err(|e| Put::Transient(transient(e)))?;
-        let row: Option<serde_json::Value> =
-            sqlx::query_scalar("SELECT to_jsonb(d) FROM documents d WHERE id = $1")
-                .bind(d)
-                .fetch_optional(tx.conn())
-                .await
-                .map_err(|e| Put::Transient(transient(e)))?;
-        tx.commit().await.map_err(|e| Put::Transient(transient(e)))?;
-        let w = put_bytes(
-            &st.dest,
-            &path,
-            serde_json::to_vec_pretty(&row).unwrap_or_default(),
-        )
-        .await?;
-        written.push(Written { rows: 1, ..w });
-    }
-    let path = format!("{base}/chunks.jsonl");
-    if !done.contains(&path) {
-        let w = put_jsonl(
-            &st.dest,
-            cx.db,
-            tenant,
-            &path,
-            CHUNKS,
-            Bind::Document(d, st.snapshot),
-        )
-        .await?;
-        written.push(w);
-    }
     record(cx.db, tenant, id, &written).await?;
     Ok(())
 }
@@ -329,7 +300,7 @@ async fn run_leased(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> 
         .collect();
     sqlx::query("UPDATE exports SET files_total = $2 WHERE id = $1")
         .bind(id)
-        .bind((docs.len() * 6 + TABLES.len() + 1) as i32)
+        .bind((docs.len() * 4 + TABLES.len() + 1) as i32)
         .execute(tx.conn())
         .await?;
     tx.commit().await?;
@@ -394,12 +365,8 @@ async fn manifest(
     tx.commit().await?;
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     for (path, _, _, rows) in &files {
-        let store = match path.as_str() {
-            p if p.ends_with("/metadata.json") => Some("documents"),
-            p if p.ends_with("/chunks.jsonl") => Some("chunks"),
-            p => p.strip_suffix(".jsonl"),
-        };
-        if let Some(store) = store {
+        // The stores are the JSONL files at the root (documents, chunks, queries, …).
+        if let Some(store) = path.strip_suffix(".jsonl").filter(|p| !p.contains('/')) {
             *counts.entry(store.to_owned()).or_default() += rows;
         }
     }

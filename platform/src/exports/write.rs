@@ -7,7 +7,7 @@ use super::package::FileEntry;
 use super::run::{Transient, transient};
 use crate::blobs::{BlobError, BlobStore, SealedWriter};
 use crate::db::Db;
-use crate::ids::{DocumentId, TenantId};
+use crate::ids::TenantId;
 use crate::tenant_keys::DataKey;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -21,8 +21,6 @@ pub(super) enum Bind {
     Snapshot(DateTime<Utc>),
     /// The audit chain's head.
     Seq(i64),
-    /// A document and the snapshot.
-    Document(DocumentId, DateTime<Utc>),
 }
 
 /// A written file and its lines.
@@ -269,7 +267,6 @@ pub(super) async fn put_jsonl(
         let q = match bind {
             Bind::Snapshot(t) => q.bind(t),
             Bind::Seq(n) => q.bind(n),
-            Bind::Document(d, t) => q.bind(d).bind(t),
         };
         let mut stream = q.fetch(tx.conn());
         while let Some(v) = stream

@@ -79,7 +79,7 @@ async fn a_tenant_exports_everything_to_its_bucket_and_the_package_verifies_offl
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(manifest["tenant_id"], t.id.to_string());
-    assert_eq!(manifest["format"], "docket-export/1");
+    assert_eq!(manifest["format"], "docket-export/2");
     assert_eq!(
         sha(&std::fs::read(dir.join("manifest.json")).expect("m")),
         done["manifest_sha256"].as_str().expect("sha")
