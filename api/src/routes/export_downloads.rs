@@ -11,7 +11,7 @@ use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -78,7 +78,11 @@ async fn issue(
     let id = parse_id(&id, "export")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let e = downloadable(&mut tx, id).await?;
-    let link = Link::new(auth.tenant_id(), id, &auth.actor_label(), Utc::now());
+    let mut link = Link::new(auth.tenant_id(), id, &auth.actor_label(), Utc::now());
+    // A link never outlives its package.
+    if let Some(at) = e.package_expires_at {
+        link.expires = link.expires.min(at.timestamp());
+    }
     let ev = auth
         .event("exports.link_issued", Outcome::Allowed)
         .target(format!("export:{id}"))
@@ -110,9 +114,18 @@ struct LinkQuery {
 
 async fn package(
     State(state): State<AppState>,
+    method: Method,
     Path(id): Path<String>,
     query: Result<Query<LinkQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    // A HEAD would read every file's size and be audited as a download.
+    if method == Method::HEAD {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "fetch the package with GET",
+        ));
+    }
     let invalid = |e: docket_platform::exports::link::LinkError| {
         let status = match e {
             docket_platform::exports::link::LinkError::Invalid => StatusCode::FORBIDDEN,

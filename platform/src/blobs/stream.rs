@@ -1,6 +1,6 @@
 //! Sealed objects in pieces: a writer that encrypts and uploads as data arrives
-//! (multipart, at most two parts in flight) and a stream that decrypts a GET as it
-//! arrives. Memory is a few parts or one segment whatever the object's size.
+//! (multipart, at most two parts in flight) and a stream that decrypts ranged reads one
+//! block at a time. Memory is a few parts or one segment whatever the object's size.
 
 use super::envelope::{Opener, Sealer};
 use super::{BlobError, BlobKey, BlobStore, Stored};
@@ -65,8 +65,9 @@ impl BlobStore {
         })
     }
 
-    /// Reads an object of the key's tenant as a stream of plaintext (one GET, decrypted as
-    /// it arrives; a tampered or truncated object ends the stream with an error).
+    /// Reads an object of the key's tenant as a stream of plaintext (a HEAD, then ranged
+    /// reads of 4 MiB decrypted one at a time; a tampered or truncated object ends the
+    /// stream with an error).
     pub async fn get_stream(&self, key: &DataKey, relative: &str) -> Result<SealedStream, BlobError> {
         let path = BlobKey::for_tenant(key.tenant(), relative)?;
         let sealed_len = match self.inner.head(&path.0).await {

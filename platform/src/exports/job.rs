@@ -36,11 +36,7 @@ pub fn config(queue: &JobQueue) -> Config {
 
 /// Pushes an `export` job (after the export's row is committed).
 pub async fn push(queue: &JobQueue, job: &ExportJob) -> Result<(), QueueError> {
-    let scope = match job.purge {
-        true => "export-purge",
-        false => "export",
-    };
-    let id = crate::jobs::task_id(scope, job.export_id, 0);
+    let id = crate::jobs::task_id("export", job.export_id, 0);
     queue.push_task(config(queue), job.clone(), id).await
 }
 

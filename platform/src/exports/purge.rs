@@ -13,12 +13,16 @@ use crate::ids::TenantId;
 use crate::jobs::{JobQueue, QueueError};
 use chrono::{DateTime, Utc};
 
-/// Packages due at `now`: expired, or of an export that failed or was cancelled.
+/// Packages due at `now`: expired an hour ago (links never outlive the package, and a
+/// download that started before the expiry has that hour to finish), or of an export that
+/// failed or was cancelled.
 const DUE: &str = "kind = 'download' AND package_deleted_at IS NULL
-    AND (status IN ('failed', 'cancelled') OR (status = 'done' AND package_expires_at <= $1))";
+    AND (status IN ('failed', 'cancelled') OR (status = 'done' AND package_expires_at <= $1 - interval '1 hour'))";
 
 /// Queues a purge for every download package due at `now`; returns how many. A package
-/// queued twice is deleted once (the task id names the export; the job checks again).
+/// queued twice within ten minutes is one task (the task id names the export and the
+/// ten-minute window), so a purge that found its export busy, or died, is queued again by
+/// a later step; the job checks again, so it is deleted once.
 pub async fn queue_due(
     control: &ControlDb,
     queue: &JobQueue,
@@ -38,7 +42,9 @@ pub async fn queue_due(
             export_id: *export_id,
             purge: true,
         };
-        job::push(queue, &j).await?;
+        let window = i32::try_from(now.timestamp() / 600).unwrap_or_default();
+        let id = crate::jobs::task_id("export-purge", *export_id, window);
+        queue.push_task(job::config(queue), j, id).await?;
     }
     Ok(due.len())
 }
@@ -50,7 +56,7 @@ pub enum Purged {
     Deleted(u64),
     /// Nothing was due (deleted already, not expired yet, or not a download).
     NotDue,
-    /// A delivery holds the export (still writing): retried later.
+    /// A delivery holds the export (still writing): a later calendar step queues it again.
     Busy,
 }
 

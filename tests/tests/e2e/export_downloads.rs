@@ -139,6 +139,14 @@ async fn a_download_package_comes_through_a_signed_link_verifies_and_is_deleted_
     for needle in ["BRAVO-8821", other_doc, &b.id.to_string()] {
         assert!(!text.contains(needle), "the package holds {needle}");
     }
+    // A HEAD is not a download (and is not audited as one).
+    let head = app
+        .client
+        .head(format!("{}{url}", app.address))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), 405);
     assert_eq!(app.audit_count(a.id, "exports.link_issued", None).await, 1);
     assert_eq!(app.audit_count(a.id, "exports.downloaded", None).await, 1);
 
@@ -212,7 +220,7 @@ async fn a_download_package_comes_through_a_signed_link_verifies_and_is_deleted_
             .expect("sweep"),
         1
     );
-    sqlx::query("UPDATE exports SET package_expires_at = now() - interval '1 minute' WHERE id = $1::uuid")
+    sqlx::query("UPDATE exports SET package_expires_at = now() - interval '61 minutes' WHERE id = $1::uuid")
         .bind(&id)
         .execute(app.control.pool())
         .await
