@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::api_keys::router())
         .merge(routes::audit::router())
         .merge(routes::documents::router())
+        .merge(routes::deletions::router())
         .merge(routes::imports::router())
         .merge(routes::exports::router())
         .merge(routes::export_downloads::router())

@@ -15,7 +15,21 @@ pub async fn export_verify(
     dir: &Path,
     public_key: Option<&Path>,
 ) -> anyhow::Result<Value> {
-    let keys = match (public_key, control) {
+    let keys = trusted_keys(control, public_key).await?;
+    let dir = dir.to_path_buf();
+    let v = tokio::task::spawn_blocking(move || package::verify(&dir, Some(&keys))).await?;
+    let mut out = serde_json::to_value(&v)?;
+    out["ok"] = json!(v.ok());
+    Ok(out)
+}
+
+/// The signing keys to trust: those in `public_key` (a copy of
+/// `/.well-known/docket-keys.json`), else the deployment's.
+pub(crate) async fn trusted_keys(
+    control: Option<&ControlDb>,
+    public_key: Option<&Path>,
+) -> anyhow::Result<package::TrustedKeys> {
+    Ok(match (public_key, control) {
         (Some(file), _) => {
             let doc: Value = serde_json::from_slice(
                 &std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?,
@@ -30,10 +44,5 @@ pub async fn export_verify(
             package::keys_from_jwks(&doc)
         }
         (None, None) => anyhow::bail!("give --public-key FILE (a copy of /.well-known/docket-keys.json)"),
-    };
-    let dir = dir.to_path_buf();
-    let v = tokio::task::spawn_blocking(move || package::verify(&dir, Some(&keys))).await?;
-    let mut out = serde_json::to_value(&v)?;
-    out["ok"] = json!(v.ok());
-    Ok(out)
+    })
 }

@@ -2,6 +2,7 @@
 //! end-to-end tests exercise exactly what operators run.
 
 mod billing;
+mod deletion;
 mod export;
 mod import;
 mod limits;
@@ -11,6 +12,7 @@ mod switch;
 mod tier_move;
 
 pub use billing::{billing_adjust, billing_run};
+pub use deletion::{certificate_verify, deletion_plan};
 pub use export::export_verify;
 pub use import::import_folder;
 pub use limits::{RateOverride, tenant_plan, tenant_rate_override};

@@ -41,6 +41,12 @@ enum Command {
     /// Data-portability export packages.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Deletions: what one would remove.
+    #[command(subcommand)]
+    Deletion(DeletionCommand),
+    /// Deletion certificates.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
     /// Import a folder of documents into a tenant, with a live progress bar (the feeder in
     /// docket-scheduler moves them through the pipeline).
     Import {
@@ -79,6 +85,33 @@ enum ExportCommand {
     Verify {
         /// The package's folder (where manifest.json is).
         dir: std::path::PathBuf,
+        /// The signing keys to trust: a copy of /.well-known/docket-keys.json (without it,
+        /// the deployment's keys are read from its database).
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeletionCommand {
+    /// The dry run of deleting a document: per store, what would be removed (nothing is).
+    Plan {
+        /// The tenant (slug or id).
+        #[arg(long)]
+        tenant: String,
+        /// The document's id.
+        #[arg(long)]
+        document: uuid::Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertificateCommand {
+    /// Verify a deletion certificate offline: its format and its signature. Exits 3 naming
+    /// every problem.
+    Verify {
+        /// The certificate file (as `GET /v1/deletions/{id}/certificate` returned it).
+        file: std::path::PathBuf,
         /// The signing keys to trust: a copy of /.well-known/docket-keys.json (without it,
         /// the deployment's keys are read from its database).
         #[arg(long)]
@@ -252,6 +285,13 @@ async fn main() -> ExitCode {
     {
         return print(docketctl::export_verify(None, dir, Some(key)).await);
     }
+    if let Command::Certificate(CertificateCommand::Verify {
+        file,
+        public_key: Some(key),
+    }) = &cli.command
+    {
+        return print(docketctl::certificate_verify(None, file, Some(key)).await);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -357,6 +397,16 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
                 None => Some(control()?),
             };
             docketctl::export_verify(control.as_ref(), &dir, public_key.as_deref()).await
+        }
+        Command::Certificate(CertificateCommand::Verify { file, public_key }) => {
+            let control = match public_key {
+                Some(_) => None,
+                None => Some(control()?),
+            };
+            docketctl::certificate_verify(control.as_ref(), &file, public_key.as_deref()).await
+        }
+        Command::Deletion(DeletionCommand::Plan { tenant, document }) => {
+            docketctl::deletion_plan(config, &control()?, &tenant, document).await
         }
         Command::Billing(BillingCommand::Adjust {
             tenant,

@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod deletions;
 pub mod documents;
 pub mod entitlements;
 pub mod exports;

@@ -165,6 +165,13 @@ async fn step(control: &ControlDb, queue: &JobQueue, auditor: &Auditor, settings
         Ok(n) => tracing::info!(exports = n, "unfinished exports queued again"),
         Err(e) => tracing::warn!(error = %e, "could not queue unfinished exports; retried at the next step"),
     }
+    match docket_platform::deletions::job::requeue_stale(control, queue, chrono::Utc::now(), quiet).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deletions = n, "unfinished deletions queued again"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not queue unfinished deletions; retried at the next step")
+        }
+    }
     match docket_platform::exports::purge::queue_due(control, queue, chrono::Utc::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(packages = n, "download packages due queued for deletion"),

@@ -9,6 +9,7 @@ pub mod actors;
 pub mod asking;
 pub mod billing;
 pub mod clauses;
+pub mod deleting;
 pub mod evaluation;
 pub mod exporting;
 pub mod fixtures;

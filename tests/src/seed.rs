@@ -77,7 +77,7 @@ pub(crate) const IDENTITY_SEEDS: [&str; 10] = [
 
 /// Rows only the service role writes (invoices and Stripe customers by the `invoice` job,
 /// exports), written in the tenant's scope.
-pub(crate) const SCOPED_SEEDS: [&str; 7] = [
+pub(crate) const SCOPED_SEEDS: [&str; 8] = [
     "INSERT INTO invoices (id, tenant_id, period, number, plan_id, currency, total_cents, active_days)
        VALUES (gen_random_uuid(), $1, '2026-01-01', 'SEED-' || $1::text, 'team', 'usd', 4900, 31)",
     "INSERT INTO invoice_lines (tenant_id, invoice_id, ordinal, kind, description, quantity, unit, amount_cents)
@@ -89,4 +89,6 @@ pub(crate) const SCOPED_SEEDS: [&str; 7] = [
     "INSERT INTO invoice_failures (tenant_id, period, code, message) VALUES ($1, '2026-01-01', 'seed', 'seed')",
     "INSERT INTO invoice_adjustments (id, tenant_id, amount_cents, description, reason, created_by)
        VALUES (gen_random_uuid(), $1, -100, 'seed', 'seed', 'seed')",
+    "INSERT INTO deletions (id, tenant_id, scope, target_sha256, requested_by)
+       VALUES (gen_random_uuid(), $1, 'document', 'seed', 'system')",
 ];

@@ -1,4 +1,5 @@
-//! Documents: streaming upload, status, listing, and job records.
+//! Documents: streaming upload, status, listing, and job records (deleting one:
+//! `deletions`).
 
 use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
@@ -29,7 +30,10 @@ pub fn router() -> Router<AppState> {
             "/v1/documents",
             post(upload).layer(DefaultBodyLimit::disable()).get(list),
         )
-        .route("/v1/documents/{id}", get(show))
+        .route(
+            "/v1/documents/{id}",
+            get(show).delete(super::deletions::delete_document),
+        )
         .route("/v1/documents/{id}/retry", post(retry))
         .route("/v1/jobs/{id}", get(job))
 }

@@ -44,6 +44,10 @@ async fn refresh_gauges(state: &AppState) {
         }
         Err(e) => tracing::warn!(error = %e, "could not read stalled jobs for /metrics"),
     }
+    match docket_platform::deletions::residue_found_total(&state.control).await {
+        Ok(n) => metrics::gauge!("docket_deletions_residue_found").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "could not read deletions with residue for /metrics"),
+    }
     match progress::feed_totals(&state.control).await {
         Ok((waiting, in_flight)) => {
             metrics::gauge!("docket_import_documents_waiting").set(waiting as f64);

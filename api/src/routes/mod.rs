@@ -3,6 +3,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod deletions;
 pub mod documents;
 pub mod export_downloads;
 pub mod exports;

@@ -200,6 +200,20 @@ impl BlobStore {
         Ok(n)
     }
 
+    /// Every object of `tenant` under the folder `relative`, as paths relative to the
+    /// tenant's prefix (what deletions' residue scans list).
+    pub async fn list(&self, tenant: TenantId, relative: &str) -> Result<Vec<String>, BlobError> {
+        let folder = BlobKey::for_tenant(tenant, relative)?;
+        let root = format!("tenants/{tenant}/");
+        let mut listed = self.inner.list(Some(&folder.0));
+        let mut out = vec![];
+        while let Some(meta) = listed.next().await {
+            let path = meta?.location.to_string();
+            out.push(path.strip_prefix(&root).unwrap_or(&path).to_owned());
+        }
+        Ok(out)
+    }
+
     /// Write, read back and delete a probe object outside every tenant prefix (readiness).
     pub async fn health(&self) -> Result<(), BlobError> {
         let key = Path::from(format!("platform/health/{}", uuid::Uuid::new_v4()));

@@ -26,6 +26,9 @@ pub struct BillingConfig {
     pub stripe: Option<StripeConfig>,
     /// What Docket's resources cost (`DOCKET_COST_MODEL`), for the margin report.
     pub cost_model: CostModel,
+    /// Days invoices and the usage ledger are kept after a deletion
+    /// (`DOCKET_LEDGER_RETENTION_DAYS`, default ten years: commercial bookkeeping law).
+    pub ledger_retention_days: u32,
 }
 
 /// Stripe settings.
@@ -80,6 +83,7 @@ impl Reader<'_> {
             calendar_interval: Duration::from_secs(self.ranged("DOCKET_CALENDAR_INTERVAL_SECS", 60, 1, 3600)),
             leader_poll: Duration::from_millis(self.ranged("DOCKET_LEADER_POLL_MS", 2000, 50, 60_000)),
             catch_up_months: self.ranged("DOCKET_BILLING_CATCH_UP_MONTHS", 3, 1, 24) as u32,
+            ledger_retention_days: self.ranged("DOCKET_LEDGER_RETENTION_DAYS", 3653, 1, 36525) as u32,
             seller_name: self.string("DOCKET_SELLER_NAME", "Docket"),
             seller_address: self
                 .string("DOCKET_SELLER_ADDRESS", "")

@@ -48,6 +48,35 @@ fn lazy_pool(url: &Secret<String>, max: u32) -> Result<PgPool, DbError> {
         .connect_lazy_with(opts))
 }
 
+/// Runs `work` holding the lease named `key` (a session advisory lock, in whichever process
+/// asks), or returns `busy` at once if someone else holds it: one delivery of a job at a
+/// time, whatever the queue does.
+pub async fn leased<T, E: From<sqlx::Error>>(
+    db: &Db,
+    key: &str,
+    busy: T,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let mut lease = db.platform_pool().acquire().await?;
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .fetch_one(&mut *lease)
+        .await?;
+    if !held {
+        return Ok(busy);
+    }
+    let result = work.await;
+    // Unlock, or close the session if that fails: the lock must not stay in the pool.
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(&mut *lease)
+        .await;
+    if unlocked.is_err() {
+        drop(lease.detach());
+    }
+    result
+}
+
 /// The service-role pool. Hands out tenant-scoped transactions.
 #[derive(Clone, Debug)]
 pub struct Db {

@@ -22,7 +22,7 @@ pub struct Document {
     pub byte_size: i64,
     /// Hex SHA-256 of the original.
     pub sha256: String,
-    /// `queued`, `processing`, `ready` or `failed`.
+    /// `queued`, `processing`, `ready`, `failed`, `cancelled` or `deleting`.
     pub status: String,
     /// Current or last stage: `parse`, `chunk`, `embed`, `index`.
     pub stage: Option<String>,
@@ -106,10 +106,11 @@ pub async fn get(tx: &mut TenantTx, id: DocumentId) -> Result<Option<Document>, 
     .await?)
 }
 
-/// By content hash (dedupe within the tenant; cancelled documents never ran and do not count).
+/// By content hash (dedupe within the tenant; cancelled documents never ran and documents
+/// being deleted are going: neither counts).
 pub async fn find_by_sha(tx: &mut TenantTx, sha256: &str) -> Result<Option<Document>, DbError> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLS} FROM documents WHERE sha256 = $1 AND status <> 'cancelled'"
+        "SELECT {COLS} FROM documents WHERE sha256 = $1 AND status NOT IN ('cancelled', 'deleting')"
     )))
     .bind(sha256)
     .fetch_optional(tx.conn())
@@ -240,6 +241,19 @@ pub async fn revive(tx: &mut TenantTx, id: DocumentId) -> Result<Option<Document
         .bind(id)
         .fetch_optional(tx.conn())
         .await?)
+}
+
+/// Whether the document is being deleted or is gone: no pipeline stage may work on it
+/// (the stage that sees this stops; the deletion waits only for stages already past it).
+pub async fn is_deleted(tx: &mut TenantTx, id: DocumentId) -> Result<bool, DbError> {
+    Ok(
+        sqlx::query_scalar(
+            "SELECT coalesce((SELECT status = 'deleting' FROM documents WHERE id = $1), true)",
+        )
+        .bind(id)
+        .fetch_one(tx.conn())
+        .await?,
+    )
 }
 
 /// Which of `ids` are `ready` (the only documents whose chunks may be cited).

@@ -97,8 +97,14 @@ fn unb64(s: &str) -> Option<Vec<u8>> {
 
 /// Signs the manifest's bytes.
 pub fn sign(manifest: &[u8], kid: &str, key: &SigningKey) -> ManifestSignature {
-    let mut msg = SIGNING_CONTEXT.to_vec();
-    msg.extend_from_slice(manifest);
+    sign_in(SIGNING_CONTEXT, manifest, kid, key)
+}
+
+/// Signs `context` + `bytes` (each signed kind of document has its own context, so a
+/// signature over one can never pass for another).
+pub fn sign_in(context: &[u8], bytes: &[u8], kid: &str, key: &SigningKey) -> ManifestSignature {
+    let mut msg = context.to_vec();
+    msg.extend_from_slice(bytes);
     ManifestSignature {
         alg: "EdDSA".into(),
         kid: kid.into(),
@@ -107,8 +113,50 @@ pub fn sign(manifest: &[u8], kid: &str, key: &SigningKey) -> ManifestSignature {
     }
 }
 
+/// Why a signature does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureProblem {
+    /// It names a key that is not among the trusted ones.
+    Untrusted(String),
+    /// The signature or the key it carries is not well-formed.
+    Malformed,
+    /// It does not match the bytes (they were changed, or signed by another key).
+    Mismatch,
+}
+
+/// Checks `sig` over `context` + `bytes`: against `trusted` keys by id when given, else
+/// against the public key the signature carries (integrity only, not origin).
+pub fn check_signature(
+    context: &[u8],
+    bytes: &[u8],
+    sig: &ManifestSignature,
+    trusted: Option<&BTreeMap<String, VerifyingKey>>,
+) -> Result<(), SignatureProblem> {
+    let key = match trusted {
+        Some(keys) => keys
+            .get(&sig.kid)
+            .copied()
+            .ok_or_else(|| SignatureProblem::Untrusted(sig.kid.clone()))?,
+        None => unb64(&sig.public_key)
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+            .ok_or(SignatureProblem::Malformed)?,
+    };
+    let signature = unb64(&sig.signature)
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(|b| Signature::from_bytes(&b))
+        .ok_or(SignatureProblem::Malformed)?;
+    let mut msg = context.to_vec();
+    msg.extend_from_slice(bytes);
+    key.verify(&msg, &signature)
+        .map_err(|_| SignatureProblem::Mismatch)
+}
+
+/// Trusted public keys by key id.
+pub type TrustedKeys = BTreeMap<String, VerifyingKey>;
+
 /// Public keys by id, from a JWKS document (`{"keys": [{"kid", "x"}]}`).
-pub fn keys_from_jwks(doc: &serde_json::Value) -> BTreeMap<String, VerifyingKey> {
+pub fn keys_from_jwks(doc: &serde_json::Value) -> TrustedKeys {
     let mut out = BTreeMap::new();
     for k in doc["keys"].as_array().into_iter().flatten() {
         let (Some(kid), Some(x)) = (k["kid"].as_str(), k["x"].as_str()) else {
@@ -232,27 +280,16 @@ pub fn verify(dir: &Path, trusted: Option<&BTreeMap<String, VerifyingKey>>) -> V
             .problems
             .push(format!("{SIGNATURE}: missing or not a signature")),
         Some(sig) => {
-            let key = match trusted {
-                Some(keys) => keys.get(&sig.kid).copied(),
-                None => unb64(&sig.public_key)
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .and_then(|b| VerifyingKey::from_bytes(&b).ok()),
-            };
             v.key_pinned = trusted.is_some();
-            let signature = unb64(&sig.signature)
-                .and_then(|b| <[u8; 64]>::try_from(b).ok())
-                .map(|b| Signature::from_bytes(&b));
-            let mut msg = SIGNING_CONTEXT.to_vec();
-            msg.extend_from_slice(&manifest_bytes);
-            match (key, signature) {
-                (None, _) => v
+            match check_signature(SIGNING_CONTEXT, &manifest_bytes, &sig, trusted) {
+                Ok(()) => v.signed_by = Some(sig.kid),
+                Err(SignatureProblem::Untrusted(kid)) => v
                     .problems
-                    .push(format!("{SIGNATURE}: key {} is not a trusted key", sig.kid)),
-                (_, None) => v
+                    .push(format!("{SIGNATURE}: key {kid} is not a trusted key")),
+                Err(SignatureProblem::Malformed) => v
                     .problems
                     .push(format!("{SIGNATURE}: the signature is malformed")),
-                (Some(k), Some(s)) if k.verify(&msg, &s).is_ok() => v.signed_by = Some(sig.kid),
-                _ => v.problems.push(format!(
+                Err(SignatureProblem::Mismatch) => v.problems.push(format!(
                     "{MANIFEST}: the signature does not match (the manifest was changed)"
                 )),
             }

@@ -126,33 +126,15 @@ pub async fn run(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> Res
     leased(cx.db, id, Finished::Ended, run_leased(cx, tenant, id)).await
 }
 
-/// Runs `work` holding export `id`'s lease (a session advisory lock), or returns `busy`
-/// at once if another delivery holds it.
+/// Runs `work` holding export `id`'s lease, or returns `busy` at once if another
+/// delivery holds it.
 pub(super) async fn leased<T>(
     db: &Db,
     id: uuid::Uuid,
     busy: T,
     work: impl std::future::Future<Output = Result<T, Transient>>,
 ) -> Result<T, Transient> {
-    let mut lease = db.platform_pool().acquire().await?;
-    let key = format!("export:{id}");
-    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-        .bind(&key)
-        .fetch_one(&mut *lease)
-        .await?;
-    if !held {
-        return Ok(busy);
-    }
-    let result = work.await;
-    // Unlock, or close the session if that fails: the lock must not stay in the pool.
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
-        .bind(&key)
-        .execute(&mut *lease)
-        .await;
-    if unlocked.is_err() {
-        drop(lease.detach());
-    }
-    result
+    crate::db::leased(db, &format!("export:{id}"), busy, work).await
 }
 
 /// status, destination, sealed credentials, attempts, kind.

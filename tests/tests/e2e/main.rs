@@ -13,6 +13,7 @@ mod corpus;
 mod crash;
 mod credentials;
 mod cross_tenant;
+mod deletions;
 mod documents;
 mod edge;
 mod export_downloads;

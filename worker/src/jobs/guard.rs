@@ -90,6 +90,25 @@ where
     let mut tx = ctx.db.begin_tenant(env.tenant_id).await?;
     let start = record::start(&mut tx, env.job_id, &ctx.config.worker_name).await?;
     tx.commit().await?;
+    if matches!(start, Start::Run(_)) {
+        // Checked after the start is recorded: a deletion marks the document first and then
+        // waits for stages recorded as running, so a stage is either seen by it or sees the mark.
+        let mut tx = ctx.db.begin_tenant(env.tenant_id).await?;
+        if documents::is_deleted(&mut tx, env.document_id).await? {
+            record::fail(
+                &mut tx,
+                env.job_id,
+                "document_deleted",
+                "the document is being deleted",
+                true,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(job = %env.job_id, kind = env.kind.as_str(), "document being deleted; stage skipped");
+            return Ok(());
+        }
+        tx.commit().await?;
+    }
     let attempt = match start {
         Start::Run(n) => n,
         Start::AlreadyDone => return Ok(()),

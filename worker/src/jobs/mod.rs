@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod chunk;
+pub mod delete;
 pub mod embed;
 pub mod export;
 pub mod guard;
@@ -16,6 +17,7 @@ use crate::context::Ctx;
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use docket_platform::billing::job::InvoiceJob;
+use docket_platform::deletions::job::DeleteJob;
 use docket_platform::exports::job::ExportJob;
 use docket_platform::imports::job::ImportJob;
 use docket_platform::jobs::{JobEnvelope, JobKind, Lane};
@@ -94,6 +96,7 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
     match ctx.vectors.is_some() {
         true => {
             let monitor = register!(monitor, ctx, conn, name, JobKind::Index, index::handle);
+            let monitor = register_delete(monitor, ctx.clone(), conn.clone(), name);
             register_answer(monitor, ctx, conn, name)
         }
         false => monitor,
@@ -172,6 +175,29 @@ fn register_export(monitor: Monitor, ctx: Ctx, conn: apalis_redis::ConnectionMan
             .concurrency(EXPORT_CONCURRENCY)
             .data(ctx.clone())
             .build(export::handle)
+    })
+}
+
+/// Deletions carried out at once per worker process.
+const DELETE_CONCURRENCY: usize = 2;
+
+/// Registers the `delete` worker: only where the vector store is (the sweep deletes points).
+fn register_delete(monitor: Monitor, ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> Monitor {
+    let base = format!("{name}-delete");
+    monitor.register(move |restarts| {
+        let config = docket_platform::deletions::job::config(&ctx.queue)
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(2)
+            .batch_size(1);
+        let backend = RedisStorage::<DeleteJob>::new(conn.clone())
+            .with_config(config)
+            .poll_with_strategy(FastPoll::new(POLL));
+        WorkerBuilder::new(format!("{base}-r{restarts}"))
+            .backend(backend)
+            .parallelize(tokio::spawn)
+            .concurrency(DELETE_CONCURRENCY)
+            .data(ctx.clone())
+            .build(delete::handle)
     })
 }
 

@@ -1,0 +1,190 @@
+//! Deletions: `DELETE /v1/documents/{id}` (capability `documents.write`; owners and admins
+//! may delete any document, members only documents they uploaded themselves;
+//! `?dry_run=true` returns what would be removed, per store, and removes nothing),
+//! `GET /v1/deletions`, `GET /v1/deletions/{id}` (status, counts per store, residue found),
+//! `GET /v1/deletions/{id}/certificate` (the signed certificate, once done). The `delete`
+//! job does the sweep (`platform::deletions`).
+
+use crate::auth::{Gate, TenantAuth};
+use crate::error::ApiError;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use docket_platform::audit::Outcome;
+use docket_platform::authz::{Capability, Role};
+use docket_platform::deletions::job::{self, DeleteJob};
+use docket_platform::deletions::{self, DeletionScope, plan};
+use docket_platform::ids::DocumentId;
+use docket_platform::placement;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `/v1/deletions…` (the `DELETE` on a document is routed with the document's routes).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/deletions", get(list))
+        .route("/v1/deletions/{id}", get(one))
+        .route("/v1/deletions/{id}/certificate", get(certificate))
+}
+
+/// `?dry_run=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `DELETE /v1/documents/{id}[?dry_run=true]`.
+pub async fn delete_document(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    auth.govern(&state, Gate::new(Capability::DocumentsWrite)).await?;
+    let d = DocumentId(parse_id(&id, "document")?);
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let row: Option<(String, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT status, created_by FROM documents WHERE id = $1")
+            .bind(d)
+            .fetch_optional(tx.conn())
+            .await?;
+    let Some((status, created_by)) = row else {
+        return Err(ApiError::not_found("document"));
+    };
+    // Members delete only what they uploaded themselves; owners and admins anything.
+    let own = created_by.is_some() && created_by == auth.user_id().map(|u| u.0);
+    if !matches!(auth.role, Role::Owner | Role::Admin) && !own {
+        tx.commit().await?;
+        return Err(auth
+            .refuse(
+                &state,
+                "deletions.request",
+                StatusCode::FORBIDDEN,
+                "not_document_owner",
+                "only owners, admins and the member who uploaded a document may delete it",
+            )
+            .await);
+    }
+    if q.dry_run {
+        let tier = placement::read(&mut tx).await?.current;
+        let stores = plan::document(&mut tx, &state.blobs, &state.queue, tier.as_str(), d)
+            .await
+            .map_err(ApiError::internal)?;
+        tx.commit().await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"dry_run": true, "scope": "document", "document_id": d, "stores": stores})),
+        ));
+    }
+    if status == "deleting"
+        && let Some(existing) = deletions::pending_for(&mut tx, d.as_uuid()).await?
+    {
+        tx.commit().await?;
+        return Ok(accepted(existing));
+    }
+    // Marked first: from now on it answers nothing and no stage starts on it; it leaves
+    // any import's feed.
+    sqlx::query(
+        "UPDATE documents SET status = 'deleting', feed_state = NULL, updated_at = now() WHERE id = $1",
+    )
+    .bind(d)
+    .execute(tx.conn())
+    .await?;
+    let deletion = uuid::Uuid::new_v4();
+    deletions::create(
+        &mut tx,
+        deletion,
+        DeletionScope::Document,
+        d.as_uuid(),
+        &auth.actor_label(),
+    )
+    .await?;
+    let ev = auth
+        .event("deletions.requested", Outcome::Allowed)
+        .target(format!("deletion:{deletion}"))
+        .detail("scope", "document")
+        .detail("document", d.to_string());
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let job = DeleteJob {
+        v: job::DELETE_VERSION,
+        tenant_id: auth.tenant_id(),
+        deletion_id: deletion,
+    };
+    // A push that fails is retried by the calendar (the deletion is recorded and the
+    // document already answers nothing).
+    if let Err(e) = job::push(&state.queue, &job, 0).await {
+        tracing::warn!(deletion = %deletion, error = %e, "delete job not queued; the calendar queues it again");
+    }
+    Ok(accepted(deletion))
+}
+
+fn accepted(id: uuid::Uuid) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "deletion_id": id, "status": "queued", "status_url": format!("/v1/deletions/{id}"),
+            "certificate_url": format!("/v1/deletions/{id}/certificate"),
+        })),
+    )
+}
+
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DocumentsWrite).await?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let all = deletions::list(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "deletions": all })))
+}
+
+async fn one(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DocumentsWrite).await?;
+    let id = parse_id(&id, "deletion")?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let d = deletions::get(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("deletion"))?;
+    tx.commit().await?;
+    Ok(Json(json!(d)))
+}
+
+async fn certificate(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require(&state, Capability::DocumentsWrite).await?;
+    let id = parse_id(&id, "deletion")?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let Some(d) = deletions::get(&mut tx, id).await? else {
+        return Err(ApiError::not_found("deletion"));
+    };
+    let text = deletions::certificate(&mut tx, id).await?;
+    tx.commit().await?;
+    match text {
+        Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "certificate_not_ready",
+            format!(
+                "the deletion is {}; its certificate is issued when it is done",
+                d.status.as_str()
+            ),
+        )),
+    }
+}

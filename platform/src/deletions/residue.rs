@@ -1,0 +1,171 @@
+//! The residue scan after a sweep: every store is searched again for what was deleted.
+//! PostgreSQL: every tenant table the catalog lists (the one the RLS test reads, so a new
+//! table is scanned without anyone remembering to add it), each row's whole text searched
+//! for the id, in the tenant's scope; plus the document's sample chunks by hash. Object
+//! storage: a listing under the tenant's prefixes. Redis: every queue payload and key under
+//! the deployment prefix. The worker adds a count in every vector placement. Stores kept
+//! on purpose (the retention exceptions) are not residue and are not searched here.
+
+use super::document::{SweepError, fields_containing, queue_data_hashes};
+use crate::blobs::BlobStore;
+use crate::db::Db;
+use crate::ids::TenantId;
+use crate::jobs::JobQueue;
+use serde::{Deserialize, Serialize};
+
+/// Tenant tables kept on purpose and so not residue: the audit chain (immutable; its actor
+/// links die with the pseudonym key), the usage ledger and its monthly roll-up (kept for
+/// the legal retention period), the deletions themselves (this one is the proof).
+pub const RETAINED_TABLES: [&str; 4] = ["audit_events", "usage_events", "usage_monthly", "deletions"];
+
+/// Something found where nothing should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The store (`postgresql.<table>`, `objects`, `vectors.<tier>`, `redis`).
+    pub store: String,
+    /// How many rows, objects, points or entries.
+    pub count: i64,
+    /// What was matched.
+    pub detail: String,
+}
+
+/// What the scan looked at and what it found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scan {
+    /// Every store searched (for the certificate).
+    pub checked: Vec<String>,
+    /// Anything found (empty: clean).
+    pub found: Vec<Finding>,
+}
+
+impl Scan {
+    /// Adds a store's result.
+    pub fn add(&mut self, store: impl Into<String>, count: i64, detail: impl Into<String>) {
+        let store = store.into();
+        if count > 0 {
+            self.found.push(Finding {
+                store: store.clone(),
+                count,
+                detail: detail.into(),
+            });
+        }
+        self.checked.push(store);
+    }
+}
+
+/// The tenant tables of the catalog, with whether the service role may read each.
+async fn tenant_tables(tx: &mut crate::db::TenantTx) -> Result<Vec<(String, bool)>, SweepError> {
+    Ok(sqlx::query_as(
+        "SELECT c.relname::text, has_table_privilege(current_user, c.oid, 'SELECT') FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+    )
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+/// Scans PostgreSQL, object storage and Redis for document `d` of `tenant` (its id, and the
+/// chunks whose SHA-256s are `samples`).
+pub async fn document(
+    db: &Db,
+    blobs: &BlobStore,
+    queue: &JobQueue,
+    tenant: TenantId,
+    d: crate::ids::DocumentId,
+    samples: &[String],
+) -> Result<Scan, SweepError> {
+    let needle = d.to_string();
+    let mut scan = Scan::default();
+    let mut tx = db.begin_tenant(tenant).await?;
+    for (table, readable) in tenant_tables(&mut tx).await? {
+        if RETAINED_TABLES.contains(&table.as_str()) {
+            continue;
+        }
+        let store = format!("postgresql.{table}");
+        if !readable {
+            scan.add(
+                store,
+                1,
+                "the service role cannot read this table, so it cannot be searched",
+            );
+            continue;
+        }
+        // The whole row as text: every column, whatever it is called.
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} r WHERE strpos(r::text, $1) > 0"
+        )))
+        .bind(&needle)
+        .fetch_one(tx.conn())
+        .await?;
+        scan.add(store, n, format!("rows naming document {needle}"));
+    }
+    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE sha256 = ANY($1)")
+        .bind(samples)
+        .fetch_one(tx.conn())
+        .await?;
+    scan.add(
+        "postgresql.chunks (sample text)",
+        again,
+        "chunks with the deleted document's sample text",
+    );
+    tx.commit().await?;
+
+    let own = blobs.list(tenant, &super::document::folder(d)).await?;
+    scan.add(
+        "objects.document",
+        own.len() as i64,
+        "objects under the document's folder",
+    );
+    let marker = format!("documents/{needle}/");
+    let packaged = blobs
+        .list(tenant, "exports")
+        .await?
+        .into_iter()
+        .filter(|p| p.contains(&marker))
+        .count();
+    scan.add(
+        "objects.export_packages",
+        packaged as i64,
+        "the document's files inside download packages",
+    );
+
+    let (payloads, keys) = redis_mentions(queue, &needle).await?;
+    scan.add(
+        "redis.queue_payloads",
+        payloads,
+        "queue payloads naming the document",
+    );
+    scan.add("redis.keys", keys, "keys naming the document");
+    Ok(scan)
+}
+
+/// Queue payloads naming `needle` (any state) and keys whose name contains it, under the
+/// deployment's prefix.
+pub async fn redis_mentions(queue: &JobQueue, needle: &str) -> Result<(i64, i64), SweepError> {
+    let redis = queue.redis();
+    let mut conn = redis.conn().await.map_err(|e| SweepError::Redis(e.to_string()))?;
+    let mut payloads = 0;
+    for data in queue_data_hashes(&mut conn, redis.prefix()).await? {
+        payloads += fields_containing(&mut conn, &data, needle).await?.len() as i64;
+    }
+    let pattern = format!("{}*{needle}*", redis.prefix());
+    let mut cursor: u64 = 0;
+    let mut keys = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| SweepError::Redis(e.to_string()))?;
+        keys += found.len() as i64;
+        if next == 0 {
+            return Ok((payloads, keys));
+        }
+        cursor = next;
+    }
+}

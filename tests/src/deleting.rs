@@ -1,0 +1,219 @@
+//! Deletions through the real API, and the tests' own residue scan: independent of the
+//! platform's (superuser SQL over every table, the object folder walked on disk, every
+//! Redis key of the test read whatever its type).
+
+use crate::TestApp;
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Tables kept on purpose after a deletion (the audit chains, the usage ledger and its
+/// roll-up): the certificate lists them as retained.
+pub const RETAINED: [&str; 4] = [
+    "audit_events",
+    "platform_audit_events",
+    "usage_events",
+    "usage_monthly",
+];
+
+impl TestApp {
+    /// `DELETE /v1/documents/{id}` (with `?dry_run=true` when asked); status and body.
+    pub async fn delete_document(&self, token: &str, id: &str, dry_run: bool) -> (u16, Value) {
+        let path = match dry_run {
+            true => format!("/v1/documents/{id}?dry_run=true"),
+            false => format!("/v1/documents/{id}"),
+        };
+        let r = self.call(Method::DELETE, &path, Some(token), None).await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a deletion until it ends (`done`, `residue_found`, `failed`); panics after
+    /// `timeout`.
+    pub async fn wait_deletion(&self, token: &str, id: &str, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let v: Value = self
+                .call(Method::GET, &format!("/v1/deletions/{id}"), Some(token), None)
+                .await
+                .json()
+                .await
+                .expect("json");
+            if ["done", "residue_found", "failed"].contains(&v["status"].as_str().unwrap_or("")) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "deletion {id} still {} after {timeout:?}: {v}",
+                v["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs `docketctl certificate verify FILE --public-key KEYS` (the real binary) with the
+    /// keys this deployment publishes; returns (exit code, report).
+    pub async fn verify_certificate(&self, file: &Path) -> (i32, Value) {
+        let keys: Value = self
+            .get("/.well-known/docket-keys.json")
+            .await
+            .json()
+            .await
+            .expect("keys");
+        let keys_file: PathBuf = file.with_extension("keys.json");
+        std::fs::write(&keys_file, keys.to_string()).expect("keys file");
+        let out = std::process::Command::new(crate::sibling_binary("docketctl"))
+            .env_clear()
+            .args(["certificate", "verify"])
+            .arg(file)
+            .arg("--public-key")
+            .arg(&keys_file)
+            .output()
+            .expect("docketctl runs");
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Rows of every table in the database whose text contains `needle` (the retained
+    /// tables apart), by table: the test's own scan, as a superuser.
+    pub async fn rows_naming(&self, needle: &str) -> BTreeMap<String, i64> {
+        let su = self.pool_as("docket_test_super").await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 1",
+        )
+        .fetch_all(&su)
+        .await
+        .expect("catalog");
+        let mut out = BTreeMap::new();
+        for t in tables.iter().filter(|t| !RETAINED.contains(&t.as_str())) {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {t} r WHERE strpos(r::text, $1) > 0"
+            )))
+            .bind(needle)
+            .fetch_one(&su)
+            .await
+            .unwrap_or_else(|e| panic!("scan {t}: {e}"));
+            if n > 0 {
+                out.insert(t.clone(), n);
+            }
+        }
+        out
+    }
+
+    /// Rows per table of `tenant` (every table with a `tenant_id`), as a superuser.
+    pub async fn tenant_rows(&self, tenant: docket_platform::ids::TenantId) -> BTreeMap<String, i64> {
+        let su = self.pool_as("docket_test_super").await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+             WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace ORDER BY 1",
+        )
+        .fetch_all(&su)
+        .await
+        .expect("catalog");
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {t} WHERE tenant_id = $1"
+            )))
+            .bind(tenant)
+            .fetch_one(&su)
+            .await
+            .unwrap_or_else(|e| panic!("count {t}: {e}"));
+            out.insert(t, n);
+        }
+        out
+    }
+
+    /// Paths of stored objects (the test's local object folder) containing `needle`.
+    pub fn objects_naming(&self, needle: &str) -> Vec<String> {
+        let mut out = vec![];
+        let mut stack = vec![self.dirs.path().join("objects")];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains(needle) {
+                    out.push(p.display().to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Redis keys of this test whose name or content contains `needle`, whatever their type.
+    pub async fn redis_naming(&self, needle: &str) -> Vec<String> {
+        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.config.redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        let mut out = vec![];
+        for k in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .expect("type");
+            let content: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![
+                    redis::cmd("GET")
+                        .arg(&k)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default(),
+                ],
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&k)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                "list" => redis::cmd("LRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                "set" => redis::cmd("SMEMBERS")
+                    .arg(&k)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&k)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                _ => vec![],
+            };
+            let n = needle.as_bytes();
+            if k.contains(needle) || content.iter().any(|c| c.windows(n.len()).any(|w| w == n)) {
+                out.push(k);
+            }
+        }
+        out
+    }
+
+    /// Redis keys of this test (how much of the queue state a step left).
+    pub async fn redis_key_count(&self) -> usize {
+        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.config.redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        keys.len()
+    }
+}

@@ -1,0 +1,154 @@
+//! `delete`: carries out one document deletion (`platform::deletions`), holding the
+//! deletion's lease. Waits until no stage works on the document, then sweeps the vectors
+//! (every placement, under the tenant's vector lock, counted to zero), download packages
+//! holding it, its objects, its rows (one transaction), its finished jobs' queue payloads;
+//! then scans every store again and issues the signed certificate, or ends as
+//! `residue_found`. A retry (busy, a store unreachable) resumes: every step is idempotent
+//! and each store's count is kept from the first sweep. Runs where the vector store is.
+
+use super::index::placement_of;
+use crate::context::{Ctx, JobContext};
+use apalis::prelude::{BoxDynError, Data};
+use docket_platform::deletions::document::{self, Begin, SweepError, Target};
+use docket_platform::deletions::issue::{self, Issued};
+use docket_platform::deletions::job::DeleteJob;
+use docket_platform::deletions::{residue, stores};
+use docket_platform::identity::keyring::KeyRing;
+use docket_platform::tenants::IsolationTier;
+use docket_rag::vectors::{TenantScope, VectorIndex};
+use std::time::{Duration, Instant};
+
+/// How long one attempt waits for the document's stages to finish before it hands the
+/// job back to the queue (which retries it).
+const WAIT_IDLE: Duration = Duration::from_secs(60);
+
+/// The apalis handler.
+pub async fn handle(job: DeleteJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
+    let ctx: Ctx = (*ctx).clone();
+    let key = format!("deletion:{}", job.deletion_id);
+    match docket_platform::db::leased(&ctx.db, &key, None, async { run(&ctx, &job).await.map(Some) }).await {
+        Ok(Some(Some(Issued::Certificate(sha)))) => {
+            tracing::info!(deletion = %job.deletion_id, certificate_sha256 = %sha, "deletion done");
+            Ok(())
+        }
+        Ok(Some(Some(Issued::Residue(n)))) => {
+            tracing::error!(deletion = %job.deletion_id, stores = n, "deletion found residue; operators alerted");
+            Ok(())
+        }
+        // Ended already, or another delivery holds the lease (it finishes the work).
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(deletion = %job.deletion_id, error = %e, "deletion attempt did not finish; retrying");
+            Err(e.to_string().into())
+        }
+    }
+}
+
+async fn run(ctx: &JobContext, job: &DeleteJob) -> Result<Option<Issued>, SweepError> {
+    let t = match document::begin(&ctx.db, &ctx.auditor, job.tenant_id, job.deletion_id).await? {
+        Begin::Sweep(t) => t,
+        Begin::Ended => return Ok(None),
+    };
+    match sweep(ctx, &t).await {
+        Err(SweepError::Busy(reason)) => {
+            document::was_busy(&ctx.db, &t).await?;
+            Err(SweepError::Busy(reason))
+        }
+        other => other.map(Some),
+    }
+}
+
+async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
+    let t = *t;
+    document::ensure_samples(&ctx.db, &t).await?;
+    let started = Instant::now();
+    while let Some(reason) = document::busy(&ctx.db, &t).await? {
+        if started.elapsed() > WAIT_IDLE {
+            return Err(SweepError::Busy(reason));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let residue_vectors = sweep_vectors(ctx, &t).await?;
+    let packaged = document::withdraw_packages(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
+    document::record(&ctx.db, &ctx.auditor, &t, stores::PACKAGES, packaged).await?;
+    let objects = document::sweep_objects(&ctx.blobs, &t).await?;
+    document::record(&ctx.db, &ctx.auditor, &t, stores::OBJECTS, objects).await?;
+    document::sweep_rows(&ctx.db, &ctx.auditor, &t).await?;
+    let queued = document::sweep_queue(&ctx.queue, &t.document.to_string()).await?;
+    if queued.pending > 0 {
+        // Stages queued before the deletion: each stops at once when it runs (its record is
+        // gone), and the next attempt removes its payload.
+        return Err(SweepError::Busy(format!(
+            "{} queued tasks of the document have not run yet",
+            queued.pending
+        )));
+    }
+    document::record(&ctx.db, &ctx.auditor, &t, stores::QUEUE, queued.removed).await?;
+
+    let samples: Vec<String> = {
+        let mut tx = ctx.db.begin_tenant(t.tenant).await?;
+        let s = sqlx::query_scalar("SELECT samples FROM deletions WHERE id = $1")
+            .bind(t.deletion)
+            .fetch_one(tx.conn())
+            .await?;
+        tx.commit().await?;
+        s
+    };
+    let mut scan = residue::document(&ctx.db, &ctx.blobs, &ctx.queue, t.tenant, t.document, &samples).await?;
+    for (tier, left) in residue_vectors {
+        scan.add(
+            stores::vectors(tier.as_str()),
+            left as i64,
+            "points of the document still stored",
+        );
+    }
+    let keys = KeyRing::new(
+        ctx.db.clone(),
+        ctx.config.master_key.clone(),
+        ctx.config.auth.key_rotation_window,
+    );
+    let days = ctx.config.billing.ledger_retention_days;
+    issue::finish(&ctx.db, &keys, &ctx.auditor, days, &t, scan).await
+}
+
+/// Deletes the document's points in every placement (not only the tenant's current one: a
+/// tier move may have left some behind), under the tenant's vector lock so no index job
+/// writes meanwhile; records what each held; returns what each still holds after (zero).
+async fn sweep_vectors(ctx: &JobContext, t: &Target) -> Result<Vec<(IsolationTier, usize)>, SweepError> {
+    let store = ctx
+        .vectors
+        .clone()
+        .ok_or_else(|| SweepError::Vectors("this worker does not hold the vector store".into()))?;
+    let engine = |e: docket_rag::vectors::VectorError| SweepError::Vectors(e.to_string());
+    let _held = ctx
+        .lock_tenant_vectors(t.tenant.as_uuid())
+        .await
+        .map_err(SweepError::from)?;
+    let mut left = vec![];
+    for tier in [
+        IsolationTier::Shared,
+        IsolationTier::Dedicated,
+        IsolationTier::Isolated,
+    ] {
+        let scope = TenantScope::new(t.tenant.as_uuid(), placement_of(tier));
+        let d = Some(t.document.as_uuid());
+        let before = store.count(scope, d).await.map_err(engine)?;
+        if before > 0 {
+            store
+                .delete_document(scope, t.document.as_uuid())
+                .await
+                .map_err(engine)?;
+        }
+        document::record(
+            &ctx.db,
+            &ctx.auditor,
+            t,
+            &stores::vectors(tier.as_str()),
+            before as i64,
+        )
+        .await?;
+        left.push((tier, store.count(scope, d).await.map_err(engine)?));
+    }
+    Ok(left)
+}
