@@ -42,6 +42,8 @@ CREATE TABLE deletions (
 );
 CREATE INDEX deletions_tenant_created ON deletions (tenant_id, created_at DESC);
 CREATE INDEX deletions_unfinished ON deletions (updated_at) WHERE status IN ('queued', 'running');
+-- One deletion at a time per subject.
+CREATE UNIQUE INDEX deletions_one_pending ON deletions (tenant_id, target_id) WHERE status IN ('queued', 'running');
 SELECT docket_enable_tenant_rls('deletions');
 
 GRANT SELECT, INSERT, UPDATE ON deletions TO docket_app;

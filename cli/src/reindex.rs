@@ -42,7 +42,9 @@ pub async fn reindex(
     for t in &tenants {
         let mut tx = control.begin_tenant(*t).await?;
         let docs: Vec<DocumentId> = sqlx::query_scalar(
-            "SELECT id FROM documents WHERE status = 'ready' AND chunking_version < $1 ORDER BY created_at",
+            // Locked until the jobs are recorded: a deletion asked meanwhile waits, then
+            // finds them (and a document already being deleted is not ready).
+            "SELECT id FROM documents WHERE status = 'ready' AND chunking_version < $1 ORDER BY created_at FOR SHARE",
         )
         .bind(CHUNKING_VERSION)
         .fetch_all(tx.conn())

@@ -193,10 +193,10 @@ pub async fn over_plan_limit(
 }
 
 /// Documents the tenant keeps and the bytes they take (failed and cancelled ones hold no
-/// searchable content and do not count).
+/// searchable content, and ones being deleted are going: none of them count).
 pub async fn documents_held(tx: &mut TenantTx) -> Result<(i64, i64), DbError> {
     Ok(sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(byte_size), 0)::bigint FROM documents WHERE status NOT IN ('failed', 'cancelled')",
+        "SELECT count(*), COALESCE(sum(byte_size), 0)::bigint FROM documents WHERE status NOT IN ('failed', 'cancelled', 'deleting')",
     )
     .fetch_one(tx.conn())
     .await?)

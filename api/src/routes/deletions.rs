@@ -51,7 +51,8 @@ pub async fn delete_document(
     let d = DocumentId(parse_id(&id, "document")?);
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let row: Option<(String, Option<uuid::Uuid>)> =
-        sqlx::query_as("SELECT status, created_by FROM documents WHERE id = $1")
+        // Locked: two requests at once make one deletion (the second sees it `deleting`).
+        sqlx::query_as("SELECT status, created_by FROM documents WHERE id = $1 FOR UPDATE")
             .bind(d)
             .fetch_optional(tx.conn())
             .await?;

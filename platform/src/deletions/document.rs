@@ -5,7 +5,7 @@
 //! queue. Every step is idempotent; each store's count is recorded once, so a resumed
 //! deletion reports what the first attempt removed.
 
-use super::{record_swept, stores};
+use super::{add_swept, record_swept, stores};
 use crate::audit::{Actor, Auditor, Event, Outcome};
 use crate::blobs::BlobStore;
 use crate::db::{Db, DbError, TenantTx};
@@ -80,16 +80,22 @@ pub async fn begin(
     id: uuid::Uuid,
 ) -> Result<Begin, SweepError> {
     let mut tx = db.begin_tenant(tenant).await?;
-    let row: Option<(Option<uuid::Uuid>, i32, bool)> = sqlx::query_as(
+    // Whether any attempt started before (`attempts` is given back by waits: not a sign).
+    let first: Option<bool> =
+        sqlx::query_scalar("SELECT started_at IS NULL FROM deletions WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+    let row: Option<(Option<uuid::Uuid>, i32)> = sqlx::query_as(
         "UPDATE deletions SET status = 'running', attempts = attempts + 1, updated_at = now(),
                 started_at = coalesce(started_at, now())
          WHERE id = $1 AND status IN ('queued', 'running')
-         RETURNING target_id, attempts, attempts = 1",
+         RETURNING target_id, attempts",
     )
     .bind(id)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((Some(document), attempts, first)) = row else {
+    let (Some((Some(document), attempts)), Some(first)) = (row, first) else {
         return Ok(Begin::Ended);
     };
     let target = format!("deletion:{id}");
@@ -219,13 +225,14 @@ pub async fn record(
 
 /// Deletes every download package (in our storage) that holds the document: a copy of
 /// it. Packages written to the customer's own bucket are the customer's (the certificate
-/// says so). Returns the objects removed.
+/// says so). Their objects are counted and recorded before any goes (a resumed sweep
+/// finds only the packages left, and keeps the first count).
 pub async fn withdraw_packages(
     db: &Db,
     blobs: &BlobStore,
     auditor: &Auditor,
     t: &Target,
-) -> Result<i64, SweepError> {
+) -> Result<(), SweepError> {
     let mut tx = db.begin_tenant(t.tenant).await?;
     let packages: Vec<uuid::Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT e.id FROM exports e JOIN export_files f ON f.export_id = e.id
@@ -236,11 +243,18 @@ pub async fn withdraw_packages(
     .fetch_all(tx.conn())
     .await?;
     tx.commit().await?;
-    let mut removed = 0;
+    let mut objects = 0;
+    for export in &packages {
+        objects += blobs
+            .list(t.tenant, &crate::exports::package_folder(*export))
+            .await?
+            .len() as i64;
+    }
+    record(db, auditor, t, stores::PACKAGES, objects).await?;
     for export in packages {
-        removed += blobs
+        blobs
             .delete_prefix(t.tenant, &crate::exports::package_folder(export))
-            .await? as i64;
+            .await?;
         let mut tx = db.begin_tenant(t.tenant).await?;
         sqlx::query("UPDATE exports SET package_deleted_at = now() WHERE id = $1")
             .bind(export)
@@ -252,12 +266,21 @@ pub async fn withdraw_packages(
         auditor.tenant(&mut tx, ev).await?;
         tx.commit().await?;
     }
-    Ok(removed)
+    Ok(())
 }
 
-/// Deletes the document's objects (original, extracted text, vectors).
-pub async fn sweep_objects(blobs: &BlobStore, t: &Target) -> Result<i64, SweepError> {
-    Ok(blobs.delete_prefix(t.tenant, &folder(t.document)).await? as i64)
+/// Deletes the document's objects (original, extracted text, vectors), counted and
+/// recorded before they go.
+pub async fn sweep_objects(
+    db: &Db,
+    blobs: &BlobStore,
+    auditor: &Auditor,
+    t: &Target,
+) -> Result<(), SweepError> {
+    let objects = blobs.list(t.tenant, &folder(t.document)).await?.len() as i64;
+    record(db, auditor, t, stores::OBJECTS, objects).await?;
+    blobs.delete_prefix(t.tenant, &folder(t.document)).await?;
+    Ok(())
 }
 
 /// The document's folder in object storage.
@@ -267,8 +290,10 @@ pub fn folder(d: DocumentId) -> String {
 
 /// Deletes or redacts every row of the document in one transaction, with each store's
 /// count: answers that quoted it lose their answer and citations (the question stays, with
-/// the flag `source_deleted`), export file records of it go, cached vectors only it used
-/// go, its job records, chunks (and so its lexical entries) and its row go.
+/// the flag `source_deleted`), and it leaves every question's scope (a question scoped to
+/// it alone keeps a scope that matches nothing, the nil id: an empty scope would mean the
+/// whole tenant); export file records of it go, cached vectors only it used go, its job
+/// records, chunks (and so its lexical entries) and its row go.
 pub async fn sweep_rows(db: &Db, auditor: &Auditor, t: &Target) -> Result<(), SweepError> {
     let d = t.document;
     let mut tx = db.begin_tenant(t.tenant).await?;
@@ -278,7 +303,9 @@ pub async fn sweep_rows(db: &Db, auditor: &Auditor, t: &Target) -> Result<(), Sw
             answer = CASE WHEN {cited} THEN NULL ELSE answer END,
             flags = CASE WHEN {cited} AND NOT 'source_deleted' = ANY(flags) THEN array_append(flags, 'source_deleted') ELSE flags END,
             citations = CASE WHEN {cited} THEN '[]'::jsonb ELSE citations END,
-            document_ids = array_remove(document_ids, $1)
+            document_ids = CASE WHEN document_ids = ARRAY[$1]::uuid[]
+                                THEN ARRAY['00000000-0000-0000-0000-000000000000']::uuid[]
+                                ELSE array_remove(document_ids, $1) END
          WHERE {cited} OR $1 = ANY(document_ids)"
     )))
     .bind(d)
@@ -338,8 +365,21 @@ pub struct QueueSweep {
     pub pending: i64,
 }
 
-/// Statuses apalis-redis gives a task that will never run again.
-const TERMINAL: [&str; 3] = ["Done", "Failed", "Killed"];
+/// Statuses apalis-redis gives a task that will never run again. `Failed` is not one of
+/// them: a failed task waits in the scheduled set for its retry (up to 25), and only one
+/// in the dead set is finished.
+const TERMINAL: [&str; 2] = ["Done", "Killed"];
+
+/// Removes the queue payloads of the document's finished tasks ([`sweep_queue`]) and adds
+/// them to the deletion's count at once (the attempt may still have to wait for tasks not
+/// run yet: what it removed stays counted).
+pub async fn sweep_document_queue(db: &Db, queue: &JobQueue, t: &Target) -> Result<QueueSweep, SweepError> {
+    let swept = sweep_queue(queue, &t.document.to_string()).await?;
+    let mut tx = db.begin_tenant(t.tenant).await?;
+    add_swept(&mut tx, t.deletion, stores::QUEUE, swept.removed).await?;
+    tx.commit().await?;
+    Ok(swept)
+}
 
 /// Removes the payloads (and their metadata) of finished tasks that name `needle` from
 /// every queue of this deployment. apalis-redis keeps a finished task's payload until a
@@ -359,7 +399,17 @@ pub async fn sweep_queue(queue: &JobQueue, needle: &str) -> Result<QueueSweep, S
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| SweepError::Redis(e.to_string()))?;
-            if !status.as_deref().is_some_and(|s| TERMINAL.contains(&s)) {
+            let finished = match status.as_deref() {
+                Some(s) if TERMINAL.contains(&s) => true,
+                Some("Failed") => redis::cmd("SISMEMBER")
+                    .arg(format!("{base}:dead"))
+                    .arg(&task)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| SweepError::Redis(e.to_string()))?,
+                _ => false,
+            };
+            if !finished {
                 out.pending += 1;
                 continue;
             }

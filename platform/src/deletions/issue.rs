@@ -19,6 +19,8 @@ pub enum Issued {
     Certificate(String),
     /// Residue found (the findings are on the deletion).
     Residue(usize),
+    /// It had ended already (a duplicate delivery): nothing done.
+    Ended,
 }
 
 /// How each kind of a document's plaintext is handled (the certificate's `plaintext`).
@@ -86,7 +88,7 @@ pub async fn finish(
     .fetch_optional(tx.conn())
     .await?;
     let Some((requested_at, started_at, swept)) = row else {
-        return Ok(Issued::Residue(0));
+        return Ok(Issued::Ended);
     };
     let target = format!("deletion:{}", t.deletion);
     if !scan.found.is_empty() {

@@ -32,14 +32,16 @@ pub fn config(queue: &JobQueue) -> Config {
     Config::default().queue(format!("{}queue:delete", queue.redis().prefix()))
 }
 
-/// Pushes a `delete` job for attempt `attempt` (after the deletion's row is committed).
-pub async fn push(queue: &JobQueue, job: &DeleteJob, attempt: i32) -> Result<(), QueueError> {
-    let id = crate::jobs::task_id("delete", job.deletion_id, attempt);
+/// Pushes a `delete` job (after the deletion's row is committed) as delivery `round`: the
+/// request pushes round 0, the calendar the epoch second of the deletion's last change, so
+/// each re-queue is a new task even while the queue still holds a dead one.
+pub async fn push(queue: &JobQueue, job: &DeleteJob, round: i64) -> Result<(), QueueError> {
+    let id = crate::jobs::task_id("delete", job.deletion_id, round as i32);
     queue.push_task(config(queue), job.clone(), id).await
 }
 
 /// Queues again every deletion queued or running whose last change is older than `quiet`
-/// (its queue entry may be lost: Redis restarted, a worker died after its last retry). A
+/// (its queue entry may be lost: Redis restarted, the queue gave up retrying it). A
 /// duplicate delivery is harmless (the deletion's lease). Returns how many.
 pub async fn requeue_stale(
     control: &crate::db::ControlDb,
@@ -48,13 +50,15 @@ pub async fn requeue_stale(
     quiet: chrono::Duration,
 ) -> Result<usize, QueueError> {
     let stale = super::stale(control, now, quiet).await?;
-    for (deletion_id, tenant_id, attempts) in &stale {
+    for (deletion_id, tenant_id, changed) in &stale {
         let job = DeleteJob {
             v: DELETE_VERSION,
             tenant_id: *tenant_id,
             deletion_id: *deletion_id,
         };
-        push(queue, &job, *attempts).await?;
+        // Never 0 (the request's round); seconds fit an i32 until 2038, then wrap, which
+        // still differs from one re-queue to the next.
+        push(queue, &job, changed.timestamp().max(1)).await?;
     }
     Ok(stale.len())
 }

@@ -270,15 +270,31 @@ pub async fn record_swept(
     Ok(done.rows_affected() == 1)
 }
 
+/// Adds `removed` to `store`'s count (a store swept a part at a time, e.g. queue payloads
+/// of tasks that had to run first: each part is counted once, as it goes).
+pub async fn add_swept(tx: &mut TenantTx, id: uuid::Uuid, store: &str, removed: i64) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE deletions SET swept = swept || jsonb_build_object($2::text, coalesce((swept->>$2)::bigint, 0) + $3),
+                updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(store)
+    .bind(removed)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 /// Deletions queued or running whose last change is older than `quiet` (their queue entry
 /// may be lost): the calendar queues them again.
 pub async fn stale(
     control: &crate::db::ControlDb,
     now: DateTime<Utc>,
     quiet: chrono::Duration,
-) -> Result<Vec<(uuid::Uuid, crate::ids::TenantId, i32)>, DbError> {
+) -> Result<Vec<(uuid::Uuid, crate::ids::TenantId, DateTime<Utc>)>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT id, tenant_id, attempts FROM deletions
+        "SELECT id, tenant_id, updated_at FROM deletions
          WHERE status IN ('queued', 'running') AND updated_at < $1 ORDER BY updated_at LIMIT 1000",
     )
     .bind(now - quiet)

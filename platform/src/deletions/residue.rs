@@ -65,8 +65,9 @@ async fn tenant_tables(tx: &mut crate::db::TenantTx) -> Result<Vec<(String, bool
     .await?)
 }
 
-/// Scans PostgreSQL, object storage and Redis for document `d` of `tenant` (its id, and the
-/// chunks whose SHA-256s are `samples`).
+/// Scans PostgreSQL, object storage and Redis for document `d` of `tenant`: its id, and
+/// the chunks whose SHA-256s are `samples` in documents older than the deletion's request
+/// (`requested`: the same file uploaded again since is a new document, not residue).
 pub async fn document(
     db: &Db,
     blobs: &BlobStore,
@@ -74,6 +75,7 @@ pub async fn document(
     tenant: TenantId,
     d: crate::ids::DocumentId,
     samples: &[String],
+    requested: chrono::DateTime<chrono::Utc>,
 ) -> Result<Scan, SweepError> {
     let needle = d.to_string();
     let mut scan = Scan::default();
@@ -100,10 +102,14 @@ pub async fn document(
         .await?;
         scan.add(store, n, format!("rows naming document {needle}"));
     }
-    let again: i64 = sqlx::query_scalar("SELECT count(*) FROM chunks WHERE sha256 = ANY($1)")
-        .bind(samples)
-        .fetch_one(tx.conn())
-        .await?;
+    let again: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chunks c JOIN documents o ON o.id = c.document_id
+         WHERE c.sha256 = ANY($1) AND o.created_at < $2",
+    )
+    .bind(samples)
+    .bind(requested)
+    .fetch_one(tx.conn())
+    .await?;
     scan.add(
         "postgresql.chunks (sample text)",
         again,

@@ -159,7 +159,9 @@ pub async fn list(
         .await?)
 }
 
-/// Moves a document to `status` at `stage` (clearing any error).
+/// Moves a document to `status` at `stage` (clearing any error). A failed document stays
+/// failed and one being deleted stays `deleting` (a stage that was running when the
+/// deletion was asked finishes without bringing it back).
 pub async fn set_progress(
     tx: &mut TenantTx,
     id: DocumentId,
@@ -168,7 +170,7 @@ pub async fn set_progress(
 ) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE documents SET status = $2, stage = $3, error_code = NULL, error_message = NULL, updated_at = now()
-         WHERE id = $1 AND status <> 'failed'",
+         WHERE id = $1 AND status NOT IN ('failed', 'deleting')",
     )
     .bind(id)
     .bind(status)
@@ -214,10 +216,11 @@ pub async fn set_chunking_version(tx: &mut TenantTx, id: DocumentId) -> Result<(
     Ok(())
 }
 
-/// Fails the document with a code and a sentence.
+/// Fails the document with a code and a sentence (not one being deleted: it ends deleted).
 pub async fn fail(tx: &mut TenantTx, id: DocumentId, code: &str, message: &str) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE documents SET status = 'failed', error_code = $2, error_message = $3, updated_at = now() WHERE id = $1",
+        "UPDATE documents SET status = 'failed', error_code = $2, error_message = $3, updated_at = now()
+         WHERE id = $1 AND status <> 'deleting'",
     )
     .bind(id)
     .bind(code)

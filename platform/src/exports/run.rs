@@ -87,13 +87,18 @@ const PARALLEL_DOCUMENTS: usize = 4;
 
 /// The stores of the package, each a JSONL file: (file stem and count key, the query
 /// returning one JSON object per row as of the snapshot `$1`). Secrets never leave:
-/// password and key hashes are dropped, refresh tokens are not exported.
+/// password and key hashes are dropped, refresh tokens are not exported. A document being
+/// deleted is left out (its deletion waits for exports already running).
 const TABLES: [(&str, &str); 7] = [
-    ("documents", "SELECT to_jsonb(d) FROM documents d WHERE created_at <= $1 ORDER BY id"),
+    (
+        "documents",
+        "SELECT to_jsonb(d) FROM documents d WHERE created_at <= $1 AND status <> 'deleting' ORDER BY id",
+    ),
     (
         "chunks",
         "SELECT to_jsonb(c) - 'tenant_id' FROM chunks c
-         WHERE created_at <= $1 AND document_id IN (SELECT id FROM documents WHERE created_at <= $1)
+         WHERE created_at <= $1
+           AND document_id IN (SELECT id FROM documents WHERE created_at <= $1 AND status <> 'deleting')
          ORDER BY document_id, ordinal",
     ),
     ("queries", "SELECT to_jsonb(q) FROM queries q WHERE created_at <= $1 ORDER BY created_at, id"),
@@ -269,11 +274,12 @@ async fn run_leased(cx: ExportContext<'_>, tenant: TenantId, id: uuid::Uuid) -> 
         Err(finished) => return Ok(finished),
     };
     let mut tx = cx.db.begin_tenant(tenant).await?;
-    let docs: Vec<DocumentId> =
-        sqlx::query_scalar("SELECT id FROM documents WHERE created_at <= $1 ORDER BY id")
-            .bind(st.snapshot)
-            .fetch_all(tx.conn())
-            .await?;
+    let docs: Vec<DocumentId> = sqlx::query_scalar(
+        "SELECT id FROM documents WHERE created_at <= $1 AND status <> 'deleting' ORDER BY id",
+    )
+    .bind(st.snapshot)
+    .fetch_all(tx.conn())
+    .await?;
     let done: HashSet<String> = sqlx::query_scalar("SELECT path FROM export_files WHERE export_id = $1")
         .bind(id)
         .fetch_all(tx.conn())

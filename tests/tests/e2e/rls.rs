@@ -186,10 +186,9 @@ async fn the_app_role_cannot_weaken_security() {
         "UPDATE audit_events SET action = 'x'",
         "DELETE FROM audit_events",
         "UPDATE tenants SET status = 'active'",
-        // Grants nobody's code uses are gone (migration 0017).
-        "DELETE FROM documents",
+        // Grants nobody's code uses are gone (migration 0017; document deletion took
+        // back DELETE on documents and jobs in 0023, checked below).
         "DELETE FROM users",
-        "DELETE FROM jobs",
     ] {
         let err = sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&pool)
@@ -200,6 +199,19 @@ async fn the_app_role_cannot_weaken_security() {
             msg.contains("must be owner") || msg.contains("permission denied"),
             "{sql}: unexpected error {msg}"
         );
+    }
+    // What deletion may delete, it deletes only inside a tenant's scope: without one, row
+    // security leaves it nothing.
+    for sql in [
+        "DELETE FROM documents",
+        "DELETE FROM jobs",
+        "DELETE FROM embedding_cache",
+    ] {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&pool)
+            .await
+            .expect(sql);
+        assert_eq!(done.rows_affected(), 0, "{sql} outside a tenant's scope");
     }
     // Turning row security off makes queries fail rather than see everything.
     let mut conn = pool.acquire().await.expect("conn");

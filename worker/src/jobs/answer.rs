@@ -145,26 +145,34 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     // announcement.
     let mut tx = ctx.db.begin_tenant(t).await.map_err(transient)?;
     let doc_ids: Vec<uuid::Uuid> = passages.iter().map(|p| p.document_id).collect();
-    // Filenames through RLS: a document this tenant cannot see has no row here.
-    let names: HashMap<uuid::Uuid, String> =
-        sqlx::query_as::<_, (uuid::Uuid, String)>("SELECT id, filename FROM documents WHERE id = ANY($1)")
-            .bind(&doc_ids)
-            .fetch_all(tx.conn())
-            .await
-            .map_err(transient)?
-            .into_iter()
-            .collect();
+    // Filenames through RLS: a document this tenant cannot see has no row here. Locked
+    // (shared) until the answer is written: a deletion marks the document first, so either
+    // it is seen here as no longer ready, or its sweep runs after this answer exists and
+    // erases it.
+    let names: HashMap<uuid::Uuid, (String, bool)> = sqlx::query_as::<_, (uuid::Uuid, String, bool)>(
+        "SELECT id, filename, status = 'ready' FROM documents WHERE id = ANY($1) FOR SHARE",
+    )
+    .bind(&doc_ids)
+    .fetch_all(tx.conn())
+    .await
+    .map_err(transient)?
+    .into_iter()
+    .map(|(id, name, ready)| (id, (name, ready)))
+    .collect();
     let (status, text, citations, dropped) = match answer {
         Answer::NoAnswer { message } => ("no_answer", message, Vec::new(), Vec::new()),
         Answer::Answered { text, citations } => {
             let mut kept = Vec::new();
             let mut dropped = Vec::new();
+            let mut skipped = 0;
             for c in citations {
                 let p = &passages[c.passage];
                 let hit = &hits[c.passage];
                 let in_filter = filter.is_empty() || filter.iter().any(|d| d.as_uuid() == p.document_id);
                 match names.get(&p.document_id) {
-                    Some(name) if hit.tenant == t.as_uuid() && in_filter => kept.push(Citation {
+                    // Being deleted since it was retrieved: not cited, and not a violation.
+                    Some((_, false)) if hit.tenant == t.as_uuid() => skipped += 1,
+                    Some((name, true)) if hit.tenant == t.as_uuid() && in_filter => kept.push(Citation {
                         document_id: DocumentId(p.document_id),
                         filename: name.clone(),
                         chunk_id: p.chunk_id,
@@ -178,10 +186,11 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
             }
             if kept.is_empty() {
                 ("no_answer", NO_ANSWER.to_owned(), kept, dropped)
-            } else if dropped.is_empty() {
+            } else if dropped.is_empty() && skipped == 0 {
                 ("answered", text, kept, dropped)
             } else {
-                // The text numbered the dropped citations too: rebuild it from what is kept.
+                // The text quoted the dropped (or no longer ready) passages too: rebuild it
+                // from what is kept.
                 let text = quoted(kept.iter().map(|c| c.quote.as_str()));
                 ("answered", text, kept, dropped)
             }

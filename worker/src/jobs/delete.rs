@@ -70,12 +70,10 @@ async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
     }
 
     let residue_vectors = sweep_vectors(ctx, &t).await?;
-    let packaged = document::withdraw_packages(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
-    document::record(&ctx.db, &ctx.auditor, &t, stores::PACKAGES, packaged).await?;
-    let objects = document::sweep_objects(&ctx.blobs, &t).await?;
-    document::record(&ctx.db, &ctx.auditor, &t, stores::OBJECTS, objects).await?;
+    document::withdraw_packages(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
+    document::sweep_objects(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
     document::sweep_rows(&ctx.db, &ctx.auditor, &t).await?;
-    let queued = document::sweep_queue(&ctx.queue, &t.document.to_string()).await?;
+    let queued = document::sweep_document_queue(&ctx.db, &ctx.queue, &t).await?;
     if queued.pending > 0 {
         // Stages queued before the deletion: each stops at once when it runs (its record is
         // gone), and the next attempt removes its payload.
@@ -84,18 +82,20 @@ async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
             queued.pending
         )));
     }
-    document::record(&ctx.db, &ctx.auditor, &t, stores::QUEUE, queued.removed).await?;
 
-    let samples: Vec<String> = {
+    let (samples, requested): (Vec<String>, chrono::DateTime<chrono::Utc>) = {
         let mut tx = ctx.db.begin_tenant(t.tenant).await?;
-        let s = sqlx::query_scalar("SELECT samples FROM deletions WHERE id = $1")
+        let s = sqlx::query_as("SELECT samples, created_at FROM deletions WHERE id = $1")
             .bind(t.deletion)
             .fetch_one(tx.conn())
             .await?;
         tx.commit().await?;
         s
     };
-    let mut scan = residue::document(&ctx.db, &ctx.blobs, &ctx.queue, t.tenant, t.document, &samples).await?;
+    let mut scan = residue::document(
+        &ctx.db, &ctx.blobs, &ctx.queue, t.tenant, t.document, &samples, requested,
+    )
+    .await?;
     for (tier, left) in residue_vectors {
         scan.add(
             stores::vectors(tier.as_str()),
@@ -133,13 +133,8 @@ async fn sweep_vectors(ctx: &JobContext, t: &Target) -> Result<Vec<(IsolationTie
     ] {
         let scope = TenantScope::new(t.tenant.as_uuid(), placement_of(tier));
         let d = Some(t.document.as_uuid());
+        // Counted and recorded before they go: a resumed sweep keeps this first count.
         let before = store.count(scope, d).await.map_err(engine)?;
-        if before > 0 {
-            store
-                .delete_document(scope, t.document.as_uuid())
-                .await
-                .map_err(engine)?;
-        }
         document::record(
             &ctx.db,
             &ctx.auditor,
@@ -148,6 +143,12 @@ async fn sweep_vectors(ctx: &JobContext, t: &Target) -> Result<Vec<(IsolationTie
             before as i64,
         )
         .await?;
+        if before > 0 {
+            store
+                .delete_document(scope, t.document.as_uuid())
+                .await
+                .map_err(engine)?;
+        }
         left.push((tier, store.count(scope, d).await.map_err(engine)?));
     }
     Ok(left)

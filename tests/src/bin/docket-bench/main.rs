@@ -11,11 +11,13 @@
 //! - `unpack`: a worker's peak memory while it unpacks a 1 GiB zip import.
 //! - `billing`: a month's run for 10,000 tenants and 1,000,000 ledger rows; Stripe pushes/s.
 //! - `export`: the 40 cuad-dev contracts (or `--bytes N`) exported to the local S3 server.
+//! - `delete`: one document at a time deleted from a tenant of 10,000 synthetic contracts.
 
 mod answer;
 mod billing;
 mod bulk;
 mod cpu;
+mod delete;
 mod embed;
 mod export;
 mod governance;
@@ -38,9 +40,10 @@ async fn main() -> anyhow::Result<()> {
         "unpack" => unpack::run(&args[1..]).await,
         "billing" => billing::run(&args[1..]).await,
         "export" => export::run(&args[1..]).await,
+        "delete" => delete::run(&args[1..]).await,
         other => {
             bail!(
-                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack, billing or export"
+                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack, billing, export or delete"
             )
         }
     }
