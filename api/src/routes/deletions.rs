@@ -3,7 +3,8 @@
 //! `?dry_run=true` returns what would be removed, per store, and removes nothing),
 //! `GET /v1/deletions`, `GET /v1/deletions/{id}` (status, counts per store, residue found),
 //! `GET /v1/deletions/{id}/certificate` (the signed certificate, once done). The `delete`
-//! job does the sweep (`platform::deletions`).
+//! job does the sweep (`platform::deletions`). A user's personal data is erased at once
+//! (`DELETE /v1/users/{id}?erase=true`, routed with the users: [`erase_user`]).
 
 use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
@@ -17,8 +18,10 @@ use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
 use docket_platform::deletions::job::{self, DeleteJob};
+use docket_platform::deletions::user::{self, Erased};
 use docket_platform::deletions::{self, DeletionScope, plan};
-use docket_platform::ids::DocumentId;
+use docket_platform::identity::users;
+use docket_platform::ids::{DocumentId, UserId};
 use docket_platform::placement;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -129,6 +132,80 @@ pub async fn delete_document(
         tracing::warn!(deletion = %deletion, error = %e, "delete job not queued; the calendar queues it again");
     }
     Ok(accepted(deletion))
+}
+
+/// `DELETE /v1/users/{id}?erase=true[&dry_run=true]` (`users.manage`, checked by the
+/// caller): the address, password hash, sessions and login throttle go in one
+/// transaction, checked by a residue scan, with the certificate; the last active owner
+/// cannot be erased.
+pub async fn erase_user(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: UserId,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    if dry_run {
+        let counts = user::plan(&mut tx, &state.auditor, id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        tx.commit().await?;
+        return Ok(
+            Json(json!({"dry_run": true, "scope": "user", "user_id": id, "stores": counts})).into_response(),
+        );
+    }
+    let erased = user::erase(&mut tx, &state.auditor, &state.keys, id, &auth.actor_label())
+        .await
+        .map_err(ApiError::internal)?;
+    let (deletion, sha) = match erased {
+        Erased::NotFound => return Err(ApiError::not_found("user")),
+        Erased::Residue(scan) => {
+            drop(tx); // rolls the erasure back: nothing half-done
+            tracing::error!(stores = ?scan.found, "user erasure found the address left behind");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "residue_found",
+                "the address was still found after erasing it; nothing was changed and operators were alerted",
+            ));
+        }
+        Erased::Done {
+            deletion,
+            certificate_sha256,
+        } => (deletion, certificate_sha256),
+    };
+    if users::active_owner_count(&mut tx)
+        .await
+        .map_err(ApiError::internal)?
+        == 0
+    {
+        drop(tx);
+        return Err(auth
+            .refuse(
+                state,
+                "users.erase",
+                StatusCode::CONFLICT,
+                "last_owner",
+                "the organisation must keep at least one active owner",
+            )
+            .await);
+    }
+    let ev = auth
+        .event("deletions.requested", Outcome::Allowed)
+        .target(format!("deletion:{deletion}"))
+        .detail("scope", "user");
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(json!({
+        "deletion_id": deletion, "status": "done", "certificate_sha256": sha,
+        "status_url": format!("/v1/deletions/{deletion}"),
+        "certificate_url": format!("/v1/deletions/{deletion}/certificate"),
+    }))
+    .into_response())
 }
 
 fn accepted(id: uuid::Uuid) -> (StatusCode, Json<Value>) {

@@ -7,6 +7,7 @@ use crate::routes::parse_id;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use docket_platform::audit::Outcome;
@@ -216,12 +217,34 @@ async fn update(
     Ok(Json(change(&state, &auth, id, role, status).await?))
 }
 
+/// `DELETE /v1/users/{id}`: `?erase=true` erases the user's personal data (with
+/// `&dry_run=true`, says what it would remove): `deletions::erase_user`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    erase: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
 async fn disable(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<User>, ApiError> {
+    query: Result<axum::extract::Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::UsersManage).await?;
     let id = UserId(parse_id(&id, "user")?);
-    Ok(Json(change(&state, &auth, id, None, Some("disabled")).await?))
+    if q.erase {
+        return super::deletions::erase_user(&state, &auth, id, q.dry_run).await;
+    }
+    if q.dry_run {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "dry_run applies to ?erase=true",
+        ));
+    }
+    Ok(Json(change(&state, &auth, id, None, Some("disabled")).await?).into_response())
 }

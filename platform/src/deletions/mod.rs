@@ -11,6 +11,7 @@ pub mod issue;
 pub mod job;
 pub mod plan;
 pub mod residue;
+pub mod user;
 
 use crate::db::{DbError, TenantTx};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,8 @@ use std::collections::BTreeMap;
 pub enum DeletionScope {
     /// One document: its rows, objects, vectors, lexical entries, queue payloads.
     Document,
+    /// A user's personal data (the account stays, erased).
+    User,
 }
 
 impl DeletionScope {
@@ -31,6 +34,7 @@ impl DeletionScope {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Document => "document",
+            Self::User => "user",
         }
     }
 }

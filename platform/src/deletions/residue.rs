@@ -65,6 +65,38 @@ async fn tenant_tables(tx: &mut crate::db::TenantTx) -> Result<Vec<(String, bool
     .await?)
 }
 
+/// Searches every tenant table but the retained ones, in `tx`'s tenant, for rows whose
+/// whole text (every column, whatever it is called) contains `needle`, ignoring case.
+pub(super) async fn tables_naming(
+    tx: &mut crate::db::TenantTx,
+    scan: &mut Scan,
+    needle: &str,
+    detail: &str,
+) -> Result<(), SweepError> {
+    for (table, readable) in tenant_tables(tx).await? {
+        if RETAINED_TABLES.contains(&table.as_str()) {
+            continue;
+        }
+        let store = format!("postgresql.{table}");
+        if !readable {
+            scan.add(
+                store,
+                1,
+                "the service role cannot read this table, so it cannot be searched",
+            );
+            continue;
+        }
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} r WHERE strpos(lower(r::text), lower($1)) > 0"
+        )))
+        .bind(needle)
+        .fetch_one(tx.conn())
+        .await?;
+        scan.add(store, n, detail);
+    }
+    Ok(())
+}
+
 /// Scans PostgreSQL, object storage and Redis for document `d` of `tenant`: its id, and
 /// the chunks whose SHA-256s are `samples` in documents older than the deletion's request
 /// (`requested`: the same file uploaded again since is a new document, not residue).
@@ -80,28 +112,13 @@ pub async fn document(
     let needle = d.to_string();
     let mut scan = Scan::default();
     let mut tx = db.begin_tenant(tenant).await?;
-    for (table, readable) in tenant_tables(&mut tx).await? {
-        if RETAINED_TABLES.contains(&table.as_str()) {
-            continue;
-        }
-        let store = format!("postgresql.{table}");
-        if !readable {
-            scan.add(
-                store,
-                1,
-                "the service role cannot read this table, so it cannot be searched",
-            );
-            continue;
-        }
-        // The whole row as text: every column, whatever it is called.
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {table} r WHERE strpos(r::text, $1) > 0"
-        )))
-        .bind(&needle)
-        .fetch_one(tx.conn())
-        .await?;
-        scan.add(store, n, format!("rows naming document {needle}"));
-    }
+    tables_naming(
+        &mut tx,
+        &mut scan,
+        &needle,
+        &format!("rows naming document {needle}"),
+    )
+    .await?;
     let again: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM chunks c JOIN documents o ON o.id = c.document_id
          WHERE c.sha256 = ANY($1) AND o.created_at < $2",

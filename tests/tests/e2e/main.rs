@@ -16,6 +16,7 @@ mod cross_tenant;
 mod deletions;
 mod documents;
 mod edge;
+mod erasure;
 mod export_downloads;
 mod exports;
 mod health;
