@@ -2,11 +2,12 @@
 //! may delete any document, members only documents they uploaded themselves;
 //! `?dry_run=true` returns what would be removed, per store, and removes nothing),
 //! `GET /v1/deletions`, `GET /v1/deletions/{id}` (status, counts per store, residue found),
-//! `GET /v1/deletions/{id}/certificate` (the signed certificate, once done). The `delete`
+//! `GET /v1/deletions/{id}/certificate` (the signed certificate, once done); operators:
+//! `GET /ops/deletions` (every tenant's, subjects hashed). The `delete`
 //! job does the sweep (`platform::deletions`). A user's personal data is erased at once
 //! (`DELETE /v1/users/{id}?erase=true`, routed with the users: [`erase_user`]).
 
-use crate::auth::{Gate, TenantAuth};
+use crate::auth::{Gate, OperatorAuth, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
@@ -32,6 +33,30 @@ pub fn router() -> Router<AppState> {
         .route("/v1/deletions", get(list))
         .route("/v1/deletions/{id}", get(one))
         .route("/v1/deletions/{id}/certificate", get(certificate))
+        .route("/ops/deletions", get(ops_list))
+}
+
+/// `GET /ops/deletions`: every tenant's deletions (status, counts, residue found), for
+/// operators; subjects only hashed, as everywhere.
+async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+    let all = deletions::list_all(&state.control).await?;
+    state
+        .auditor
+        .platform(
+            state.control.pool(),
+            op.event("ops.deletions.list", Outcome::Allowed),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let listed: Vec<Value> = all
+        .into_iter()
+        .map(|(tenant, d)| {
+            let mut v = json!(d);
+            v["tenant_id"] = json!(tenant);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "deletions": listed })))
 }
 
 /// `?dry_run=`.
@@ -53,8 +78,8 @@ pub async fn delete_document(
     auth.govern(&state, Gate::new(Capability::DocumentsWrite)).await?;
     let d = DocumentId(parse_id(&id, "document")?);
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    // Locked: two requests at once make one deletion (the second sees it `deleting`).
     let row: Option<(String, Option<uuid::Uuid>)> =
-        // Locked: two requests at once make one deletion (the second sees it `deleting`).
         sqlx::query_as("SELECT status, created_by FROM documents WHERE id = $1 FOR UPDATE")
             .bind(d)
             .fetch_optional(tx.conn())
@@ -145,6 +170,8 @@ pub async fn erase_user(
     dry_run: bool,
 ) -> Result<Response, ApiError> {
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    // The same rules as any change to a user, under the same lock (the dry run too).
+    crate::routes::users::may_change(state, auth, &mut tx, id).await?;
     if dry_run {
         let counts = user::plan(&mut tx, &state.auditor, id)
             .await
@@ -155,14 +182,29 @@ pub async fn erase_user(
             Json(json!({"dry_run": true, "scope": "user", "user_id": id, "stores": counts})).into_response(),
         );
     }
-    let erased = user::erase(&mut tx, &state.auditor, &state.keys, id, &auth.actor_label())
-        .await
-        .map_err(ApiError::internal)?;
+    let erased = user::erase(
+        &mut tx,
+        &state.auditor,
+        &state.keys,
+        &state.blobs,
+        id,
+        &auth.actor_label(),
+    )
+    .await
+    .map_err(ApiError::internal)?;
     let (deletion, sha) = match erased {
         Erased::NotFound => return Err(ApiError::not_found("user")),
+        Erased::ExportRunning => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "export_in_progress",
+                "an export is being written and copies every user; erase once it has ended",
+            ));
+        }
         Erased::Residue(scan) => {
             drop(tx); // rolls the erasure back: nothing half-done
             tracing::error!(stores = ?scan.found, "user erasure found the address left behind");
+            record_residue(state, auth, id, &scan).await?;
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "residue_found",
@@ -206,6 +248,32 @@ pub async fn erase_user(
         "certificate_url": format!("/v1/deletions/{deletion}/certificate"),
     }))
     .into_response())
+}
+
+/// Records an erasure that found residue (rolled back) as a `residue_found` deletion, so
+/// `/metrics` counts it for operators.
+async fn record_residue(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: UserId,
+    scan: &deletions::residue::Scan,
+) -> Result<(), ApiError> {
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    sqlx::query(
+        "INSERT INTO deletions (id, tenant_id, scope, target_sha256, status, requested_by, residue,
+                                error_code, error_message, attempts, started_at, finished_at)
+         VALUES ($1, $2, 'user', $3, 'residue_found', $4, $5, 'residue_found',
+                 'the address was still found after erasing it; the erasure was rolled back', 1, now(), now())",
+    )
+    .bind(uuid::Uuid::new_v4())
+    .bind(auth.tenant_id())
+    .bind(deletions::subject_sha256("user", id.0))
+    .bind(auth.actor_label())
+    .bind(serde_json::to_value(&scan.found).unwrap_or_default())
+    .execute(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 fn accepted(id: uuid::Uuid) -> (StatusCode, Json<Value>) {

@@ -113,23 +113,21 @@ struct UserPatch {
 
 /// Applies a role/status change with the rules every change must keep: not on oneself,
 /// never above one's own role, and the tenant keeps an active owner.
-async fn change(
+/// The rules every change to user `id` follows, checked under the membership lock (taken
+/// here, held by `tx`): it exists in this tenant, it is not the caller, the caller may
+/// grant its role, and it has not been erased. Returns it.
+pub(crate) async fn may_change(
     state: &AppState,
     auth: &TenantAuth,
+    tx: &mut TenantTx,
     id: UserId,
-    role: Option<Role>,
-    status: Option<&str>,
 ) -> Result<User, ApiError> {
-    let mut tx: TenantTx = state.db.begin_tenant(auth.tenant_id()).await?;
-    users::lock_memberships(&mut tx)
-        .await
-        .map_err(ApiError::internal)?;
-    let target = users::get(&mut tx, id)
+    users::lock_memberships(tx).await.map_err(ApiError::internal)?;
+    let target = users::get(tx, id)
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found("user"))?;
     if auth.user_id() == Some(id) {
-        drop(tx);
         let msg = "you cannot change your own role or status; ask another admin";
         return Err(auth
             .refuse(
@@ -141,11 +139,29 @@ async fn change(
             )
             .await);
     }
-    if let Some(r) = [Some(target.role()), role]
-        .into_iter()
-        .flatten()
-        .find(|r| !auth.role.may_grant(*r))
-    {
+    if !auth.role.may_grant(target.role()) {
+        return Err(not_grantable(state, auth, target.role()).await);
+    }
+    if target.email.ends_with("@erased.invalid") {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "user_erased",
+            "this user's personal data was erased; the account cannot be changed or enabled again",
+        ));
+    }
+    Ok(target)
+}
+
+async fn change(
+    state: &AppState,
+    auth: &TenantAuth,
+    id: UserId,
+    role: Option<Role>,
+    status: Option<&str>,
+) -> Result<User, ApiError> {
+    let mut tx: TenantTx = state.db.begin_tenant(auth.tenant_id()).await?;
+    may_change(state, auth, &mut tx, id).await?;
+    if let Some(r) = role.filter(|r| !auth.role.may_grant(*r)) {
         drop(tx);
         return Err(not_grantable(state, auth, r).await);
     }

@@ -306,6 +306,27 @@ pub async fn stale(
     .await?)
 }
 
+/// Every tenant's deletions, newest first (operators: `/ops/deletions`), with the tenant.
+pub async fn list_all(
+    control: &crate::db::ControlDb,
+) -> Result<Vec<(crate::ids::TenantId, Deletion)>, DbError> {
+    #[derive(sqlx::FromRow)]
+    struct WithTenant {
+        tenant_id: crate::ids::TenantId,
+        #[sqlx(flatten)]
+        row: Row,
+    }
+    let rows: Vec<WithTenant> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT tenant_id, {COLS} FROM deletions ORDER BY created_at DESC LIMIT 500"
+    )))
+    .fetch_all(control.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.tenant_id, Deletion::from(r.row)))
+        .collect())
+}
+
 /// Deletions of every tenant that ended with residue found (`/metrics` alerts on it).
 pub async fn residue_found_total(control: &crate::db::ControlDb) -> Result<i64, DbError> {
     Ok(

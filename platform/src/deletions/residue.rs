@@ -65,16 +65,39 @@ async fn tenant_tables(tx: &mut crate::db::TenantTx) -> Result<Vec<(String, bool
     .await?)
 }
 
-/// Searches every tenant table but the retained ones, in `tx`'s tenant, for rows whose
-/// whole text (every column, whatever it is called) contains `needle`, ignoring case.
+/// How a residue search matches a row's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needle<'a> {
+    /// Anywhere (an id: nothing else contains a whole UUID by chance).
+    Anywhere(&'a str),
+    /// As a whole address, ignoring case (`ann@x.com` is not inside `joann@x.com`).
+    Address(&'a str),
+}
+
+/// A regex matching `address` alone: not preceded or followed by what an address may
+/// contain.
+fn address_pattern(address: &str) -> String {
+    let mut escaped = String::new();
+    for c in address.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    format!("(^|[^a-z0-9._%+-]){escaped}($|[^a-z0-9.-])")
+}
+
+/// Searches every tenant table but the retained ones and `skip`, in `tx`'s tenant, for rows
+/// whose whole text (every column, whatever it is called) holds `needle`.
 pub(super) async fn tables_naming(
     tx: &mut crate::db::TenantTx,
     scan: &mut Scan,
-    needle: &str,
+    needle: Needle<'_>,
+    skip: &[&str],
     detail: &str,
 ) -> Result<(), SweepError> {
     for (table, readable) in tenant_tables(tx).await? {
-        if RETAINED_TABLES.contains(&table.as_str()) {
+        if RETAINED_TABLES.contains(&table.as_str()) || skip.contains(&table.as_str()) {
             continue;
         }
         let store = format!("postgresql.{table}");
@@ -86,15 +109,38 @@ pub(super) async fn tables_naming(
             );
             continue;
         }
+        let (condition, bound) = match needle {
+            Needle::Anywhere(n) => ("strpos(r::text, $1) > 0", n.to_owned()),
+            Needle::Address(a) => ("r::text ~* $1", address_pattern(a)),
+        };
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM {table} r WHERE strpos(lower(r::text), lower($1)) > 0"
+            "SELECT count(*) FROM {table} r WHERE {condition}"
         )))
-        .bind(needle)
+        .bind(bound)
         .fetch_one(tx.conn())
         .await?;
         scan.add(store, n, detail);
     }
     Ok(())
+}
+
+/// Rows of `tables` (in `tx`'s tenant) whose text holds `address` as a whole address.
+pub(super) async fn address_mentions(
+    tx: &mut crate::db::TenantTx,
+    tables: &[&str],
+    address: &str,
+) -> Result<i64, SweepError> {
+    let mut n = 0;
+    for table in tables {
+        let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} r WHERE r::text ~* $1"
+        )))
+        .bind(address_pattern(address))
+        .fetch_one(tx.conn())
+        .await?;
+        n += found;
+    }
+    Ok(n)
 }
 
 /// Scans PostgreSQL, object storage and Redis for document `d` of `tenant`: its id, and
@@ -112,13 +158,8 @@ pub async fn document(
     let needle = d.to_string();
     let mut scan = Scan::default();
     let mut tx = db.begin_tenant(tenant).await?;
-    tables_naming(
-        &mut tx,
-        &mut scan,
-        &needle,
-        &format!("rows naming document {needle}"),
-    )
-    .await?;
+    let detail = format!("rows naming document {needle}");
+    tables_naming(&mut tx, &mut scan, Needle::Anywhere(&needle), &[], &detail).await?;
     let again: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM chunks c JOIN documents o ON o.id = c.document_id
          WHERE c.sha256 = ANY($1) AND o.created_at < $2",
@@ -190,5 +231,16 @@ pub async fn redis_mentions(queue: &JobQueue, needle: &str) -> Result<(i64, i64)
             return Ok((payloads, keys));
         }
         cursor = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_address_pattern_escapes_what_regexes_read_and_bounds_the_address() {
+        assert_eq!(
+            super::address_pattern("ann.b+x@x.com"),
+            r"(^|[^a-z0-9._%+-])ann\.b\+x@x\.com($|[^a-z0-9.-])"
+        );
     }
 }

@@ -8,9 +8,10 @@
 
 use super::certificate::{self, Certificate, Plaintext, Retained};
 use super::document::SweepError;
-use super::residue::{Scan, tables_naming};
+use super::residue::{Needle, Scan, address_mentions, tables_naming};
 use super::subject_sha256;
 use crate::audit::{Actor, Auditor, Event, Outcome};
+use crate::blobs::BlobStore;
 use crate::db::TenantTx;
 use crate::identity::keyring::KeyRing;
 use crate::ids::UserId;
@@ -19,6 +20,11 @@ use std::collections::BTreeMap;
 
 /// What an erasure removes, per store (the dry run and the certificate).
 pub type Counts = BTreeMap<String, i64>;
+
+/// The organisation's content: documents it uploaded, questions its people asked, import
+/// records. A mention of the person there is the organisation's record, not the account's
+/// personal data: counted in the certificate as retained, not erased, not residue.
+pub const CONTENT_TABLES: [&str; 4] = ["chunks", "documents", "import_failures", "queries"];
 
 /// The user's old address, if the user exists (and is not erased already).
 async fn address(tx: &mut TenantTx, user: UserId) -> Result<Option<String>, SweepError> {
@@ -70,6 +76,8 @@ pub enum Erased {
     },
     /// No such user (or erased already).
     NotFound,
+    /// An export is being written (it copies users): asked again once it ends.
+    ExportRunning,
     /// The address was still found after erasing (nothing was committed): the findings.
     Residue(Scan),
 }
@@ -79,13 +87,44 @@ pub async fn erase(
     tx: &mut TenantTx,
     auditor: &Auditor,
     keys: &KeyRing,
+    blobs: &BlobStore,
     user: UserId,
     requested_by: &str,
 ) -> Result<Erased, SweepError> {
     let requested_at = Utc::now();
-    let Some(counts) = plan(tx, auditor, user).await? else {
+    let Some(mut counts) = plan(tx, auditor, user).await? else {
         return Ok(Erased::NotFound);
     };
+    let running: Option<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM exports WHERE status IN ('queued', 'running') LIMIT 1")
+            .fetch_optional(tx.conn())
+            .await?;
+    if running.is_some() {
+        return Ok(Erased::ExportRunning);
+    }
+    // Download packages in our storage hold a copy of every user (users.jsonl): withdrawn.
+    // Their objects go before the commit; should the erasure then roll back, a package is
+    // a copy the organisation can export again.
+    let packages: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM exports WHERE kind = 'download' AND package_deleted_at IS NULL AND status = 'done'",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    let mut objects = 0;
+    for export in &packages {
+        objects += blobs
+            .delete_prefix(tx.tenant_id(), &crate::exports::package_folder(*export))
+            .await? as i64;
+        sqlx::query("UPDATE exports SET package_deleted_at = now() WHERE id = $1")
+            .bind(export)
+            .execute(tx.conn())
+            .await?;
+        let ev = Event::new("exports.package_deleted", Outcome::Allowed, Actor::System)
+            .target(format!("export:{export}"))
+            .reason("user_erased");
+        auditor.tenant(tx, ev).await?;
+    }
+    counts.insert("objects.export_packages".into(), objects);
     let Some(email) = address(tx, user).await? else {
         return Ok(Erased::NotFound);
     };
@@ -106,20 +145,23 @@ pub async fn erase(
         .execute(tx.conn())
         .await?;
     let mut scan = Scan::default();
-    tables_naming(tx, &mut scan, &email, "rows holding the erased address").await?;
-    let audit: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_events a WHERE strpos(lower(a::text), lower($1)) > 0")
-            .bind(&email)
-            .fetch_one(tx.conn())
-            .await?;
+    let detail = "rows holding the erased address";
+    tables_naming(tx, &mut scan, Needle::Address(&email), &CONTENT_TABLES, detail).await?;
+    let in_audit = address_mentions(tx, &["audit_events"], &email).await?;
     scan.add(
         "postgresql.audit_events",
-        audit,
+        in_audit,
         "audit rows holding the erased address",
     );
     if !scan.found.is_empty() {
         return Ok(Erased::Residue(scan));
     }
+    let mentioned = address_mentions(tx, &CONTENT_TABLES, &email).await?;
+    let audit_rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events a WHERE strpos(a::text, $1) > 0")
+            .bind(user.0.to_string())
+            .fetch_one(tx.conn())
+            .await?;
 
     let deletion = uuid::Uuid::new_v4();
     let tenant = tx.tenant_id();
@@ -153,14 +195,14 @@ pub async fn erase(
         retained: vec![
             Retained {
                 store: "postgresql.audit_events".into(),
-                count: 0,
-                reason: "the audit chain names actors by pseudonym (a keyed hash) and holds no addresses".into(),
+                count: audit_rows,
+                reason: "append-only; holds no addresses (searched): actors appear as keyed pseudonyms, targets by the user's id, which now leads to no person".into(),
                 until: None,
             },
             Retained {
-                store: "documents, questions, usage ledger".into(),
-                count: 0,
-                reason: "the organisation's records keep the user's id as their author; the id now leads to no person".into(),
+                store: "the organisation's content (documents, chunks, questions, import records)".into(),
+                count: mentioned,
+                reason: "rows mentioning the address are the organisation's records, not the account's; the user's id stays as their author".into(),
                 until: None,
             },
         ],

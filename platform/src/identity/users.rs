@@ -17,10 +17,12 @@ pub struct Email(String);
 pub struct InvalidEmail(pub String);
 
 impl Email {
-    /// Validates: one `@`, a non-empty local part, a dotted domain, no spaces, ≤ 254 chars.
+    /// Validates: one `@`, a non-empty local part, a dotted domain, no spaces, ≤ 254 chars,
+    /// not under `.invalid` (reserved, RFC 2606: erased accounts' addresses live there).
     pub fn parse(s: &str) -> Result<Self, InvalidEmail> {
         let e = s.trim().to_lowercase();
         let ok = e.len() <= 254
+            && !e.ends_with(".invalid")
             && !e.chars().any(|c| c.is_whitespace() || c.is_control())
             && matches!(e.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.')
                 && !d.starts_with('.') && !d.ends_with('.') && !d.contains('@'));
@@ -207,6 +209,7 @@ mod tests {
             "a b@example.com",
             "ann@.com",
             "a@b@c.com",
+            "erased-1@erased.invalid",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }

@@ -240,6 +240,26 @@ async fn a_document_is_deleted_from_every_store_and_its_certificate_verifies_off
         "{report}"
     );
 
+    // Operators see it (status and counts, the subject hashed).
+    let op = app.operator_token().await;
+    let ops: Value = app
+        .call(Method::GET, "/ops/deletions", Some(&op), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let listed = ops["deletions"].as_array().expect("deletions");
+    assert!(
+        listed
+            .iter()
+            .any(|d| d["id"] == deletion && d["status"] == "done" && d["tenant_id"] == t.id.to_string()),
+        "{ops}"
+    );
+    assert!(
+        !ops.to_string().contains(&id),
+        "operators see the subject only hashed"
+    );
+
     // Audited, and the chain still verifies.
     for (action, at_least) in [
         ("deletions.requested", 1),

@@ -1,8 +1,9 @@
 //! A user's personal data erased (`DELETE /v1/users/{id}?erase=true`): the address is gone
 //! from every table (the test's own superuser scan, the audit chain included), sessions and
 //! the login throttle go, the account is refused, the certificate verifies; the dry run
-//! changes nothing; members cannot erase, other tenants' users are not found, the last
-//! owner stays.
+//! changes nothing; someone whose address contains the erased one is untouched; members
+//! cannot erase, admins cannot erase owners, nobody erases themselves, an erased account
+//! cannot be enabled again, other tenants' users are not found.
 
 use docket_tests::actors::expect_error;
 use docket_tests::spawn_app;
@@ -20,6 +21,18 @@ async fn a_users_personal_data_is_erased_everywhere_with_a_certificate() {
         .fetch_one(app.control.pool())
         .await
         .expect("email");
+    // Someone whose address contains this one's is someone else: kept.
+    let (_, admin) = app.user_with_role(&t, &owner, "admin").await;
+    let longer = format!("jo{email}");
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/users",
+            Some(&owner),
+            Some(serde_json::json!({"email": longer, "password": t.password, "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
     let wrong = app.login(&t.slug, &email, "not the password at all").await;
     assert_eq!(wrong.status(), 401);
     let path = format!("/v1/users/{member_id}?erase=true");
@@ -51,6 +64,13 @@ async fn a_users_personal_data_is_erased_everywhere_with_a_certificate() {
         "forbidden",
     )
     .await;
+    let owner_path = format!("/v1/users/{}?erase=true", t.owner_id);
+    expect_error(
+        app.call(Method::DELETE, &owner_path, Some(&admin), None).await,
+        403,
+        "role_not_grantable",
+    )
+    .await;
     let outsider = app.create_tenant("outsider").await;
     let outsider_token = app.owner_token(&outsider).await;
     expect_error(
@@ -77,11 +97,16 @@ async fn a_users_personal_data_is_erased_everywhere_with_a_certificate() {
     assert_eq!(r.status(), 200);
     let done: Value = r.json().await.expect("json");
     assert_eq!(done["status"], "done", "{done}");
-    assert_eq!(
-        app.rows_naming(&email).await,
-        Default::default(),
-        "the address is still held"
-    );
+    // The test's scan is a substring search: only the longer address still contains it.
+    let held = app.rows_naming(&email).await;
+    assert_eq!(held.get("users"), Some(&1), "{held:?}");
+    assert_eq!(held.len(), 1, "the address is still held: {held:?}");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")
+        .bind(&longer)
+        .fetch_one(app.control.pool())
+        .await
+        .expect("kept");
+    assert_eq!(kept, 1, "the other user was touched");
     let in_audit: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_events a WHERE strpos(a::text, $1) > 0")
             .bind(&email)
@@ -121,8 +146,8 @@ async fn a_users_personal_data_is_erased_everywhere_with_a_certificate() {
     assert_eq!((code, report["scope"].as_str()), (0, Some("user")), "{report}");
     expect_error(
         app.call(Method::DELETE, &path, Some(&owner), None).await,
-        404,
-        "not_found",
+        409,
+        "user_erased",
     )
     .await;
     assert_eq!(
@@ -134,16 +159,25 @@ async fn a_users_personal_data_is_erased_everywhere_with_a_certificate() {
         .expect("verify");
     assert_eq!(report["ok"], true, "{report}");
 
-    // The last active owner cannot be erased.
-    let r = app
-        .call(
-            Method::DELETE,
-            &format!("/v1/users/{}?erase=true", t.owner_id),
+    // An erased account cannot come back; nobody erases themselves.
+    expect_error(
+        app.call(
+            Method::PATCH,
+            &format!("/v1/users/{member_id}"),
             Some(&owner),
-            None,
+            Some(serde_json::json!({"status": "active"})),
         )
-        .await;
-    expect_error(r, 409, "last_owner").await;
+        .await,
+        409,
+        "user_erased",
+    )
+    .await;
+    expect_error(
+        app.call(Method::DELETE, &owner_path, Some(&owner), None).await,
+        409,
+        "cannot_modify_self",
+    )
+    .await;
     assert_eq!(
         app.login(&t.slug, &t.owner_email, &t.password).await.status(),
         200
