@@ -10,7 +10,7 @@ use crate::audit::{Actor, Auditor, Event, Outcome};
 use crate::blobs::BlobStore;
 use crate::db::{Db, DbError, TenantTx};
 use crate::ids::{DocumentId, TenantId};
-use crate::jobs::JobQueue;
+use crate::jobs::{JobQueue, finished};
 
 /// Attempts (crashes included) before a deletion fails for good.
 pub const MAX_ATTEMPTS: i32 = 20;
@@ -365,10 +365,20 @@ pub struct QueueSweep {
     pub pending: i64,
 }
 
-/// Statuses apalis-redis gives a task that will never run again. `Failed` is not one of
-/// them: a failed task waits in the scheduled set for its retry (up to 25), and only one
-/// in the dead set is finished.
-const TERMINAL: [&str; 2] = ["Done", "Killed"];
+/// Removes the payloads (and their metadata) of finished tasks that name `needle` from
+/// every queue of this deployment (`jobs::finished`: apalis-redis keeps them until a
+/// vacuum, and stage payloads carry the tenant and document ids). Tasks not finished are
+/// left for their workers (a stage of a deleted document stops at once) and counted.
+pub async fn sweep_queue(queue: &JobQueue, needle: &str) -> Result<QueueSweep, SweepError> {
+    let n = needle.as_bytes();
+    let done = finished::forget_finished(queue, &|v| finished::contains(v, n), std::time::Duration::ZERO)
+        .await
+        .map_err(|e| SweepError::Redis(e.to_string()))?;
+    Ok(QueueSweep {
+        removed: done.removed,
+        pending: done.kept,
+    })
+}
 
 /// Removes the queue payloads of the document's finished tasks ([`sweep_queue`]) and adds
 /// them to the deletion's count at once (the attempt may still have to wait for tasks not
@@ -379,122 +389,4 @@ pub async fn sweep_document_queue(db: &Db, queue: &JobQueue, t: &Target) -> Resu
     add_swept(&mut tx, t.deletion, stores::QUEUE, swept.removed).await?;
     tx.commit().await?;
     Ok(swept)
-}
-
-/// Removes the payloads (and their metadata) of finished tasks that name `needle` from
-/// every queue of this deployment. apalis-redis keeps a finished task's payload until a
-/// vacuum, and stage payloads carry the tenant and document ids. Tasks not finished are
-/// left for their workers (a stage of a deleted document stops at once) and counted.
-pub async fn sweep_queue(queue: &JobQueue, needle: &str) -> Result<QueueSweep, SweepError> {
-    let redis = queue.redis();
-    let mut conn = redis.conn().await.map_err(|e| SweepError::Redis(e.to_string()))?;
-    let mut out = QueueSweep::default();
-    for data in queue_data_hashes(&mut conn, redis.prefix()).await? {
-        let base = data.trim_end_matches(":data").to_owned();
-        let meta = format!("{base}:meta");
-        for task in fields_containing(&mut conn, &data, needle).await? {
-            let status: Option<String> = redis::cmd("HGET")
-                .arg(format!("{meta}:{task}"))
-                .arg("status")
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| SweepError::Redis(e.to_string()))?;
-            let finished = match status.as_deref() {
-                Some(s) if TERMINAL.contains(&s) => true,
-                Some("Failed") => redis::cmd("SISMEMBER")
-                    .arg(format!("{base}:dead"))
-                    .arg(&task)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(|e| SweepError::Redis(e.to_string()))?,
-                _ => false,
-            };
-            if !finished {
-                out.pending += 1;
-                continue;
-            }
-            redis::pipe()
-                .cmd("HDEL")
-                .arg(&data)
-                .arg(&task)
-                .cmd("DEL")
-                .arg(format!("{meta}:{task}"))
-                .cmd("HDEL")
-                .arg(format!("{meta}:result"))
-                .arg(&task)
-                .cmd("SREM")
-                .arg(format!("{base}:done"))
-                .arg(&task)
-                .cmd("SREM")
-                .arg(format!("{base}:dead"))
-                .arg(&task)
-                .cmd("SREM")
-                .arg(format!("{base}:failed"))
-                .arg(&task)
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(|e| SweepError::Redis(e.to_string()))?;
-            out.removed += 1;
-        }
-    }
-    Ok(out)
-}
-
-/// Every queue's task-data hash under the deployment's prefix.
-pub(super) async fn queue_data_hashes(
-    conn: &mut redis::aio::ConnectionManager,
-    prefix: &str,
-) -> Result<Vec<String>, SweepError> {
-    let pattern = format!("{prefix}queue:*:data");
-    let mut cursor: u64 = 0;
-    let mut out = vec![];
-    loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .arg("TYPE")
-            .arg("hash")
-            .query_async(conn)
-            .await
-            .map_err(|e| SweepError::Redis(e.to_string()))?;
-        out.extend(keys);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
-    }
-}
-
-/// Fields of hash `key` whose value contains `needle`.
-pub(super) async fn fields_containing(
-    conn: &mut redis::aio::ConnectionManager,
-    key: &str,
-    needle: &str,
-) -> Result<Vec<String>, SweepError> {
-    let mut cursor: u64 = 0;
-    let mut out = vec![];
-    loop {
-        let (next, pairs): (u64, Vec<(String, Vec<u8>)>) = redis::cmd("HSCAN")
-            .arg(key)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .map_err(|e| SweepError::Redis(e.to_string()))?;
-        let n = needle.as_bytes();
-        out.extend(
-            pairs
-                .into_iter()
-                .filter(|(_, v)| v.windows(n.len()).any(|w| w == n))
-                .map(|(k, _)| k),
-        );
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
-    }
 }

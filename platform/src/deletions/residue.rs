@@ -6,11 +6,12 @@
 //! the deployment prefix. The worker adds a count in every vector placement. Stores kept
 //! on purpose (the retention exceptions) are not residue and are not searched here.
 
-use super::document::{SweepError, fields_containing, queue_data_hashes};
+use super::document::SweepError;
 use crate::blobs::BlobStore;
 use crate::db::Db;
 use crate::ids::TenantId;
 use crate::jobs::JobQueue;
+use crate::jobs::finished;
 use serde::{Deserialize, Serialize};
 
 /// Tenant tables kept on purpose and so not residue: the audit chain (immutable; its actor
@@ -210,8 +211,16 @@ pub async fn redis_mentions(queue: &JobQueue, needle: &str) -> Result<(i64, i64)
     let redis = queue.redis();
     let mut conn = redis.conn().await.map_err(|e| SweepError::Redis(e.to_string()))?;
     let mut payloads = 0;
-    for data in queue_data_hashes(&mut conn, redis.prefix()).await? {
-        payloads += fields_containing(&mut conn, &data, needle).await?.len() as i64;
+    let queue_err = |e: crate::jobs::QueueError| SweepError::Redis(e.to_string());
+    let n = needle.as_bytes();
+    for data in finished::data_hashes(&mut conn, redis.prefix())
+        .await
+        .map_err(queue_err)?
+    {
+        payloads += finished::tasks_where(&mut conn, &data, &|v| finished::contains(v, n))
+            .await
+            .map_err(queue_err)?
+            .len() as i64;
     }
     let pattern = format!("{}*{needle}*", redis.prefix());
     let mut cursor: u64 = 0;

@@ -2,6 +2,7 @@
 //! (apalis-redis), and the tenant-visible job record in PostgreSQL. Redis is only the
 //! queue; the `jobs` table is what the API reports.
 
+pub mod finished;
 pub mod queue;
 pub mod reaper;
 pub mod record;

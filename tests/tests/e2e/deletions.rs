@@ -451,3 +451,48 @@ async fn members_delete_only_their_own_documents_and_other_tenants_documents_are
         .expect("json");
     assert_eq!(listed["deletions"].as_array().map(Vec::len), Some(1), "{listed}");
 }
+
+#[tokio::test]
+async fn finished_queue_payloads_are_vacuumed_and_unfinished_ones_kept() {
+    use docket_platform::jobs::finished;
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("vacuum").await;
+    let token = app.owner_token(&t).await;
+    let doc = app
+        .upload_ready(
+            &token,
+            "v.txt",
+            b"The Supplier shall deliver the goods promptly.".to_vec(),
+        )
+        .await;
+    let id = doc["id"].as_str().expect("id").to_owned();
+    let kept_by_queue = app.redis_naming(&id).await;
+    assert!(
+        kept_by_queue.len() >= 4,
+        "the finished stages' payloads: {kept_by_queue:?}"
+    );
+    // A task on a queue nobody consumes: never finished.
+    let queue = app.job_queue();
+    let nobody = format!("{}queue:nobody", app.config.redis.prefix);
+    let config = docket_platform::billing::job::config(&queue).queue(nobody.clone());
+    let task = docket_platform::jobs::task_id("nobody", uuid::Uuid::new_v4(), 0);
+    queue
+        .push_task(config, json!({"waiting_for": id}), task)
+        .await
+        .expect("push");
+
+    // The calendar's vacuum keeps what finished in the last hour.
+    assert_eq!(finished::vacuum(&queue).await.expect("vacuum"), 0);
+    assert_eq!(app.redis_naming(&id).await.len(), kept_by_queue.len() + 1);
+    // Past that age, every finished payload goes; the waiting task stays, whole.
+    let gone = finished::forget_finished(&queue, &|_| true, Duration::ZERO)
+        .await
+        .expect("forget");
+    assert!(gone.removed >= 4 && gone.kept == 1, "{gone:?}");
+    assert_eq!(app.redis_naming(&id).await, vec![format!("{nobody}:data")]);
+    let again = finished::forget_finished(&queue, &|_| true, Duration::ZERO)
+        .await
+        .expect("forget");
+    assert_eq!((again.removed, again.kept), (0, 1));
+}
