@@ -162,7 +162,13 @@ impl TestApp {
 pub fn assert_totals_add_up(s: &Value) {
     let n = |k: &str| s[k].as_i64().unwrap_or_else(|| panic!("{k} in {s}"));
     assert_eq!(
-        n("queued") + n("processing") + n("ready") + n("failed") + n("duplicates") + n("cancelled"),
+        n("queued")
+            + n("processing")
+            + n("ready")
+            + n("failed")
+            + n("duplicates")
+            + n("cancelled")
+            + n("deleted"),
         n("total"),
         "parts add up to the total: {s}"
     );

@@ -336,6 +336,14 @@ pub async fn sweep_rows(db: &Db, auditor: &Auditor, t: &Target) -> Result<(), Sw
         .execute(tx.conn())
         .await?
         .rows_affected();
+    // An imported document leaves its import's count (its progress still adds up).
+    sqlx::query(
+        "UPDATE imports SET deleted_documents = deleted_documents + 1
+         WHERE id = (SELECT import_id FROM documents WHERE id = $1)",
+    )
+    .bind(d)
+    .execute(tx.conn())
+    .await?;
     let documents = sqlx::query("DELETE FROM documents WHERE id = $1")
         .bind(d)
         .execute(tx.conn())

@@ -53,6 +53,9 @@ pub struct Import {
     pub unpacked: i32,
     /// Entries whose content the tenant already had.
     pub duplicates: i32,
+    /// Its documents deleted since.
+    #[serde(skip)]
+    pub deleted_documents: i32,
     /// Why the source could not be read (status `failed`).
     pub error_code: Option<String>,
     /// The sentence for it.
@@ -69,7 +72,7 @@ pub struct Import {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const COLS: &str = "id, source, status, source_detail, total, unpacked, duplicates, error_code, error_message, \
+const COLS: &str = "id, source, status, source_detail, total, unpacked, duplicates, deleted_documents, error_code, error_message, \
                     actor, request_id, started_at, finished_at";
 
 /// An import to create.

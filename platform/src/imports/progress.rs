@@ -36,6 +36,8 @@ pub struct Counts {
     pub chunks: i64,
     /// Documents whose current job is stalled.
     pub stalled: i64,
+    /// Documents deleted since, or being deleted.
+    pub deleted: i64,
 }
 
 /// Counts for one import.
@@ -58,7 +60,9 @@ pub async fn counts(tx: &mut TenantTx, id: ImportId) -> Result<Counts, DbError> 
            count(*) FILTER (WHERE EXISTS (
              SELECT 1 FROM jobs j LEFT JOIN norms n ON n.kind = j.kind
              WHERE j.target_id = d.id AND j.status = 'running'
-               AND j.updated_at < now() - make_interval(secs => COALESCE(n.secs, $2)))) AS stalled
+               AND j.updated_at < now() - make_interval(secs => COALESCE(n.secs, $2)))) AS stalled,
+           count(*) FILTER (WHERE d.status = 'deleting')
+             + (SELECT deleted_documents FROM imports WHERE id = $1) AS deleted
          FROM documents d WHERE d.import_id = $1",
     )
     .bind(id)
@@ -120,6 +124,8 @@ pub struct Report {
     pub duplicates: i64,
     /// Cancelled before starting.
     pub cancelled: i64,
+    /// Deleted since they were imported (or being deleted).
+    pub deleted: i64,
     /// Documents whose current job runs far longer than its stage's norm.
     pub stalled: i64,
     /// Pages parsed.
@@ -136,7 +142,8 @@ pub struct Report {
 pub fn report(import: &Import, c: &Counts, now: DateTime<Utc>) -> Report {
     let total = i64::from(import.total);
     let duplicates = i64::from(import.duplicates);
-    let documents = c.waiting + c.in_queue + c.processing + c.ready + c.failed_documents + c.cancelled;
+    let documents =
+        c.waiting + c.in_queue + c.processing + c.ready + c.failed_documents + c.cancelled + c.deleted;
     // Entries not unpacked (yet) are queued while the import goes on; once it is cancelled
     // they never will be (cancelled), once its source failed they cannot be (failed). So
     // the parts always add up to the total.
@@ -170,6 +177,7 @@ pub fn report(import: &Import, c: &Counts, now: DateTime<Utc>) -> Report {
         failed,
         duplicates,
         cancelled,
+        deleted: c.deleted,
         stalled: c.stalled,
         pages: c.pages,
         chunks: c.chunks,

@@ -496,3 +496,53 @@ async fn finished_queue_payloads_are_vacuumed_and_unfinished_ones_kept() {
         .expect("forget");
     assert_eq!((again.removed, again.kept), (0, 1));
 }
+
+#[tokio::test]
+async fn an_imported_documents_deletion_keeps_its_imports_report_whole() {
+    use docket_tests::importing::{assert_totals_add_up, zip_of};
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let _feeder = app.spawn_feeder();
+    let t = app.create_tenant_on("imported", "business", "shared").await;
+    let token = app.owner_token(&t).await;
+    let entries: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|n| {
+            (
+                format!("c{n}.txt"),
+                docket_tests::synthetic::contract(11, n).into_bytes(),
+            )
+        })
+        .collect();
+    let r = app.import_zip(&token, zip_of(&entries)).await;
+    assert_eq!(r.status(), 202);
+    let import = r.json::<Value>().await.expect("json")["import_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let s = app.wait_import(&token, &import, Duration::from_secs(180)).await;
+    assert_eq!(s["ready"], 3, "{s}");
+    let doc: String = sqlx::query_scalar("SELECT id::text FROM documents WHERE import_id = $1::uuid LIMIT 1")
+        .bind(&import)
+        .fetch_one(app.control.pool())
+        .await
+        .expect("document");
+    let (status, asked) = app.delete_document(&token, &doc, false).await;
+    assert_eq!(status, 202, "{asked}");
+    let deletion = asked["deletion_id"].as_str().expect("id");
+    let done = app
+        .wait_deletion(&token, deletion, Duration::from_secs(120))
+        .await;
+    assert_eq!(done["status"], "done", "{done}");
+    let s = app.import_status(&token, &import).await;
+    assert_eq!(
+        (s["ready"].as_i64(), s["deleted"].as_i64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        (s["queued"].as_i64(), s["eta_seconds"].as_i64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+    assert_totals_add_up(&s);
+}
