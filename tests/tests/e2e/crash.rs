@@ -59,16 +59,20 @@ async fn a_sigkilled_worker_loses_nothing_and_duplicates_nothing() {
             .expect("rows");
         assert_eq!(rows, chunks, "exact chunk count for {id}");
     }
-    // The interrupted job was re-delivered to the survivor and counted as a second attempt.
-    let (status, attempts, worker): (String, i32, String) =
-        sqlx::query_as("SELECT status, attempts, worker FROM jobs WHERE id = $1")
+    // The interrupted job was re-delivered to the survivor and counted as a second attempt;
+    // or, when the victim died while also finishing the chunk stage before it (embed is
+    // queued before chunk records its success), the survivor's re-run of that stage queued
+    // embed afresh (next generation, attempts from zero) and it ran once more from there.
+    let (status, attempts, worker, generation): (String, i32, String, i32) =
+        sqlx::query_as("SELECT status, attempts, worker, generation FROM jobs WHERE id = $1")
             .bind(interrupted)
             .fetch_one(app.control.pool())
             .await
             .expect("job");
-    assert_eq!(
-        (status.as_str(), attempts, worker.as_str()),
-        ("succeeded", 2, "w-survivor")
+    assert_eq!((status.as_str(), worker.as_str()), ("succeeded", "w-survivor"));
+    assert!(
+        attempts == 2 || (attempts == 1 && generation >= 1),
+        "attempts {attempts}, generation {generation}"
     );
     // Only jobs the victim had in flight (at most concurrency 2 × 3 queues) ran again —
     // once, on the survivor; every other job ran exactly once.
@@ -78,7 +82,7 @@ async fn a_sigkilled_worker_loses_nothing_and_duplicates_nothing() {
             .await
             .expect("reruns");
     assert!((1..=6).contains(&reruns.len()), "{reruns:?}");
-    assert!(reruns.iter().any(|r| r.0 == interrupted));
+    assert!(generation >= 1 || reruns.iter().any(|r| r.0 == interrupted));
     assert!(
         reruns
             .iter()
