@@ -165,11 +165,6 @@ async fn step(control: &ControlDb, queue: &JobQueue, auditor: &Auditor, settings
         Ok(n) => tracing::info!(exports = n, "unfinished exports queued again"),
         Err(e) => tracing::warn!(error = %e, "could not queue unfinished exports; retried at the next step"),
     }
-    match docket_platform::jobs::finished::vacuum(queue).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(tasks = n, "finished queue payloads vacuumed"),
-        Err(e) => tracing::warn!(error = %e, "could not vacuum the queues; retried at the next step"),
-    }
     match docket_platform::deletions::job::requeue_stale(control, queue, chrono::Utc::now(), quiet).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(deletions = n, "unfinished deletions queued again"),

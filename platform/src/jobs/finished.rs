@@ -5,9 +5,9 @@
 //! would fail to decode and stop the worker that fetched it). So this module decides what
 //! is finished itself: `Done` or `Killed`, or `Failed` and in the dead set.
 //!
-//! Used by a deletion (the payloads naming a document) and by the calendar's vacuum (every
-//! payload finished more than [`VACUUM_AFTER`] ago, so Redis does not grow with every task
-//! ever run).
+//! Used by a deletion (the payloads naming a document). [`vacuum`] (every payload finished
+//! more than [`VACUUM_AFTER`] ago) is not scheduled yet: run from the calendar it made the
+//! calendar test's second invoice go missing under load, not understood yet.
 
 use super::{JobQueue, QueueError};
 use redis::aio::ConnectionManager;
@@ -159,7 +159,8 @@ pub async fn forget_finished(
     Ok(out)
 }
 
-/// The calendar's vacuum: every task finished more than [`VACUUM_AFTER`] ago.
+/// A vacuum: every task finished more than [`VACUUM_AFTER`] ago (not scheduled yet; see
+/// the module's note).
 pub async fn vacuum(queue: &JobQueue) -> Result<i64, QueueError> {
     Ok(forget_finished(queue, &|_| true, VACUUM_AFTER).await?.removed)
 }

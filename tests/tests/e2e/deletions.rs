@@ -482,7 +482,7 @@ async fn finished_queue_payloads_are_vacuumed_and_unfinished_ones_kept() {
         .await
         .expect("push");
 
-    // The calendar's vacuum keeps what finished in the last hour.
+    // The vacuum keeps what finished in the last hour.
     assert_eq!(finished::vacuum(&queue).await.expect("vacuum"), 0);
     assert_eq!(app.redis_naming(&id).await.len(), kept_by_queue.len() + 1);
     // Past that age, every finished payload goes; the waiting task stays, whole.
