@@ -78,6 +78,35 @@ impl TestApp {
     }
 
     /// `POST /v1/auth/login`.
+    /// Polls `GET path` every 200 ms until its `status` is one of `ended`; panics after
+    /// `timeout` (exports, deletions: anything with a status that ends).
+    pub async fn poll_until(
+        &self,
+        token: &str,
+        path: &str,
+        ended: &[&str],
+        timeout: std::time::Duration,
+    ) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let v: Value = self
+                .call(Method::GET, path, Some(token), None)
+                .await
+                .json()
+                .await
+                .expect("json");
+            if ended.contains(&v["status"].as_str().unwrap_or("")) {
+                return v;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "{path} still {} after {timeout:?}: {v}",
+                v["status"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn login(&self, slug: &str, email: &str, password: &str) -> Response {
         let body = json!({"tenant": slug, "email": email, "password": password});
         self.call(Method::POST, "/v1/auth/login", None, Some(body)).await

@@ -3,6 +3,8 @@
 //! Redis key of the test read whatever its type).
 
 use crate::TestApp;
+use docket_platform::ids::TenantId;
+use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
 use reqwest::Method;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -33,24 +35,9 @@ impl TestApp {
     /// Polls a deletion until it ends (`done`, `residue_found`, `failed`); panics after
     /// `timeout`.
     pub async fn wait_deletion(&self, token: &str, id: &str, timeout: Duration) -> Value {
-        let started = Instant::now();
-        loop {
-            let v: Value = self
-                .call(Method::GET, &format!("/v1/deletions/{id}"), Some(token), None)
-                .await
-                .json()
-                .await
-                .expect("json");
-            if ["done", "residue_found", "failed"].contains(&v["status"].as_str().unwrap_or("")) {
-                return v;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "deletion {id} still {} after {timeout:?}: {v}",
-                v["status"]
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let ended = ["done", "residue_found", "failed"];
+        self.poll_until(token, &format!("/v1/deletions/{id}"), &ended, timeout)
+            .await
     }
 
     /// Runs `docketctl certificate verify FILE --public-key KEYS` (the real binary) with the
@@ -149,13 +136,7 @@ impl TestApp {
 
     /// Redis keys of this test whose name or content contains `needle`, whatever their type.
     pub async fn redis_naming(&self, needle: &str) -> Vec<String> {
-        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.config.redis.prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
+        let (mut conn, keys) = self.redis_keys().await;
         let mut out = vec![];
         for k in keys {
             let kind: String = redis::cmd("TYPE")
@@ -163,39 +144,23 @@ impl TestApp {
                 .query_async(&mut conn)
                 .await
                 .expect("type");
-            let content: Vec<Vec<u8>> = match kind.as_str() {
-                "string" => vec![
-                    redis::cmd("GET")
-                        .arg(&k)
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap_or_default(),
-                ],
-                "hash" => redis::cmd("HGETALL")
-                    .arg(&k)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default(),
-                "list" => redis::cmd("LRANGE")
-                    .arg(&k)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default(),
-                "set" => redis::cmd("SMEMBERS")
-                    .arg(&k)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default(),
-                "zset" => redis::cmd("ZRANGE")
-                    .arg(&k)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default(),
-                _ => vec![],
+            // Whatever the type, every member as bytes (a string is its one value).
+            let (read, whole_range) = match kind.as_str() {
+                "string" => ("GET", false),
+                "hash" => ("HGETALL", false),
+                "list" => ("LRANGE", true),
+                "set" => ("SMEMBERS", false),
+                "zset" => ("ZRANGE", true),
+                _ => continue,
+            };
+            let mut cmd = redis::cmd(read);
+            cmd.arg(&k);
+            if whole_range {
+                cmd.arg(0).arg(-1);
+            }
+            let content: Vec<Vec<u8>> = match read {
+                "GET" => vec![cmd.query_async(&mut conn).await.unwrap_or_default()],
+                _ => cmd.query_async(&mut conn).await.unwrap_or_default(),
             };
             let n = needle.as_bytes();
             if k.contains(needle) || content.iter().any(|c| c.windows(n.len()).any(|w| w == n)) {
@@ -204,16 +169,58 @@ impl TestApp {
         }
         out
     }
+}
 
-    /// Redis keys of this test (how much of the queue state a step left).
-    pub async fn redis_key_count(&self) -> usize {
-        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.config.redis.prefix))
-            .query_async(&mut conn)
+/// Every vector placement.
+pub const PLACEMENTS: [Placement; 3] = [Placement::Shared, Placement::Dedicated, Placement::Isolated];
+
+/// Points of the tenant (of one document) in every placement.
+pub async fn points(store: &impl VectorIndex, t: TenantId, doc: Option<uuid::Uuid>) -> usize {
+    let mut n = 0;
+    for p in PLACEMENTS {
+        n += store
+            .count(TenantScope::new(t.as_uuid(), p), doc)
             .await
-            .expect("keys");
-        keys.len()
+            .expect("count");
     }
+    n
+}
+
+/// Chunk rows of a document.
+pub async fn chunks_of(app: &TestApp, doc: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM chunks WHERE document_id = $1::uuid")
+        .bind(doc)
+        .fetch_one(app.control.pool())
+        .await
+        .expect("chunks")
+}
+
+/// Uploads without waiting and polls until the document is being embedded.
+pub async fn upload_until_embedding(app: &TestApp, token: &str, bytes: Vec<u8>) -> String {
+    let v: Value = app
+        .upload_raw(token, "long.pdf", bytes, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = v["document_id"].as_str().expect("id").to_owned();
+    let started = Instant::now();
+    loop {
+        let d = app.document(token, &id).await;
+        if d["stage"] == "embed" && d["status"] == "processing" {
+            return id;
+        }
+        assert!(
+            d["status"] != "ready" && started.elapsed() < Duration::from_secs(180),
+            "never caught the document while embedding: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether an answer cites the document.
+pub fn cited(answer: &Value, doc: &str) -> bool {
+    answer["citations"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["document_id"] == doc))
 }

@@ -8,7 +8,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The S3 test server.
 pub fn s3_endpoint() -> String {
@@ -127,24 +127,9 @@ impl TestApp {
 
     /// Polls an export until it ends; panics after `timeout`.
     pub async fn wait_export(&self, token: &str, id: &str, timeout: Duration) -> Value {
-        let started = Instant::now();
-        loop {
-            let v: Value = self
-                .call(Method::GET, &format!("/v1/exports/{id}"), Some(token), None)
-                .await
-                .json()
-                .await
-                .expect("json");
-            if ["done", "failed", "cancelled"].contains(&v["status"].as_str().unwrap_or("")) {
-                return v;
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "export {id} still {} after {timeout:?}",
-                v["status"]
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let ended = ["done", "failed", "cancelled"];
+        self.poll_until(token, &format!("/v1/exports/{id}"), &ended, timeout)
+            .await
     }
 
     /// Runs `docketctl export verify DIR --public-key KEYS` (the real binary) with the keys

@@ -332,13 +332,7 @@ impl TestApp {
     /// Deletes every Redis key of this test (queues, workers' registrations, limits): what
     /// a Redis restart without persistence does. Returns how many keys there were.
     pub async fn flush_redis(&self) -> usize {
-        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
-        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.config.redis.prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
+        let (mut conn, keys) = self.redis_keys().await;
         if !keys.is_empty() {
             let _: i64 = redis::cmd("DEL")
                 .arg(&keys)
@@ -347,6 +341,18 @@ impl TestApp {
                 .expect("del");
         }
         keys.len()
+    }
+
+    /// A connection to the test's Redis and every key under its prefix.
+    pub async fn redis_keys(&self) -> (redis::aio::MultiplexedConnection, Vec<String>) {
+        let client = redis::Client::open(self.config.redis.url.expose().as_str()).expect("client");
+        let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.config.redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        (conn, keys)
     }
 
     /// An audit writer with this app's master key.

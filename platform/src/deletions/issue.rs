@@ -23,6 +23,44 @@ pub enum Issued {
     Ended,
 }
 
+/// A certificate signed with the active platform key: the file's text, its SHA-256, the key.
+pub(super) struct Signed {
+    pub(super) text: String,
+    pub(super) sha256: String,
+    kid: String,
+}
+
+/// Signs `cert` with the active platform key.
+pub(super) async fn sign(keys: &KeyRing, cert: &Certificate) -> Result<Signed, SweepError> {
+    let signing = |e: &dyn std::fmt::Display| SweepError::Signing(e.to_string());
+    let (kid, key) = keys.signer().await.map_err(|e| signing(&e))?;
+    let text = certificate::sign(cert, &kid, &key).map_err(|e| signing(&e))?;
+    let sha256 = crate::exports::package::sha256_hex(text.as_bytes());
+    Ok(Signed { text, sha256, kid })
+}
+
+/// Audits a deletion's end and its certificate (`deletions.finished`, with what was
+/// removed per store, and `deletions.certificate_issued`), in `tx`.
+pub(super) async fn audit_issued(
+    tx: &mut crate::db::TenantTx,
+    auditor: &Auditor,
+    cert: &Certificate,
+    signed: &Signed,
+) -> Result<(), SweepError> {
+    let target = format!("deletion:{}", cert.deletion_id);
+    let ev = Event::new("deletions.finished", Outcome::Allowed, Actor::System)
+        .target(target.clone())
+        .detail("scope", cert.scope.clone())
+        .detail("stores", serde_json::to_value(&cert.stores).unwrap_or_default());
+    auditor.tenant(tx, ev).await?;
+    let ev = Event::new("deletions.certificate_issued", Outcome::Allowed, Actor::System)
+        .target(target)
+        .detail("certificate_sha256", signed.sha256.clone())
+        .detail("kid", signed.kid.clone());
+    auditor.tenant(tx, ev).await?;
+    Ok(())
+}
+
 /// How each kind of a document's plaintext is handled (the certificate's `plaintext`).
 fn plaintext() -> Vec<Plaintext> {
     let p = |data: &str, store: &str, handling: &str| Plaintext {
@@ -160,32 +198,19 @@ pub async fn finish(
             },
         ],
     };
-    let (kid, signing) = keys
-        .signer()
-        .await
-        .map_err(|e| SweepError::Signing(e.to_string()))?;
-    let text = certificate::sign(&cert, &kid, &signing).map_err(|e| SweepError::Signing(e.to_string()))?;
-    let sha = crate::exports::package::sha256_hex(text.as_bytes());
+    let signed = sign(keys, &cert).await?;
     sqlx::query(
         "UPDATE deletions SET status = 'done', residue = '[]'::jsonb, certificate = $2, certificate_sha256 = $3,
                 target_id = NULL, samples = '{}', finished_at = $4, updated_at = now(), error_code = NULL, error_message = NULL
          WHERE id = $1",
     )
     .bind(t.deletion)
-    .bind(&text)
-    .bind(&sha)
+    .bind(&signed.text)
+    .bind(&signed.sha256)
     .bind(now)
     .execute(tx.conn())
     .await?;
-    let ev = Event::new("deletions.finished", Outcome::Allowed, Actor::System)
-        .target(target.clone())
-        .detail("stores", serde_json::to_value(&cert.stores).unwrap_or_default());
-    auditor.tenant(&mut tx, ev).await?;
-    let ev = Event::new("deletions.certificate_issued", Outcome::Allowed, Actor::System)
-        .target(target)
-        .detail("certificate_sha256", sha.clone())
-        .detail("kid", kid);
-    auditor.tenant(&mut tx, ev).await?;
+    audit_issued(&mut tx, auditor, &cert, &signed).await?;
     tx.commit().await?;
-    Ok(Issued::Certificate(sha))
+    Ok(Issued::Certificate(signed.sha256))
 }

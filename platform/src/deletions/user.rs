@@ -207,12 +207,7 @@ pub async fn erase(
             },
         ],
     };
-    let (kid, signing) = keys
-        .signer()
-        .await
-        .map_err(|e| SweepError::Signing(e.to_string()))?;
-    let text = certificate::sign(&cert, &kid, &signing).map_err(|e| SweepError::Signing(e.to_string()))?;
-    let sha = crate::exports::package::sha256_hex(text.as_bytes());
+    let signed = super::issue::sign(keys, &cert).await?;
     sqlx::query(
         "INSERT INTO deletions (id, tenant_id, scope, target_sha256, status, requested_by, swept, residue,
                                 certificate, certificate_sha256, attempts, started_at, finished_at)
@@ -223,22 +218,15 @@ pub async fn erase(
     .bind(subject_sha256("user", user.0))
     .bind(requested_by)
     .bind(serde_json::to_value(&counts).unwrap_or_default())
-    .bind(&text)
-    .bind(&sha)
+    .bind(&signed.text)
+    .bind(&signed.sha256)
     .bind(requested_at)
     .bind(now)
     .execute(tx.conn())
     .await?;
-    let target = format!("deletion:{deletion}");
-    for action in ["deletions.finished", "deletions.certificate_issued"] {
-        let ev = Event::new(action, Outcome::Allowed, Actor::System)
-            .target(target.clone())
-            .detail("scope", "user")
-            .detail("certificate_sha256", sha.clone());
-        auditor.tenant(tx, ev).await?;
-    }
+    super::issue::audit_issued(tx, auditor, &cert, &signed).await?;
     Ok(Erased::Done {
         deletion,
-        certificate_sha256: sha,
+        certificate_sha256: signed.sha256,
     })
 }

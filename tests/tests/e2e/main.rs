@@ -13,6 +13,7 @@ mod corpus;
 mod crash;
 mod credentials;
 mod cross_tenant;
+mod deletion_faults;
 mod deletions;
 mod documents;
 mod edge;
