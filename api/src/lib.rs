@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::documents::router())
         .merge(routes::deletions::router())
+        .merge(routes::tenant_deletion::router())
         .merge(routes::imports::router())
         .merge(routes::exports::router())
         .merge(routes::export_downloads::router())

@@ -1,5 +1,5 @@
-//! `docketctl deletion plan --tenant T --document ID`: what deleting the document would
-//! remove, per store, changing nothing (the API's `?dry_run=true`). `docketctl certificate
+//! `docketctl deletion plan --tenant T [--document ID]`: what deleting the document (or
+//! the whole tenant) would remove, per store, changing nothing (the API's dry runs). `docketctl certificate
 //! verify FILE [--public-key FILE]`: checks a deletion certificate offline, against the keys
 //! in FILE (a copy of `/.well-known/docket-keys.json`) or else the deployment's keys.
 
@@ -15,12 +15,12 @@ use docket_platform::redis_conn::Redis;
 use serde_json::{Value, json};
 use std::path::Path;
 
-/// The dry run of deleting `document` of `tenant`.
+/// The dry run of deleting `document` of `tenant`, or (no document) the whole tenant.
 pub async fn deletion_plan(
     config: &Config,
     control: &ControlDb,
     tenant: &str,
-    document: uuid::Uuid,
+    document: Option<uuid::Uuid>,
 ) -> anyhow::Result<Value> {
     let t = crate::lookup::tenant(control, tenant).await?;
     let blobs = BlobStore::from_config(&config.objects)?;
@@ -29,6 +29,12 @@ pub async fn deletion_plan(
         config.ingest.job_max_attempts,
     );
     let mut tx = control.begin_tenant(t.id).await?;
+    let Some(document) = document else {
+        let tier = placement::read(&mut tx).await?.current;
+        let stores = plan::tenant(&mut tx, &blobs, &queue, tier.as_str()).await?;
+        tx.commit().await?;
+        return Ok(json!({"dry_run": true, "scope": "tenant", "tenant": t.slug, "stores": stores}));
+    };
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents WHERE id = $1)")
         .bind(document)
         .fetch_one(tx.conn())

@@ -94,14 +94,15 @@ enum ExportCommand {
 
 #[derive(Subcommand)]
 enum DeletionCommand {
-    /// The dry run of deleting a document: per store, what would be removed (nothing is).
+    /// The dry run of deleting a document, or without --document the whole tenant: per
+    /// store, what would be removed (nothing is).
     Plan {
         /// The tenant (slug or id).
         #[arg(long)]
         tenant: String,
-        /// The document's id.
+        /// The document's id (absent: the whole tenant).
         #[arg(long)]
-        document: uuid::Uuid,
+        document: Option<uuid::Uuid>,
     },
 }
 

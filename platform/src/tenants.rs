@@ -67,6 +67,11 @@ impl Tenant {
     pub fn is_active(&self) -> bool {
         self.status == "active"
     }
+
+    /// Whether it has been deleted (its credentials are refused as unknown ones).
+    pub fn is_deleted(&self) -> bool {
+        self.status == "deleted"
+    }
 }
 
 /// A tenant to create; validated on construction.
@@ -88,6 +93,10 @@ pub enum TenantError {
     /// The slug is taken.
     #[error("a tenant with slug {0:?} already exists")]
     SlugTaken(String),
+    /// The slug belonged to a deleted tenant and stays reserved until the retention
+    /// period ends.
+    #[error("the slug {0:?} belonged to a deleted organisation and is reserved until {1}")]
+    SlugReserved(String, DateTime<Utc>),
     /// The plan does not exist.
     #[error("unknown plan {0:?}")]
     UnknownPlan(String),
@@ -120,6 +129,29 @@ pub async fn create(conn: &mut sqlx::PgConnection, new: &NewTenant) -> Result<Te
         .await?;
     if plan.is_none() {
         return Err(TenantError::UnknownPlan(new.plan_id.clone()));
+    }
+    // A deleted tenant keeps its slug until its reservation ends (its invoices and audit
+    // chain name it); after that the old row gives it up to the new tenant.
+    let reserved: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+        "SELECT slug_reserved_until FROM tenants WHERE slug = $1 AND status = 'deleted' FOR UPDATE",
+    )
+    .bind(new.slug.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    match reserved {
+        Some(Some(until)) if until > Utc::now() => {
+            return Err(TenantError::SlugReserved(new.slug.to_string(), until));
+        }
+        Some(_) => {
+            sqlx::query(
+                "UPDATE tenants SET slug = 'deleted-' || left(replace(id::text, '-', ''), 30), updated_at = now()
+                 WHERE slug = $1 AND status = 'deleted'",
+            )
+            .bind(new.slug.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {}
     }
     let res = sqlx::query_as::<_, Tenant>(
         "INSERT INTO tenants (slug, name, plan_id, isolation_tier) VALUES ($1, $2, $3, $4)

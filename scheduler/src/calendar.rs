@@ -8,7 +8,9 @@
 //! Periodic jobs: `invoice` for every tenant, monthly, for the month before, and again for
 //! invoices whose Stripe push is unfinished; `export` again for exports whose queue entry
 //! may be lost, and `export` with `purge` for download packages that are due (expired, or
-//! of a failed or cancelled export). Quarterly access reviews join here as one more step.
+//! of a failed or cancelled export); `delete` for tenant deletions whose grace period has
+//! ended (and for deletions whose queue entry may be lost); tenant deletion requests never
+//! confirmed are cancelled. Quarterly access reviews join here as one more step.
 
 use docket_platform::audit::Auditor;
 use docket_platform::billing::run;
@@ -171,6 +173,16 @@ async fn step(control: &ControlDb, queue: &JobQueue, auditor: &Auditor, settings
         Err(e) => {
             tracing::warn!(error = %e, "could not queue unfinished deletions; retried at the next step")
         }
+    }
+    match docket_platform::deletions::tenant::queue_due(control, queue, chrono::Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(tenants = n, "tenant deletions past their grace period queued"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not queue tenant deletions due; retried at the next step")
+        }
+    }
+    if let Err(e) = docket_platform::deletions::tenant::forget_own_tasks(control, queue).await {
+        tracing::warn!(error = %e, "could not remove ended tenant deletions' tasks; retried at the next step");
     }
     match docket_platform::exports::purge::queue_due(control, queue, chrono::Utc::now()).await {
         Ok(0) => {}

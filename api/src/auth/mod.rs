@@ -12,4 +12,4 @@ pub mod tokens;
 pub use context::RequestCtx;
 pub use govern::{Gate, Governed};
 pub use operator::OperatorAuth;
-pub use tenant::{Principal, TenantAuth};
+pub use tenant::{Principal, TenantAuth, TenantAuthDuringDeletion};

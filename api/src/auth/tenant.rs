@@ -111,23 +111,91 @@ fn suspended(tenant: TenantId, actor: Actor) -> Refusal {
     .actor(actor)
 }
 
+/// Whether requests for `tenant` may go on: an active one always; one being deleted only
+/// on the routes that follow or cancel its deletion (`during_deletion`), suspended
+/// otherwise; a deleted one never, and as an unknown credential (401), recorded on the
+/// platform chain (its own chain has ended).
+fn admit(tenant: &Tenant, during_deletion: bool, actor: Actor) -> Result<(), Refusal> {
+    match tenant.status.as_str() {
+        "active" => Ok(()),
+        "deleting" if during_deletion => Ok(()),
+        "deleting" => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            "this organisation is scheduled for deletion and suspended until then; an owner can still cancel \
+             the deletion (POST /v1/deletions/{id}/cancel)",
+        )
+        .chain(Chain::Tenant(tenant.id))
+        .actor(actor)),
+        "deleted" => Err(unauthorized(
+            "tenant_deleted",
+            "this organisation has been deleted; its credentials no longer work",
+        )),
+        _ => Err(suspended(tenant.id, actor)),
+    }
+}
+
 impl FromRequestParts<AppState> for TenantAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ctx = RequestCtx::from_parts(parts);
-        match authenticate(parts, state).await {
-            Ok((tenant, principal, role, entitlements)) => Ok(TenantAuth {
-                tenant,
-                principal,
-                role,
-                entitlements,
-                ctx,
-            }),
-            Err(Ok(refusal)) => Err(refusal.record(state, &ctx).await),
-            Err(Err(internal)) => Err(internal),
-        }
+        extract(parts, state, false).await
     }
+}
+
+/// [`TenantAuth`] that also admits a tenant in its deletion's grace period (`deleting`):
+/// for the routes that follow and cancel that deletion, nothing else.
+#[derive(Debug, Clone)]
+pub struct TenantAuthDuringDeletion(pub TenantAuth);
+
+impl FromRequestParts<AppState> for TenantAuthDuringDeletion {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        extract(parts, state, true).await.map(Self)
+    }
+}
+
+async fn extract(parts: &mut Parts, state: &AppState, during_deletion: bool) -> Result<TenantAuth, ApiError> {
+    let ctx = RequestCtx::from_parts(parts);
+    let auth = match authenticate(parts, state, during_deletion).await {
+        Ok((tenant, principal, role, entitlements)) => TenantAuth {
+            tenant,
+            principal,
+            role,
+            entitlements,
+            ctx,
+        },
+        Err(Ok(refusal)) => return Err(refusal.record(state, &ctx).await),
+        Err(Err(internal)) => return Err(internal),
+    };
+    // Once the grace period is over the sweep runs: nothing of the tenant may be written
+    // again (not even a rate-limit counter the residue scan would find), so even the
+    // deletion's own routes are refused; the certificate comes with the certificate token.
+    if auth.tenant.status == "deleting" && sweep_started(state, auth.tenant.id).await? {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "tenant_suspended",
+            "this organisation is being deleted now; fetch the certificate with the certificate token",
+        )
+        .chain(Chain::Tenant(auth.tenant.id))
+        .actor(auth.actor())
+        .record(state, &auth.ctx)
+        .await);
+    }
+    Ok(auth)
+}
+
+/// Whether the tenant's deletion has left its grace period (queued or sweeping).
+async fn sweep_started(state: &AppState, tenant: TenantId) -> Result<bool, ApiError> {
+    let mut tx = state.db.begin_tenant(tenant).await?;
+    let started: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM deletions WHERE scope = 'tenant' AND status IN ('queued', 'running'))",
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    tx.commit().await?;
+    Ok(started)
 }
 
 /// What authentication yields: the tenant, who, their role, and the tenant's entitlements
@@ -135,7 +203,7 @@ impl FromRequestParts<AppState> for TenantAuth {
 type Authenticated = (Tenant, Principal, Role, Entitlements);
 type Outcome3 = Result<Authenticated, Result<Refusal, ApiError>>;
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Outcome3 {
+async fn authenticate(parts: &Parts, state: &AppState, during_deletion: bool) -> Outcome3 {
     let token = match bearer(parts) {
         Ok(t) => t,
         Err(BearerError::Missing) => {
@@ -152,9 +220,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Outcome3 {
         }
     };
     if credential::looks_like_api_key(token) {
-        api_key(token, state).await
+        api_key(token, state, during_deletion).await
     } else {
-        access_token(token, state).await
+        access_token(token, state, during_deletion).await
     }
 }
 
@@ -162,7 +230,7 @@ async fn load_tenant(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>
     entitlements::load(tx).await.map_err(|e| Err(e.into()))
 }
 
-async fn access_token(token: &str, state: &AppState) -> Outcome3 {
+async fn access_token(token: &str, state: &AppState, during_deletion: bool) -> Outcome3 {
     let kid = jwt::header_kid(token).map_err(|e| Ok(unauthorized(e.code(), &e.to_string())))?;
     let lookup = state.keys.lookup(&kid).await;
     let claims = jwt::verify(token, lookup, Audience::Tenant, chrono::Utc::now().timestamp())
@@ -177,9 +245,7 @@ async fn access_token(token: &str, state: &AppState) -> Outcome3 {
     let user_id = UserId(claims.sub);
     let mut tx = state.db.begin_tenant(tid).await.map_err(|e| Err(e.into()))?;
     let (tenant, ent) = load_tenant(&mut tx).await?.ok_or_else(invalid)?;
-    if !tenant.is_active() {
-        return Err(Ok(suspended(tid, Actor::User(user_id))));
-    }
+    admit(&tenant, during_deletion, Actor::User(user_id)).map_err(Ok)?;
     let user = users::get(&mut tx, user_id)
         .await
         .map_err(|e| Err(ApiError::internal(e)))?;
@@ -192,7 +258,7 @@ async fn access_token(token: &str, state: &AppState) -> Outcome3 {
     }
 }
 
-async fn api_key(token: &str, state: &AppState) -> Outcome3 {
+async fn api_key(token: &str, state: &AppState, during_deletion: bool) -> Outcome3 {
     let invalid = || Ok(unauthorized("invalid_api_key", "the API key is not valid"));
     let cred = Credential::parse(Kind::ApiKey, token).ok_or_else(invalid)?;
     let mut tx = state
@@ -231,9 +297,7 @@ async fn api_key(token: &str, state: &AppState) -> Outcome3 {
             .actor(actor)));
         }
     };
-    if !tenant.is_active() {
-        return Err(Ok(suspended(tenant.id, actor)));
-    }
+    admit(&tenant, during_deletion, actor).map_err(Ok)?;
     let role = key.role.parse().unwrap_or(Role::Viewer);
     Ok((tenant, Principal::ApiKey(key.id), role, ent))
 }

@@ -72,9 +72,12 @@ async fn login(
         Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     let auth = &state.config.auth;
     let lockout = auth.login_lockout.as_secs();
+    // A deleted organisation is an unknown one: nothing of it may be written again (no
+    // throttle row, no event on its ended chain).
     let Some(tenant) = tenants::find_by_slug(&state.db, &body.tenant)
         .await
         .map_err(ApiError::internal)?
+        .filter(|t| !t.is_deleted())
     else {
         // An unknown organisation answers, waits and throttles exactly like a known one
         // (the same counter, kept in Redis as it has no tenant to live in), so slugs
@@ -235,6 +238,7 @@ async fn refresh_token(
     let Some(tenant) = tenants::get(&state.db, cred.tenant)
         .await
         .map_err(ApiError::internal)?
+        .filter(|t| !t.is_deleted())
     else {
         return Err(invalid_refresh("auth.refresh").record(&state, &ctx).await);
     };

@@ -1,13 +1,14 @@
 //! Deletions: `DELETE /v1/documents/{id}` (capability `documents.write`; owners and admins
 //! may delete any document, members only documents they uploaded themselves;
 //! `?dry_run=true` returns what would be removed, per store, and removes nothing),
-//! `GET /v1/deletions`, `GET /v1/deletions/{id}` (status, counts per store, residue found),
+//! `GET /v1/deletions`, `GET /v1/deletions/{id}` (status, counts per store, residue found;
+//! also while the tenant is in its deletion's grace period),
 //! `GET /v1/deletions/{id}/certificate` (the signed certificate, once done); operators:
 //! `GET /ops/deletions` (every tenant's, subjects hashed). The `delete`
 //! job does the sweep (`platform::deletions`). A user's personal data is erased at once
 //! (`DELETE /v1/users/{id}?erase=true`, routed with the users: [`erase_user`]).
 
-use crate::auth::{Gate, OperatorAuth, TenantAuth};
+use crate::auth::{Gate, OperatorAuth, TenantAuth, TenantAuthDuringDeletion};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
@@ -30,7 +31,7 @@ use serde_json::{Value, json};
 /// `/v1/deletions…` (the `DELETE` on a document is routed with the document's routes).
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/deletions", get(list))
+        .route("/v1/deletions", get(list).post(super::tenant_deletion::request))
         .route("/v1/deletions/{id}", get(one))
         .route("/v1/deletions/{id}/certificate", get(certificate))
         .route("/ops/deletions", get(ops_list))
@@ -286,7 +287,10 @@ fn accepted(id: uuid::Uuid) -> (StatusCode, Json<Value>) {
     )
 }
 
-async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
+) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::DocumentsWrite).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let all = deletions::list(&mut tx).await?;
@@ -296,7 +300,7 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
 
 async fn one(
     State(state): State<AppState>,
-    auth: TenantAuth,
+    TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::DocumentsWrite).await?;

@@ -17,6 +17,7 @@ pub mod policy;
 pub mod queries;
 pub mod stripe_webhook;
 pub mod switches;
+pub mod tenant_deletion;
 pub mod usage;
 pub mod users;
 

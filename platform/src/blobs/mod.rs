@@ -188,8 +188,11 @@ impl BlobStore {
 
     /// Deletes every object of `tenant` under the folder `relative`; returns how many.
     pub async fn delete_prefix(&self, tenant: TenantId, relative: &str) -> Result<u64, BlobError> {
-        let folder = BlobKey::for_tenant(tenant, relative)?;
-        let mut listed = self.inner.list(Some(&folder.0));
+        self.delete_under(&BlobKey::for_tenant(tenant, relative)?.0).await
+    }
+
+    async fn delete_under(&self, folder: &Path) -> Result<u64, BlobError> {
+        let mut listed = self.inner.list(Some(folder));
         let mut n = 0;
         while let Some(meta) = listed.next().await {
             match self.inner.delete(&meta?.location).await {
@@ -203,15 +206,31 @@ impl BlobStore {
     /// Every object of `tenant` under the folder `relative`, as paths relative to the
     /// tenant's prefix (what deletions' residue scans list).
     pub async fn list(&self, tenant: TenantId, relative: &str) -> Result<Vec<String>, BlobError> {
-        let folder = BlobKey::for_tenant(tenant, relative)?;
+        self.list_under(tenant, &BlobKey::for_tenant(tenant, relative)?.0)
+            .await
+    }
+
+    async fn list_under(&self, tenant: TenantId, folder: &Path) -> Result<Vec<String>, BlobError> {
         let root = format!("tenants/{tenant}/");
-        let mut listed = self.inner.list(Some(&folder.0));
+        let mut listed = self.inner.list(Some(folder));
         let mut out = vec![];
         while let Some(meta) = listed.next().await {
             let path = meta?.location.to_string();
             out.push(path.strip_prefix(&root).unwrap_or(&path).to_owned());
         }
         Ok(out)
+    }
+
+    /// Every object of `tenant`, wherever under its prefix (a whole-tenant deletion's count
+    /// and residue scan), as paths relative to the prefix.
+    pub async fn list_all(&self, tenant: TenantId) -> Result<Vec<String>, BlobError> {
+        self.list_under(tenant, &Path::from(format!("tenants/{tenant}")))
+            .await
+    }
+
+    /// Deletes every object of `tenant` (a whole-tenant deletion); returns how many.
+    pub async fn delete_all(&self, tenant: TenantId) -> Result<u64, BlobError> {
+        self.delete_under(&Path::from(format!("tenants/{tenant}"))).await
     }
 
     /// Write, read back and delete a probe object outside every tenant prefix (readiness).

@@ -29,6 +29,10 @@ pub struct BillingConfig {
     /// Days invoices and the usage ledger are kept after a deletion
     /// (`DOCKET_LEDGER_RETENTION_DAYS`, default ten years: commercial bookkeeping law).
     pub ledger_retention_days: u32,
+    /// How long a confirmed tenant deletion waits, the tenant suspended and the request
+    /// cancellable, before the sweep starts (`DOCKET_TENANT_DELETION_GRACE_SECS`, default
+    /// seven days; 0 starts it at the calendar's next step).
+    pub tenant_deletion_grace: Duration,
 }
 
 /// Stripe settings.
@@ -84,6 +88,12 @@ impl Reader<'_> {
             leader_poll: Duration::from_millis(self.ranged("DOCKET_LEADER_POLL_MS", 2000, 50, 60_000)),
             catch_up_months: self.ranged("DOCKET_BILLING_CATCH_UP_MONTHS", 3, 1, 24) as u32,
             ledger_retention_days: self.ranged("DOCKET_LEDGER_RETENTION_DAYS", 3653, 1, 36525) as u32,
+            tenant_deletion_grace: Duration::from_secs(self.ranged(
+                "DOCKET_TENANT_DELETION_GRACE_SECS",
+                7 * 86_400,
+                0,
+                90 * 86_400,
+            )),
             seller_name: self.string("DOCKET_SELLER_NAME", "Docket"),
             seller_address: self
                 .string("DOCKET_SELLER_ADDRESS", "")

@@ -65,8 +65,10 @@ pub struct Target {
 /// What a start found.
 #[derive(Debug, Clone, Copy)]
 pub enum Begin {
-    /// Sweep (again).
+    /// Sweep a document (again).
     Sweep(Target),
+    /// Sweep the whole tenant (again): `Target::document` is unused (the nil id).
+    Tenant(Target),
     /// Nothing to do: it has ended (a duplicate delivery), or just failed for good.
     Ended,
 }
@@ -86,21 +88,24 @@ pub async fn begin(
             .bind(id)
             .fetch_optional(tx.conn())
             .await?;
-    let row: Option<(Option<uuid::Uuid>, i32)> = sqlx::query_as(
+    let row: Option<(Option<uuid::Uuid>, i32, String)> = sqlx::query_as(
         "UPDATE deletions SET status = 'running', attempts = attempts + 1, updated_at = now(),
                 started_at = coalesce(started_at, now())
          WHERE id = $1 AND status IN ('queued', 'running')
-         RETURNING target_id, attempts",
+         RETURNING target_id, attempts, scope",
     )
     .bind(id)
     .fetch_optional(tx.conn())
     .await?;
-    let (Some((Some(document), attempts)), Some(first)) = (row, first) else {
+    let (Some((Some(subject), attempts, scope)), Some(first)) = (row, first) else {
         return Ok(Begin::Ended);
     };
+    let whole_tenant = scope == super::DeletionScope::Tenant.as_str();
     let target = format!("deletion:{id}");
     if attempts > MAX_ATTEMPTS {
-        let msg = format!("gave up after {MAX_ATTEMPTS} attempts; the document stays deleting (ask again)");
+        let msg = format!(
+            "gave up after {MAX_ATTEMPTS} attempts; the {scope} stays deleting (an operator looks; ask again)"
+        );
         sqlx::query(
             "UPDATE deletions SET status = 'failed', error_code = 'too_many_attempts', error_message = $2,
                     finished_at = now(), updated_at = now() WHERE id = $1",
@@ -119,14 +124,21 @@ pub async fn begin(
     if first {
         let ev = Event::new("deletions.started", Outcome::Allowed, Actor::System)
             .target(target)
-            .detail("scope", "document");
+            .detail("scope", scope);
         auditor.tenant(&mut tx, ev).await?;
     }
     tx.commit().await?;
+    if whole_tenant {
+        return Ok(Begin::Tenant(Target {
+            deletion: id,
+            tenant,
+            document: DocumentId(uuid::Uuid::nil()),
+        }));
+    }
     Ok(Begin::Sweep(Target {
         deletion: id,
         tenant,
-        document: DocumentId(document),
+        document: DocumentId(subject),
     }))
 }
 
@@ -192,7 +204,7 @@ pub async fn busy(db: &Db, t: &Target) -> Result<Option<String>, SweepError> {
 }
 
 /// Records a store's count (once) and audits it, in `tx`.
-async fn swept(
+pub(super) async fn swept(
     tx: &mut TenantTx,
     auditor: &Auditor,
     t: &Target,

@@ -1,8 +1,10 @@
 //! Deletions: a tenant's data removed from every store we keep it in, checked by a residue
 //! scan, and proved by a certificate signed with the platform's Ed25519 key (the key set
-//! export manifests use). A document deletion today (`DELETE /v1/documents/{id}`); the
-//! `delete` job does the work ([`job`], the worker's `jobs/delete.rs`), [`document`] holds
-//! its steps, [`residue`] the scan, [`certificate`] the signed result, [`plan`] the dry run.
+//! export manifests use). Three scopes: a document (`DELETE /v1/documents/{id}`), a user's
+//! personal data ([`user`], at once) and the whole tenant ([`tenant`]: confirmation, grace
+//! period, cancel; [`tenant_sweep`]: the sweep and the crypto-shredding). The `delete` job
+//! does the work ([`job`], the worker's `jobs/delete.rs`), [`document`] holds a document's
+//! steps, [`residue`] the scan, [`certificate`] the signed result, [`plan`] the dry run.
 //! See `docs/DELETION.md`.
 
 pub mod certificate;
@@ -11,6 +13,8 @@ pub mod issue;
 pub mod job;
 pub mod plan;
 pub mod residue;
+pub mod tenant;
+pub mod tenant_sweep;
 pub mod user;
 
 use crate::db::{DbError, TenantTx};
@@ -27,6 +31,8 @@ pub enum DeletionScope {
     Document,
     /// A user's personal data (the account stays, erased).
     User,
+    /// The whole tenant: every store, then its keys.
+    Tenant,
 }
 
 impl DeletionScope {
@@ -35,6 +41,17 @@ impl DeletionScope {
         match self {
             Self::Document => "document",
             Self::User => "user",
+            Self::Tenant => "tenant",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "document" => Some(Self::Document),
+            "user" => Some(Self::User),
+            "tenant" => Some(Self::Tenant),
+            _ => None,
         }
     }
 }
@@ -43,6 +60,14 @@ impl DeletionScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeletionStatus {
+    /// A tenant deletion an owner asked for, waiting for the one-time confirmation code.
+    AwaitingConfirmation,
+    /// A confirmed tenant deletion in its grace period: the tenant is suspended, the request
+    /// can be cancelled, the calendar queues the sweep when the period ends.
+    Scheduled,
+    /// Cancelled during confirmation or the grace period (or its code expired); nothing
+    /// was removed.
+    Cancelled,
     /// Waiting for a worker.
     Queued,
     /// Sweeping.
@@ -60,6 +85,9 @@ impl DeletionStatus {
     /// Stored name.
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::AwaitingConfirmation => "awaiting_confirmation",
+            Self::Scheduled => "scheduled",
+            Self::Cancelled => "cancelled",
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Done => "done",
@@ -71,6 +99,9 @@ impl DeletionStatus {
     /// From the stored name.
     pub fn parse(s: &str) -> Self {
         match s {
+            "awaiting_confirmation" => Self::AwaitingConfirmation,
+            "scheduled" => Self::Scheduled,
+            "cancelled" => Self::Cancelled,
             "running" => Self::Running,
             "done" => Self::Done,
             "residue_found" => Self::ResidueFound,
@@ -103,6 +134,15 @@ pub mod stores {
     pub const PACKAGES: &str = "objects.export_packages";
     /// Payloads of its finished jobs kept by the queue.
     pub const QUEUE: &str = "redis.queue_payloads";
+    /// Every object under the tenant's prefix (originals, text, vectors, archives, packages).
+    pub const TENANT_OBJECTS: &str = "objects.tenant";
+    /// Redis keys of the tenant (limits, counters, locks).
+    pub const REDIS_KEYS: &str = "redis.keys";
+
+    /// A tenant table swept whole.
+    pub fn table(name: &str) -> String {
+        format!("postgresql.{name}")
+    }
 
     /// The vector store of a placement.
     pub fn vectors(tier: &str) -> String {
@@ -145,6 +185,10 @@ pub struct Deletion {
     pub started_at: Option<DateTime<Utc>>,
     /// Ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// A tenant deletion's grace period ends (the sweep is queued then).
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    /// An owner's tenant deletion must be confirmed before this.
+    pub confirm_before: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -162,10 +206,12 @@ struct Row {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    grace_ends_at: Option<DateTime<Utc>>,
+    confirm_before: Option<DateTime<Utc>>,
 }
 
 const COLS: &str = "id, scope, target_sha256, status, requested_by, swept, residue, certificate_sha256, \
-                    error_code, error_message, created_at, started_at, finished_at";
+                    error_code, error_message, created_at, started_at, finished_at, grace_ends_at, confirm_before";
 
 impl From<Row> for Deletion {
     fn from(r: Row) -> Self {
@@ -183,6 +229,8 @@ impl From<Row> for Deletion {
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            grace_ends_at: r.grace_ends_at,
+            confirm_before: r.confirm_before,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The dry run: per store, exactly what deleting a document would remove, counted without
-//! removing anything (`DELETE /v1/documents/{id}?dry_run=true`, `docketctl deletion plan`).
+//! The dry run: per store, exactly what deleting a document or the whole tenant would
+//! remove, counted without removing anything (`DELETE /v1/documents/{id}?dry_run=true`,
+//! `POST /v1/deletions {"scope": "tenant", "dry_run": true}`, `docketctl deletion plan`).
 
 use super::document::{SweepError, folder};
 use super::residue::redis_mentions;
@@ -66,4 +67,45 @@ pub async fn document(
         (stores::QUEUE.to_owned(), payloads),
         (stores::vectors(tier), if indexed { chunks } else { 0 }),
     ]))
+}
+
+/// Counts per store for deleting the whole tenant of `tx` (in the caller's transaction):
+/// the rows of every table the sweep empties, every object under its prefix, its Redis
+/// keys and queue payloads, and one vector point per chunk of its indexed documents in
+/// its current placement (`tier`).
+pub async fn tenant(
+    tx: &mut TenantTx,
+    blobs: &BlobStore,
+    queue: &JobQueue,
+    tier: &str,
+) -> Result<BTreeMap<String, i64>, SweepError> {
+    let t = tx.tenant_id();
+    let mut out = BTreeMap::new();
+    for table in super::tenant_sweep::swept_tables(tx).await? {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+        )))
+        .bind(t)
+        .fetch_one(tx.conn())
+        .await?;
+        if table == "chunks" {
+            out.insert(stores::LEXICAL.to_owned(), n);
+        }
+        out.insert(stores::table(&table), n);
+    }
+    let points: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.document_id
+         WHERE d.status = 'ready' OR (d.status = 'deleting' AND d.stage = 'index')",
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    out.insert(stores::vectors(tier), points);
+    out.insert(
+        stores::TENANT_OBJECTS.to_owned(),
+        blobs.list_all(t).await?.len() as i64,
+    );
+    let (payloads, keys) = redis_mentions(queue, &t.to_string()).await?;
+    out.insert(stores::QUEUE.to_owned(), payloads);
+    out.insert(stores::REDIS_KEYS.to_owned(), keys);
+    Ok(out)
 }

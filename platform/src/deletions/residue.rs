@@ -208,16 +208,27 @@ pub async fn document(
 /// Queue payloads naming `needle` (any state) and keys whose name contains it, under the
 /// deployment's prefix.
 pub async fn redis_mentions(queue: &JobQueue, needle: &str) -> Result<(i64, i64), SweepError> {
+    redis_mentions_but(queue, needle, None).await
+}
+
+/// [`redis_mentions`], leaving out the payloads that also name `but` (a whole-tenant
+/// deletion's own task names the tenant: it is the deletion, not residue).
+pub async fn redis_mentions_but(
+    queue: &JobQueue,
+    needle: &str,
+    but: Option<&str>,
+) -> Result<(i64, i64), SweepError> {
     let redis = queue.redis();
     let mut conn = redis.conn().await.map_err(|e| SweepError::Redis(e.to_string()))?;
     let mut payloads = 0;
     let queue_err = |e: crate::jobs::QueueError| SweepError::Redis(e.to_string());
-    let n = needle.as_bytes();
+    let (n, b) = (needle.as_bytes(), but.unwrap_or_default().as_bytes());
+    let matches = |v: &[u8]| finished::contains(v, n) && !finished::contains(v, b);
     for data in finished::data_hashes(&mut conn, redis.prefix())
         .await
         .map_err(queue_err)?
     {
-        payloads += finished::tasks_where(&mut conn, &data, &|v| finished::contains(v, n))
+        payloads += finished::tasks_where(&mut conn, &data, &matches)
             .await
             .map_err(queue_err)?
             .len() as i64;

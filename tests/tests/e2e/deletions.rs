@@ -64,7 +64,7 @@ async fn a_document_is_deleted_from_every_store_and_its_certificate_verifies_off
     assert_eq!(s["vectors.shared"], chunks, "{plan}");
     assert_eq!(s["objects.document"], 4, "{plan}");
     assert!(s["objects.export_packages"].as_i64() >= Some(4), "{plan}");
-    let cli = docketctl::deletion_plan(&app.config, &app.control, &t.slug, doc_uuid)
+    let cli = docketctl::deletion_plan(&app.config, &app.control, &t.slug, Some(doc_uuid))
         .await
         .expect("docketctl deletion plan");
     assert_eq!(cli["stores"], plan["stores"], "the CLI's dry run is the API's");

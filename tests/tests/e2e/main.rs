@@ -39,6 +39,7 @@ mod s3;
 mod ssrf;
 mod stripe;
 mod switches;
+mod tenant_deletion;
 mod tiers;
 mod usage;
 mod vector_locks;

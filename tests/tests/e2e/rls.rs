@@ -160,7 +160,7 @@ async fn inserting_another_tenants_row_is_refused() {
 #[tokio::test]
 async fn the_app_role_cannot_weaken_security() {
     let app = spawn_app().await;
-    two_seeded_tenants(&app).await;
+    let (a, _) = two_seeded_tenants(&app).await;
     let pool = app.pool_as("docket_app").await;
     let attrs = sqlx::query(
         "SELECT rolsuper, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = current_user",
@@ -186,9 +186,9 @@ async fn the_app_role_cannot_weaken_security() {
         "UPDATE audit_events SET action = 'x'",
         "DELETE FROM audit_events",
         "UPDATE tenants SET status = 'active'",
-        // Grants nobody's code uses are gone (migration 0017; document deletion took
-        // back DELETE on documents and jobs in 0023, checked below).
-        "DELETE FROM users",
+        // Grants nobody's code uses are gone (migration 0017); deletion took back DELETE
+        // on what it sweeps (0023, 0026), checked below.
+        "DELETE FROM plans",
     ] {
         let err = sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&pool)
@@ -206,12 +206,29 @@ async fn the_app_role_cannot_weaken_security() {
         "DELETE FROM documents",
         "DELETE FROM jobs",
         "DELETE FROM embedding_cache",
+        "DELETE FROM users",
+        "DELETE FROM api_keys",
+        "DELETE FROM queries",
     ] {
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(&pool)
             .await
             .expect(sql);
         assert_eq!(done.rows_affected(), 0, "{sql} outside a tenant's scope");
+    }
+    // The tenant's status moves only as its deletion records allow: not back to active
+    // from a suspension, not to deleted without a finished tenant deletion.
+    for next in ["active", "deleting", "deleted"] {
+        let mut tx = app.db.begin_tenant(a).await.expect("begin");
+        let err = sqlx::query("SELECT docket_tenant_deletion_state($1)")
+            .bind(next)
+            .execute(tx.conn())
+            .await
+            .expect_err(next);
+        assert!(
+            err.to_string().contains("no matching tenant deletion"),
+            "{next}: {err}"
+        );
     }
     // Turning row security off makes queries fail rather than see everything.
     let mut conn = pool.acquire().await.expect("conn");

@@ -1,5 +1,5 @@
-//! `delete`: carries out one document deletion (`platform::deletions`), holding the
-//! deletion's lease. Waits until no stage works on the document, then sweeps the vectors
+//! `delete`: carries out one deletion (`platform::deletions`), holding the deletion's
+//! lease; a whole tenant's is `delete_tenant.rs`. A document's: Waits until no stage works on the document, then sweeps the vectors
 //! (every placement, under the tenant's vector lock, counted to zero), download packages
 //! holding it, its objects, its rows (one transaction), its finished jobs' queue payloads;
 //! then scans every store again and issues the signed certificate, or ends as
@@ -45,11 +45,17 @@ pub async fn handle(job: DeleteJob, ctx: Data<Ctx>) -> Result<(), BoxDynError> {
 }
 
 async fn run(ctx: &JobContext, job: &DeleteJob) -> Result<Option<Issued>, SweepError> {
-    let t = match document::begin(&ctx.db, &ctx.auditor, job.tenant_id, job.deletion_id).await? {
-        Begin::Sweep(t) => t,
-        Begin::Ended => return Ok(None),
+    let (t, whole_tenant) =
+        match document::begin(&ctx.db, &ctx.auditor, job.tenant_id, job.deletion_id).await? {
+            Begin::Sweep(t) => (t, false),
+            Begin::Tenant(t) => (t, true),
+            Begin::Ended => return Ok(None),
+        };
+    let swept = match whole_tenant {
+        true => super::delete_tenant::sweep(ctx, &t).await,
+        false => sweep(ctx, &t).await,
     };
-    match sweep(ctx, &t).await {
+    match swept {
         Err(SweepError::Busy(reason)) => {
             document::was_busy(&ctx.db, &t).await?;
             Err(SweepError::Busy(reason))
@@ -69,7 +75,7 @@ async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    let residue_vectors = sweep_vectors(ctx, &t).await?;
+    let residue_vectors = sweep_vectors(ctx, &t, false).await?;
     document::withdraw_packages(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
     document::sweep_objects(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
     document::sweep_rows(&ctx.db, &ctx.auditor, &t).await?;
@@ -103,19 +109,28 @@ async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
             "points of the document still stored",
         );
     }
-    let keys = KeyRing::new(
+    let days = ctx.config.billing.ledger_retention_days;
+    issue::finish(&ctx.db, &signing_keys(ctx), &ctx.auditor, days, &t, scan).await
+}
+
+/// The platform's signing keys (certificates are signed with the active one).
+pub(super) fn signing_keys(ctx: &JobContext) -> KeyRing {
+    KeyRing::new(
         ctx.db.clone(),
         ctx.config.master_key.clone(),
         ctx.config.auth.key_rotation_window,
-    );
-    let days = ctx.config.billing.ledger_retention_days;
-    issue::finish(&ctx.db, &keys, &ctx.auditor, days, &t, scan).await
+    )
 }
 
-/// Deletes the document's points in every placement (not only the tenant's current one: a
-/// tier move may have left some behind), under the tenant's vector lock so no index job
-/// writes meanwhile; records what each held; returns what each still holds after (zero).
-async fn sweep_vectors(ctx: &JobContext, t: &Target) -> Result<Vec<(IsolationTier, usize)>, SweepError> {
+/// Deletes the document's points (or, `whole_tenant`, all the tenant's points, its own
+/// shards' files with them) in every placement (not only the tenant's current one: a tier
+/// move may have left some behind), under the tenant's vector lock so no index job writes
+/// meanwhile; records what each held; returns what each still holds after (zero).
+pub(super) async fn sweep_vectors(
+    ctx: &JobContext,
+    t: &Target,
+    whole_tenant: bool,
+) -> Result<Vec<(IsolationTier, usize)>, SweepError> {
     let store = ctx
         .vectors
         .clone()
@@ -132,7 +147,7 @@ async fn sweep_vectors(ctx: &JobContext, t: &Target) -> Result<Vec<(IsolationTie
         IsolationTier::Isolated,
     ] {
         let scope = TenantScope::new(t.tenant.as_uuid(), placement_of(tier));
-        let d = Some(t.document.as_uuid());
+        let d = (!whole_tenant).then(|| t.document.as_uuid());
         // Counted and recorded before they go: a resumed sweep keeps this first count.
         let before = store.count(scope, d).await.map_err(engine)?;
         document::record(
@@ -143,11 +158,11 @@ async fn sweep_vectors(ctx: &JobContext, t: &Target) -> Result<Vec<(IsolationTie
             before as i64,
         )
         .await?;
-        if before > 0 {
-            store
-                .delete_document(scope, t.document.as_uuid())
-                .await
-                .map_err(engine)?;
+        match d {
+            Some(d) if before > 0 => store.delete_document(scope, d).await.map_err(engine)?,
+            Some(_) => {}
+            // Always: a tenant's own shard with no points left still has its files.
+            None => store.delete_tenant(scope).await.map_err(engine)?,
         }
         left.push((tier, store.count(scope, d).await.map_err(engine)?));
     }

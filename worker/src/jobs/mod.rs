@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod chunk;
 pub mod delete;
+pub mod delete_tenant;
 pub mod embed;
 pub mod export;
 pub mod guard;

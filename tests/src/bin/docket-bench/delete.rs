@@ -4,7 +4,9 @@
 //! p50/p95/max time from the request to the certificate, against the same deletions from a
 //! tenant holding only those documents (measured in the same run: what the tenant's size
 //! adds, mostly the residue scan reading every row of the tenant), and the worker's
-//! resident memory while deleting.
+//! resident memory while deleting. Then it deletes each whole tenant (confirmed, the grace
+//! period skipped by running the calendar's step as of its end) and prints the wall time
+//! from the confirmation to the certificate and the worker's peak memory meanwhile.
 
 use anyhow::Context;
 use docket_tests::importing::zip_of;
@@ -87,6 +89,58 @@ async fn delete_each(
     Ok((times, peak))
 }
 
+/// Deletes the whole tenant of `token`: asks, confirms, runs the calendar's step as of
+/// the end of the grace period, and waits for the certificate. Seconds from the
+/// confirmation to the certificate, and the worker's peak resident memory meanwhile (KiB).
+async fn delete_tenant(app: &TestApp, token: &str, worker: u32) -> anyhow::Result<(f64, u64)> {
+    let body = serde_json::json!({"scope": "tenant"});
+    let asked: Value = app
+        .call(Method::POST, "/v1/deletions", Some(token), Some(body))
+        .await
+        .json()
+        .await?;
+    let id = asked["deletion_id"].as_str().context("deletion id")?.to_owned();
+    let code = serde_json::json!({"confirmation_code": asked["confirmation_code"]});
+    let started = Instant::now();
+    let confirmed: Value = app
+        .call(
+            Method::POST,
+            &format!("/v1/deletions/{id}/confirm"),
+            Some(token),
+            Some(code),
+        )
+        .await
+        .json()
+        .await?;
+    let cert_token = confirmed["certificate_token"]
+        .as_str()
+        .context("certificate token")?
+        .to_owned();
+    let after_grace = chrono::Utc::now() + chrono::Duration::days(91);
+    docket_platform::deletions::tenant::queue_due(&app.control, &app.job_queue(), after_grace).await?;
+    let mut peak = 0;
+    loop {
+        peak = peak.max(crate::rss_kib(worker));
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/deletion-certificates/{id}"),
+                Some(&cert_token),
+                None,
+            )
+            .await;
+        if r.status() == 200 {
+            return Ok((started.elapsed().as_secs_f64(), peak));
+        }
+        anyhow::ensure!(r.status() == 409, "certificate: {}", r.status());
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "tenant deletion {id} never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Ids of `n` ready documents of the tenant (spread over its documents).
 async fn some_documents(
     app: &TestApp,
@@ -164,6 +218,19 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         "worker memory:           {:.0} MiB before the deletions, peak {:.0} MiB while deleting",
         rss_before as f64 / 1024.0,
         peak as f64 / 1024.0
+    );
+
+    let before = crate::rss_kib(worker.id());
+    let (small_secs, _) = delete_tenant(&app, &small_token, worker.id()).await?;
+    let (big_secs, big_peak) = delete_tenant(&app, &big_token, worker.id()).await?;
+    // The small tenant has no document left (each was deleted above): the fixed cost.
+    println!("whole tenant, no documents left:  {small_secs:.2} s (confirmation to certificate)");
+    println!(
+        "whole tenant of {:>6} docs:    {big_secs:.2} s = {:.1}x; worker {:.0} MiB before, peak {:.0} MiB while deleting",
+        rows.0 - samples as i64,
+        big_secs / small_secs,
+        before as f64 / 1024.0,
+        big_peak as f64 / 1024.0
     );
     Ok(())
 }

@@ -1,0 +1,353 @@
+//! Deleting the whole tenant. An owner (`deletions.request`): `POST /v1/deletions
+//! {"scope": "tenant"}` (201, a one-time confirmation code; `"dry_run": true` counts per
+//! store instead), `POST /v1/deletions/{id}/confirm {"confirmation_code"}` (202: the grace
+//! period starts, the tenant is suspended, and the certificate token is handed over),
+//! `POST /v1/deletions/{id}/cancel` during confirmation or the grace period. Whoever holds
+//! the certificate token: `GET /v1/deletion-certificates/{id}` (the tenant's own
+//! credentials are gone by then). Operators: `POST /ops/tenants/{id}/deletion {"reason"}`
+//! (scheduled at once; `"dry_run": true` counts), `POST /ops/deletions/{id}/cancel`,
+//! `GET /ops/deletions/{id}/certificate`. The sweep is the `delete` job's
+//! (`platform::deletions::tenant_sweep`), queued by the calendar when the grace ends.
+
+use crate::auth::{OperatorAuth, TenantAuth, TenantAuthDuringDeletion};
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::parse_id;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use docket_platform::audit::{Event, Outcome};
+use docket_platform::authz::Capability;
+use docket_platform::db::TenantTx;
+use docket_platform::deletions::tenant::{self, CERTIFICATE_TOKEN_PREFIX, Scheduled, TenantDeletionError};
+use docket_platform::deletions::{self, plan};
+use docket_platform::ids::TenantId;
+use docket_platform::placement;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The tenant-deletion routes (`POST /v1/deletions` is routed with the deletions' list).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/deletions/{id}/confirm", post(confirm))
+        .route("/v1/deletions/{id}/cancel", post(cancel))
+        .route("/v1/deletion-certificates/{id}", get(certificate_by_token))
+        .route("/ops/tenants/{id}/deletion", post(ops_request))
+        .route("/ops/deletions/{id}/cancel", post(ops_cancel))
+        .route("/ops/deletions/{id}/certificate", get(ops_certificate))
+}
+
+/// `POST /v1/deletions` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBody {
+    scope: String,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /v1/deletions/{id}/confirm` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    confirmation_code: String,
+}
+
+/// `POST /ops/tenants/{id}/deletion` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsBody {
+    reason: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// A tenant deletion error as the API answers it.
+fn refused(e: TenantDeletionError) -> ApiError {
+    let msg = e.to_string();
+    match e {
+        TenantDeletionError::Db(d) => d.into(),
+        TenantDeletionError::Pending(..) => ApiError::new(StatusCode::CONFLICT, "deletion_pending", msg),
+        TenantDeletionError::NotFound => ApiError::not_found("deletion"),
+        TenantDeletionError::WrongState(_) => ApiError::new(StatusCode::CONFLICT, "invalid_state", msg),
+        TenantDeletionError::WrongCode => {
+            ApiError::new(StatusCode::FORBIDDEN, "wrong_confirmation_code", msg)
+        }
+        TenantDeletionError::Expired => ApiError::new(StatusCode::GONE, "confirmation_expired", msg),
+        TenantDeletionError::TenantState(_) => ApiError::new(StatusCode::CONFLICT, "invalid_state", msg),
+    }
+}
+
+/// The dry run of deleting the tenant of `tx`.
+async fn dry_run(state: &AppState, tx: &mut TenantTx) -> Result<Value, ApiError> {
+    let tier = placement::read(tx).await?.current;
+    let stores = plan::tenant(tx, &state.blobs, &state.queue, tier.as_str())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({"dry_run": true, "scope": "tenant", "stores": stores}))
+}
+
+fn scheduled_body(s: &Scheduled) -> Value {
+    let id = s.deletion;
+    json!({
+        "deletion_id": id, "status": "scheduled", "grace_ends_at": s.grace_ends_at,
+        "certificate_token": s.certificate_token,
+        "status_url": format!("/v1/deletions/{id}"),
+        "cancel_url": format!("/v1/deletions/{id}/cancel"),
+        "certificate_url": format!("/v1/deletion-certificates/{id}"),
+    })
+}
+
+/// `POST /v1/deletions`: the whole tenant (owner only). Documents and users are deleted on
+/// their own routes.
+pub async fn request(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    ApiJson(body): ApiJson<RequestBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if body.scope != "tenant" {
+        return Err(ApiError::bad_request(
+            "unsupported_scope",
+            "POST /v1/deletions deletes the whole organisation (\"scope\": \"tenant\"); delete a document with \
+             DELETE /v1/documents/{id} and a user's personal data with DELETE /v1/users/{id}?erase=true",
+        ));
+    }
+    auth.require(&state, Capability::DeletionsRequest).await?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    if body.dry_run {
+        let plan = dry_run(&state, &mut tx).await?;
+        tx.commit().await?;
+        return Ok((StatusCode::OK, Json(plan)));
+    }
+    let asked = tenant::request(&mut tx, &auth.actor_label())
+        .await
+        .map_err(refused)?;
+    let ev = auth
+        .event("deletions.requested", Outcome::Allowed)
+        .target(format!("deletion:{}", asked.deletion))
+        .detail("scope", "tenant");
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    let id = asked.deletion;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "deletion_id": id, "status": "awaiting_confirmation",
+            "confirmation_code": asked.confirmation_code, "confirm_before": asked.confirm_before,
+            "confirm_url": format!("/v1/deletions/{id}/confirm"),
+            "grace_period_secs": state.config.billing.tenant_deletion_grace.as_secs(),
+        })),
+    ))
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConfirmBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&state, Capability::DeletionsRequest).await?;
+    let id = parse_id(&id, "deletion")?;
+    let grace = state.config.billing.tenant_deletion_grace;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let scheduled = match tenant::confirm(&mut tx, id, &body.confirmation_code, grace).await {
+        Ok(s) => s,
+        Err(e @ (TenantDeletionError::WrongCode | TenantDeletionError::Expired)) => {
+            drop(tx);
+            let api = refused(e);
+            return Err(auth
+                .refuse(&state, "deletions.confirm", api.status, api.code, api.message)
+                .await);
+        }
+        Err(e) => return Err(refused(e)),
+    };
+    let ev = auth
+        .event("deletions.confirmed", Outcome::Allowed)
+        .target(format!("deletion:{id}"))
+        .detail("scope", "tenant")
+        .detail("grace_ends_at", scheduled.grace_ends_at.to_rfc3339());
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(scheduled_body(&scheduled))))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::DeletionsRequest).await?;
+    let id = parse_id(&id, "deletion")?;
+    let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
+    let restored = tenant::cancel(&mut tx, id).await.map_err(refused)?;
+    let ev = auth
+        .event("deletions.cancelled", Outcome::Allowed)
+        .target(format!("deletion:{id}"))
+        .detail("scope", "tenant");
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(Json(
+        json!({"deletion_id": id, "status": "cancelled", "tenant_status": restored}),
+    ))
+}
+
+/// The certificate token from `Authorization: Bearer dct_…`.
+fn certificate_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ")
+        .filter(|t| t.starts_with(CERTIFICATE_TOKEN_PREFIX))
+}
+
+async fn certificate_by_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(token) = certificate_token(&headers) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_credentials",
+            "send `Authorization: Bearer <certificate token>` (the dct_… token the confirmation returned)",
+        ));
+    };
+    let id = parse_id(&id, "deletion")?;
+    match tenant::certificate_for_token(&state.control, id, token).await {
+        Ok(Some(text)) => Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response()),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "certificate_not_ready",
+            "the deletion has not finished; its certificate is issued when it is done",
+        )),
+        // An unknown deletion and a wrong token answer alike.
+        Err(TenantDeletionError::NotFound) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the certificate token does not match this deletion",
+        )),
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// Records an operator's change in `tx` on both chains and commits.
+async fn commit_ops(state: &AppState, mut tx: TenantTx, ev: Event) -> Result<(), ApiError> {
+    state
+        .auditor
+        .operator_change(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn ops_request(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OpsBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let t = TenantId(parse_id(&id, "tenant")?);
+    let mut tx = state.control.begin_tenant(t).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+        .bind(t)
+        .fetch_one(tx.conn())
+        .await?;
+    if !exists {
+        return Err(ApiError::not_found("tenant"));
+    }
+    if body.dry_run {
+        let plan = dry_run(&state, &mut tx).await?;
+        tx.commit().await?;
+        return Ok((StatusCode::OK, Json(plan)));
+    }
+    let Some(reason) = body.reason.filter(|r| !r.trim().is_empty()) else {
+        return Err(ApiError::bad_request(
+            "reason_required",
+            "an operator's tenant deletion needs a reason",
+        ));
+    };
+    let grace = state.config.billing.tenant_deletion_grace;
+    let label = format!("operator:{}", op.operator);
+    let scheduled = tenant::schedule_by_operator(&mut tx, &label, &reason, grace)
+        .await
+        .map_err(refused)?;
+    let ev = op
+        .event("ops.tenants.delete", Outcome::Allowed)
+        .target(format!("deletion:{}", scheduled.deletion))
+        .detail("tenant", t.to_string())
+        .detail("reason", reason)
+        .detail("grace_ends_at", scheduled.grace_ends_at.to_rfc3339());
+    commit_ops(&state, tx, ev).await?;
+    Ok((StatusCode::ACCEPTED, Json(scheduled_body(&scheduled))))
+}
+
+/// The tenant a deletion belongs to (operators name deletions by id alone).
+async fn tenant_of(state: &AppState, id: uuid::Uuid) -> Result<TenantId, ApiError> {
+    sqlx::query_scalar("SELECT tenant_id FROM deletions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(state.control.pool())
+        .await?
+        .ok_or_else(|| ApiError::not_found("deletion"))
+}
+
+async fn ops_cancel(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id, "deletion")?;
+    let t = tenant_of(&state, id).await?;
+    let mut tx = state.control.begin_tenant(t).await?;
+    let restored = tenant::cancel(&mut tx, id).await.map_err(refused)?;
+    let ev = op
+        .event("ops.deletions.cancel", Outcome::Allowed)
+        .target(format!("deletion:{id}"))
+        .detail("tenant", t.to_string());
+    commit_ops(&state, tx, ev).await?;
+    Ok(Json(
+        json!({"deletion_id": id, "status": "cancelled", "tenant_status": restored}),
+    ))
+}
+
+async fn ops_certificate(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id, "deletion")?;
+    let t = tenant_of(&state, id).await?;
+    let mut tx = state.control.begin_tenant(t).await?;
+    let text = deletions::certificate(&mut tx, id).await?;
+    tx.commit().await?;
+    state
+        .auditor
+        .platform(
+            state.control.pool(),
+            op.event("ops.deletions.certificate", Outcome::Allowed)
+                .target(format!("deletion:{id}")),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    match text {
+        Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "certificate_not_ready",
+            "the deletion has no certificate (not done yet, or it did not end clean)",
+        )),
+    }
+}

@@ -1,0 +1,704 @@
+//! Whole-tenant deletion on every isolation tier: an owner asks, confirms with the code,
+//! the tenant is suspended for the grace period, the calendar's step queues the sweep, and
+//! the tenant is gone from every store (the test's own scan: superuser SQL over every
+//! table, the object folder, every vector placement and the tenant's own shard files,
+//! every Redis key), its keys destroyed, its credentials refused, its certificate
+//! verifiable offline by whoever holds the certificate token; another tenant untouched; the
+//! dry run changes nothing; cancelling in the grace period loses nothing; the slug is
+//! reserved until the retention period ends.
+
+use chrono::Utc;
+use docket_platform::deletions::document::Target;
+use docket_platform::deletions::{tenant, tenant_sweep};
+use docket_platform::ids::{DocumentId, TenantId};
+use docket_tests::actors::expect_error;
+use docket_tests::deleting::{RETAINED, points};
+use docket_tests::{TestApp, seed, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Tables a tenant deletion keeps rows of (the audit chains, the ledger, invoices and
+/// their history, the deletions, the shredded key row).
+fn kept(table: &str) -> bool {
+    RETAINED.contains(&table) || tenant_sweep::retained(table)
+}
+
+/// `POST /v1/deletions {"scope": "tenant"}` then the confirmation: the deletion id and
+/// the certificate token.
+async fn ask_and_confirm(app: &TestApp, token: &str) -> (String, String) {
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/deletions",
+            Some(token),
+            Some(json!({"scope": "tenant"})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let asked: Value = r.json().await.expect("json");
+    assert_eq!(asked["status"], "awaiting_confirmation", "{asked}");
+    let id = asked["deletion_id"].as_str().expect("id").to_owned();
+    let confirm = format!("/v1/deletions/{id}/confirm");
+    // A wrong code confirms nothing.
+    expect_error(
+        app.call(
+            Method::POST,
+            &confirm,
+            Some(token),
+            Some(json!({"confirmation_code": "confirm-nope"})),
+        )
+        .await,
+        403,
+        "wrong_confirmation_code",
+    )
+    .await;
+    let code = asked["confirmation_code"].as_str().expect("code");
+    let r = app
+        .call(
+            Method::POST,
+            &confirm,
+            Some(token),
+            Some(json!({"confirmation_code": code})),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let scheduled: Value = r.json().await.expect("json");
+    assert_eq!(scheduled["status"], "scheduled", "{scheduled}");
+    let cert_token = scheduled["certificate_token"].as_str().expect("token").to_owned();
+    (id, cert_token)
+}
+
+/// Polls `GET /v1/deletion-certificates/{id}` with the certificate token until the
+/// certificate is there (409 until then).
+async fn fetch_certificate(app: &TestApp, id: &str, token: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/deletion-certificates/{id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        match r.status().as_u16() {
+            200 => return r.text().await.expect("text"),
+            409 => {}
+            s => panic!(
+                "certificate fetch answered {s}: {}",
+                r.text().await.unwrap_or_default()
+            ),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "no certificate after 240 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn secrets(app: &TestApp, t: TenantId) -> (bool, bool, bool) {
+    sqlx::query_as(
+        "SELECT data_key_enc IS NULL, pseudonym_key_enc IS NULL, destroyed_at IS NOT NULL
+         FROM tenant_secrets WHERE tenant_id = $1",
+    )
+    .bind(t)
+    .fetch_one(&app.pool_as("docket_test_super").await)
+    .await
+    .expect("tenant_secrets")
+}
+
+/// The whole scenario on `tier`.
+async fn a_tenant_is_deleted_everywhere(tier: &str) {
+    let app = spawn_app().await;
+    let (_worker, _ctx, store) = app.spawn_worker_with_handles().await;
+    let t = app.create_tenant_on("leaving", "enterprise", tier).await;
+    let other = app.create_tenant_on("staying", "business", "shared").await;
+    let tokens = app.tokens(&t.slug, &t.owner_email).await;
+    let token = tokens["access_token"].as_str().expect("token").to_owned();
+    let refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+    let other_token = app.owner_token(&other).await;
+    app.upload_ready(&token, "contract.pdf", docket_tests::contract(3))
+        .await;
+    let note = b"The Supplier shall deliver the goods within thirty days of each purchase order.";
+    app.upload_ready(&token, "note.txt", note.to_vec()).await;
+    app.upload_ready(&other_token, "contract.pdf", docket_tests::contract(3))
+        .await;
+    app.ask(&token, "Which state's law governs this agreement?", json!({}))
+        .await;
+    app.ask(
+        &other_token,
+        "Which state's law governs this agreement?",
+        json!({}),
+    )
+    .await;
+    let export = app.request_export(&token, json!({"download": true})).await;
+    let exported = app.wait_export(&token, &export, Duration::from_secs(180)).await;
+    assert_eq!(exported["status"], "done", "{exported}");
+    // An import in progress: no feeder runs, so its documents wait to be fed.
+    let import = app.import_synthetic(&token, "batch", 7, 3).await;
+    let started = Instant::now();
+    while app.import_status(&token, &import).await["status"] == "unpacking" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "import never unpacked"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let key: Value = app
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&token),
+            Some(json!({"name": "ci", "role": "member"})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let api_key = key["key"].as_str().expect("key").to_owned();
+    let (_, member) = app.user_with_role(&t, &token, "member").await;
+    let (_, admin) = app.user_with_role(&t, &token, "admin").await;
+    let id = t.id.to_string();
+    assert!(points(&store, t.id, None).await > 0);
+
+    // Only an owner may; nobody else sees the request route succeed.
+    for who in [&member, &admin] {
+        expect_error(
+            app.call(
+                Method::POST,
+                "/v1/deletions",
+                Some(who),
+                Some(json!({"scope": "tenant"})),
+            )
+            .await,
+            403,
+            "forbidden",
+        )
+        .await;
+    }
+    expect_error(
+        app.call(
+            Method::POST,
+            "/v1/deletions",
+            Some(&token),
+            Some(json!({"scope": "document"})),
+        )
+        .await,
+        400,
+        "unsupported_scope",
+    )
+    .await;
+
+    // Dry run: counts, nothing changed anywhere.
+    let mine = app.tenant_rows(t.id).await;
+    let my_objects = app.objects_naming(&id);
+    let my_points = points(&store, t.id, None).await;
+    let my_keys = app.redis_naming(&id).await;
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/deletions",
+            Some(&token),
+            Some(json!({"scope": "tenant", "dry_run": true})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let plan: Value = r.json().await.expect("json");
+    let s = &plan["stores"];
+    assert_eq!(s["postgresql.documents"], mine["documents"], "{plan}");
+    assert_eq!(s["postgresql.chunks"], mine["chunks"], "{plan}");
+    assert_eq!(s["postgresql.users"], 3, "{plan}");
+    assert_eq!(s[format!("vectors.{tier}")], my_points, "{plan}");
+    assert_eq!(s["objects.tenant"], my_objects.len(), "{plan}");
+    let cli = docketctl::deletion_plan(&app.config, &app.control, &t.slug, None)
+        .await
+        .expect("docketctl deletion plan");
+    assert_eq!(cli["stores"], plan["stores"], "the CLI's dry run is the API's");
+    assert_eq!(app.tenant_rows(t.id).await, mine, "the dry run changed rows");
+    assert_eq!(app.objects_naming(&id), my_objects);
+    assert_eq!(points(&store, t.id, None).await, my_points);
+    assert_eq!(app.redis_naming(&id).await, my_keys);
+
+    let others = app.tenant_rows(other.id).await;
+    let others_objects = app.objects_naming(&other.id.to_string());
+    let others_points = points(&store, other.id, None).await;
+
+    // Asked and confirmed: suspended for the grace period, the deletion still readable.
+    let (deletion, cert_token) = ask_and_confirm(&app, &token).await;
+    expect_error(
+        app.call(Method::GET, "/v1/documents", Some(&token), None).await,
+        403,
+        "tenant_suspended",
+    )
+    .await;
+    let d: Value = app
+        .call(
+            Method::GET,
+            &format!("/v1/deletions/{deletion}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(d["status"], "scheduled", "{d}");
+    // The calendar's step: nothing before the grace period ends, the sweep after.
+    let queue = app.job_queue();
+    assert_eq!(
+        tenant::queue_due(&app.control, &queue, Utc::now())
+            .await
+            .expect("due"),
+        0
+    );
+    let later = Utc::now() + chrono::Duration::days(8);
+    assert_eq!(
+        tenant::queue_due(&app.control, &queue, later).await.expect("due"),
+        1
+    );
+
+    let text = fetch_certificate(&app, &deletion, &cert_token).await;
+    let cert: Value = serde_json::from_str(&text).expect("certificate json");
+    let c = &cert["certificate"];
+    assert_eq!(c["scope"], "tenant", "{cert}");
+    assert_eq!(c["stores"]["postgresql.documents"], mine["documents"], "{cert}");
+    assert_eq!(c["stores"][format!("vectors.{tier}")], my_points, "{cert}");
+    assert_eq!(c["residue"]["found"], json!([]), "{cert}");
+    assert_eq!(c["keys_destroyed"].as_array().map(Vec::len), Some(2), "{cert}");
+    assert!(
+        !text.contains(&id),
+        "the certificate names the tenant only hashed"
+    );
+    // Verifies offline; a forged one does not.
+    let file = app.dirs.path().join("tenant-certificate.json");
+    std::fs::write(&file, &text).expect("write");
+    let (code, report) = app.verify_certificate(&file).await;
+    assert_eq!((code, &report["ok"]), (0, &json!(true)), "{report}");
+    let mut forged = cert.clone();
+    forged["certificate"]["stores"]["postgresql.chunks"] = json!(0);
+    std::fs::write(&file, forged.to_string()).expect("write");
+    assert_eq!(
+        app.verify_certificate(&file).await.0,
+        3,
+        "a forged certificate verifies"
+    );
+    // Operators fetch the same certificate by the deletion's id.
+    let op = app.operator_token().await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/ops/deletions/{deletion}/certificate"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("text"), text);
+
+    // Every credential of the tenant is refused as unknown.
+    expect_error(
+        app.call(Method::GET, "/v1/me", Some(&token), None).await,
+        401,
+        "tenant_deleted",
+    )
+    .await;
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&api_key), None)
+            .await
+            .status(),
+        401
+    );
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        app.login(&t.slug, &t.owner_email, &t.password).await.status(),
+        401
+    );
+    assert_eq!(
+        app.call(Method::GET, &format!("/v1/imports/{import}"), Some(&token), None)
+            .await
+            .status(),
+        401
+    );
+
+    // The deletion's own finished task names the tenant: the calendar's next steps remove it.
+    let started = Instant::now();
+    while tenant::forget_own_tasks(&app.control, &queue)
+        .await
+        .expect("forget")
+        == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the delete task never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The test's own residue scan, after those requests.
+    let left: BTreeMap<String, i64> = app
+        .tenant_rows(t.id)
+        .await
+        .into_iter()
+        .filter(|(table, n)| *n > 0 && !kept(table))
+        .collect();
+    assert_eq!(left, BTreeMap::new(), "rows of the tenant left");
+    assert_eq!(app.objects_naming(&id), Vec::<String>::new(), "objects left");
+    assert_eq!(
+        app.redis_naming(&id).await,
+        Vec::<String>::new(),
+        "redis keys left"
+    );
+    assert_eq!(points(&store, t.id, None).await, 0, "vector points left");
+    if tier != "shared" {
+        let own = app.config.vector_dir.join(tier).join(&id);
+        assert!(
+            !own.exists(),
+            "the tenant's own shard files stay at {}",
+            own.display()
+        );
+    }
+    assert_eq!(
+        secrets(&app, t.id).await,
+        (true, true, true),
+        "keys not destroyed"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM tenants WHERE id = $1")
+        .bind(t.id)
+        .fetch_one(app.control.pool())
+        .await
+        .expect("tenant");
+    assert_eq!(status, "deleted");
+    // The chain still verifies (its hashes cover pseudonyms, not people).
+    let verified = docketctl::audit_verify(&app.control, None).await.expect("verify");
+    assert_eq!(verified["ok"], true, "{verified}");
+
+    // The other tenant: every store as it was, and it still answers.
+    assert_eq!(app.tenant_rows(other.id).await, others);
+    assert_eq!(app.objects_naming(&other.id.to_string()), others_objects);
+    assert_eq!(points(&store, other.id, None).await, others_points);
+    assert_eq!(
+        app.call(Method::GET, "/v1/documents", Some(&other_token), None)
+            .await
+            .status(),
+        200
+    );
+
+    // The slug is reserved until the retention period ends, then reusable.
+    let again = docketctl::TenantCreate {
+        slug: t.slug.clone(),
+        name: "Newcomer Inc.".into(),
+        plan: "team".into(),
+        tier: "shared".into(),
+        owner_email: Some(format!("owner@new.{}.example.com", t.slug)),
+        owner_password: Some(t.password.clone()),
+    };
+    let refused = docketctl::tenant_create(&app.control, &app.auditor(), &again).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| format!("{e:#}").contains("reserved")),
+        "{refused:?}"
+    );
+    sqlx::query("UPDATE tenants SET slug_reserved_until = now() - interval '1 second' WHERE id = $1")
+        .bind(t.id)
+        .execute(&app.pool_as("docket_test_super").await)
+        .await
+        .expect("age the reservation");
+    let created = docketctl::tenant_create(&app.control, &app.auditor(), &again)
+        .await
+        .expect("the slug is free after its reservation");
+    assert_ne!(created["tenant_id"], json!(id));
+    let owner = again.owner_email.clone().expect("email");
+    assert_eq!(app.login(&t.slug, &owner, &t.password).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_shared_tenant_is_deleted_from_every_store_with_a_certificate() {
+    a_tenant_is_deleted_everywhere("shared").await;
+}
+
+#[tokio::test]
+async fn a_dedicated_tenant_is_deleted_from_every_store_with_a_certificate() {
+    a_tenant_is_deleted_everywhere("dedicated").await;
+}
+
+#[tokio::test]
+async fn an_isolated_tenant_is_deleted_from_every_store_with_a_certificate() {
+    a_tenant_is_deleted_everywhere("isolated").await;
+}
+
+#[tokio::test]
+async fn a_tenant_deletion_is_cancelled_in_its_grace_period_and_nothing_is_lost() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant_on("wavering", "business", "shared").await;
+    let token = app.owner_token(&t).await;
+    let doc = app
+        .upload_ready(
+            &token,
+            "note.txt",
+            b"The term of this agreement is five years.".to_vec(),
+        )
+        .await;
+    let rows = app.tenant_rows(t.id).await;
+
+    // An owner's request, confirmed, then cancelled: the tenant answers again.
+    let (deletion, _) = ask_and_confirm(&app, &token).await;
+    expect_error(
+        app.call(
+            Method::POST,
+            "/v1/deletions",
+            Some(&token),
+            Some(json!({"scope": "tenant"})),
+        )
+        .await,
+        403,
+        "tenant_suspended",
+    )
+    .await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/v1/deletions/{deletion}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let cancelled: Value = r.json().await.expect("json");
+    assert_eq!(cancelled["tenant_status"], "active", "{cancelled}");
+    expect_error(
+        app.call(
+            Method::POST,
+            &format!("/v1/deletions/{deletion}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await,
+        409,
+        "invalid_state",
+    )
+    .await;
+    let later = Utc::now() + chrono::Duration::days(30);
+    assert_eq!(
+        tenant::queue_due(&app.control, &app.job_queue(), later)
+            .await
+            .expect("due"),
+        0
+    );
+    let id = doc["id"].as_str().expect("id");
+    assert_eq!(app.document(&token, id).await["status"], "ready");
+
+    // Asking twice while one is pending; a code that expired.
+    let r = app
+        .call(
+            Method::POST,
+            "/v1/deletions",
+            Some(&token),
+            Some(json!({"scope": "tenant"})),
+        )
+        .await;
+    let asked: Value = r.json().await.expect("json");
+    let second = asked["deletion_id"].as_str().expect("id").to_owned();
+    expect_error(
+        app.call(
+            Method::POST,
+            "/v1/deletions",
+            Some(&token),
+            Some(json!({"scope": "tenant"})),
+        )
+        .await,
+        409,
+        "deletion_pending",
+    )
+    .await;
+    sqlx::query("UPDATE deletions SET confirm_before = now() - interval '1 second' WHERE id = $1::uuid")
+        .bind(&second)
+        .execute(&app.pool_as("docket_test_super").await)
+        .await
+        .expect("expire");
+    let code = asked["confirmation_code"].as_str().expect("code");
+    expect_error(
+        app.call(
+            Method::POST,
+            &format!("/v1/deletions/{second}/confirm"),
+            Some(&token),
+            Some(json!({"confirmation_code": code})),
+        )
+        .await,
+        410,
+        "confirmation_expired",
+    )
+    .await;
+    tenant::queue_due(&app.control, &app.job_queue(), Utc::now())
+        .await
+        .expect("due");
+    let d: Value = app
+        .call(
+            Method::GET,
+            &format!("/v1/deletions/{second}"),
+            Some(&token),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(d["status"], "cancelled", "{d}");
+
+    // An operator's deletion needs a reason; it can be cancelled the same way.
+    let op = app.operator_token().await;
+    let path = format!("/ops/tenants/{}/deletion", t.id);
+    expect_error(
+        app.call(Method::POST, &path, Some(&op), Some(json!({}))).await,
+        400,
+        "reason_required",
+    )
+    .await;
+    let r = app
+        .call(
+            Method::POST,
+            &path,
+            Some(&op),
+            Some(json!({"reason": "contract ended"})),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let by_op: Value = r.json().await.expect("json");
+    let op_deletion = by_op["deletion_id"].as_str().expect("id");
+    expect_error(
+        app.call(Method::GET, "/v1/documents", Some(&token), None).await,
+        403,
+        "tenant_suspended",
+    )
+    .await;
+    let r = app
+        .call(
+            Method::POST,
+            &format!("/ops/deletions/{op_deletion}/cancel"),
+            Some(&op),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.document(&token, id).await["status"], "ready");
+    // Nothing of the tenant's data moved (only the deletions and the audit trail grew).
+    let now: BTreeMap<String, i64> = app.tenant_rows(t.id).await;
+    for (table, n) in &rows {
+        if ![
+            "deletions",
+            "audit_events",
+            "status_history",
+            "usage_events",
+            "usage_monthly",
+        ]
+        .contains(&table.as_str())
+        {
+            assert_eq!(now.get(table), Some(n), "{table} changed");
+        }
+    }
+    assert!(app.audit_count(t.id, "deletions.cancelled", None).await >= 1);
+}
+
+#[tokio::test]
+async fn the_sweep_empties_every_tenant_table_but_the_retained_ones_and_only_the_tenants() {
+    let app = spawn_app().await;
+    let a = seed::tenant(&app.control, "gone").await;
+    let b = seed::tenant(&app.control, "kept").await;
+    seed::rows_in_every_tenant_table(&app.control, a).await;
+    seed::rows_in_every_tenant_table(&app.control, b).await;
+    let before_a = app.tenant_rows(a).await;
+    let before_b = app.tenant_rows(b).await;
+    let t = Target {
+        deletion: uuid::Uuid::new_v4(),
+        tenant: a,
+        document: DocumentId(uuid::Uuid::nil()),
+    };
+    tenant_sweep::sweep_rows(&app.db, &app.auditor(), &t)
+        .await
+        .expect("the sweep deletes from every table it lists (a DELETE grant missing fails here)");
+    let after_a = app.tenant_rows(a).await;
+    for (table, n) in &before_a {
+        assert!(*n > 0, "{table}: the seed must give A rows here");
+        match kept(table) {
+            true => assert_eq!(after_a[table], *n, "{table}: retained rows were deleted"),
+            false => assert_eq!(after_a[table], 0, "{table}: rows of the deleted tenant left"),
+        }
+    }
+    assert_eq!(
+        app.tenant_rows(b).await,
+        before_b,
+        "another tenant's rows changed"
+    );
+}
+
+#[tokio::test]
+async fn once_the_sweep_is_queued_the_tenant_answers_nothing_and_the_certificate_waits() {
+    // No worker: the sweep stays queued.
+    let app = spawn_app().await;
+    let t = app.create_tenant_on("swept", "team", "shared").await;
+    let token = app.owner_token(&t).await;
+    let (deletion, cert_token) = ask_and_confirm(&app, &token).await;
+    let path = format!("/v1/deletion-certificates/{deletion}");
+    expect_error(
+        app.call(Method::GET, &path, None, None).await,
+        401,
+        "missing_credentials",
+    )
+    .await;
+    expect_error(
+        app.call(Method::GET, &path, Some("dct_0000"), None).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    expect_error(
+        app.call(Method::GET, &path, Some(&cert_token), None).await,
+        409,
+        "certificate_not_ready",
+    )
+    .await;
+    let later = Utc::now() + chrono::Duration::days(8);
+    assert_eq!(
+        tenant::queue_due(&app.control, &app.job_queue(), later)
+            .await
+            .expect("due"),
+        1
+    );
+    for (method, p) in [
+        (Method::GET, format!("/v1/deletions/{deletion}")),
+        (Method::POST, format!("/v1/deletions/{deletion}/cancel")),
+    ] {
+        let body = expect_error(
+            app.call(method, &p, Some(&token), None).await,
+            403,
+            "tenant_suspended",
+        )
+        .await;
+        assert!(body.to_string().contains("being deleted"), "{body}");
+    }
+    let op = app.operator_token().await;
+    expect_error(
+        app.call(
+            Method::POST,
+            &format!("/ops/deletions/{deletion}/cancel"),
+            Some(&op),
+            None,
+        )
+        .await,
+        409,
+        "invalid_state",
+    )
+    .await;
+}
