@@ -129,12 +129,7 @@ pub async fn request(
         .event("deletions.requested", Outcome::Allowed)
         .target(format!("deletion:{}", asked.deletion))
         .detail("scope", "tenant");
-    state
-        .auditor
-        .tenant(&mut tx, ev)
-        .await
-        .map_err(ApiError::internal)?;
-    tx.commit().await?;
+    commit_audited(&state, tx, ev).await?;
     let id = asked.deletion;
     Ok((
         StatusCode::CREATED,
@@ -173,12 +168,7 @@ async fn confirm(
         .target(format!("deletion:{id}"))
         .detail("scope", "tenant")
         .detail("grace_ends_at", scheduled.grace_ends_at.to_rfc3339());
-    state
-        .auditor
-        .tenant(&mut tx, ev)
-        .await
-        .map_err(ApiError::internal)?;
-    tx.commit().await?;
+    commit_audited(&state, tx, ev).await?;
     Ok((StatusCode::ACCEPTED, Json(scheduled_body(&scheduled))))
 }
 
@@ -195,12 +185,7 @@ async fn cancel(
         .event("deletions.cancelled", Outcome::Allowed)
         .target(format!("deletion:{id}"))
         .detail("scope", "tenant");
-    state
-        .auditor
-        .tenant(&mut tx, ev)
-        .await
-        .map_err(ApiError::internal)?;
-    tx.commit().await?;
+    commit_audited(&state, tx, ev).await?;
     Ok(Json(
         json!({"deletion_id": id, "status": "cancelled", "tenant_status": restored}),
     ))
@@ -241,6 +226,18 @@ async fn certificate_by_token(
         )),
         Err(e) => Err(refused(e)),
     }
+}
+
+/// Records `ev` on the tenant's chain in `tx` and commits: the change and its event, or
+/// neither.
+async fn commit_audited(state: &AppState, mut tx: TenantTx, ev: Event) -> Result<(), ApiError> {
+    state
+        .auditor
+        .tenant(&mut tx, ev)
+        .await
+        .map_err(ApiError::internal)?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Records an operator's change in `tx` on both chains and commits.

@@ -61,6 +61,45 @@ pub(super) async fn audit_issued(
     Ok(())
 }
 
+/// A running deletion's request time, start time and counts per store.
+pub(super) type Running = (DateTime<Utc>, Option<DateTime<Utc>>, serde_json::Value);
+
+/// When a running deletion was asked for and started, and its counts, locked; `None` once
+/// it has ended (a duplicate delivery).
+pub(super) async fn running(
+    tx: &mut crate::db::TenantTx,
+    id: uuid::Uuid,
+) -> Result<Option<Running>, SweepError> {
+    Ok(sqlx::query_as(
+        "SELECT created_at, started_at, swept FROM deletions WHERE id = $1 AND status = 'running' FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?)
+}
+
+/// Stores the signed certificate and marks the deletion `done` (the subject's id and the
+/// residue samples forgotten), with its audit events, in `tx`.
+pub(super) async fn store_certificate(
+    tx: &mut crate::db::TenantTx,
+    auditor: &Auditor,
+    cert: &Certificate,
+    signed: &Signed,
+) -> Result<(), SweepError> {
+    sqlx::query(
+        "UPDATE deletions SET status = 'done', residue = '[]'::jsonb, certificate = $2, certificate_sha256 = $3,
+                target_id = NULL, samples = '{}', finished_at = $4, updated_at = now(), error_code = NULL, error_message = NULL
+         WHERE id = $1",
+    )
+    .bind(cert.deletion_id)
+    .bind(&signed.text)
+    .bind(&signed.sha256)
+    .bind(cert.finished_at)
+    .execute(tx.conn())
+    .await?;
+    audit_issued(tx, auditor, cert, signed).await
+}
+
 /// How each kind of a document's plaintext is handled (the certificate's `plaintext`).
 fn plaintext() -> Vec<Plaintext> {
     let p = |data: &str, store: &str, handling: &str| Plaintext {
@@ -119,13 +158,7 @@ pub async fn finish(
     scan: Scan,
 ) -> Result<Issued, SweepError> {
     let mut tx = db.begin_tenant(t.tenant).await?;
-    let row: Option<(DateTime<Utc>, Option<DateTime<Utc>>, serde_json::Value)> = sqlx::query_as(
-        "SELECT created_at, started_at, swept FROM deletions WHERE id = $1 AND status = 'running' FOR UPDATE",
-    )
-    .bind(t.deletion)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some((requested_at, started_at, swept)) = row else {
+    let Some((requested_at, started_at, swept)) = running(&mut tx, t.deletion).await? else {
         return Ok(Issued::Ended);
     };
     let target = format!("deletion:{}", t.deletion);
@@ -199,18 +232,7 @@ pub async fn finish(
         ],
     };
     let signed = sign(keys, &cert).await?;
-    sqlx::query(
-        "UPDATE deletions SET status = 'done', residue = '[]'::jsonb, certificate = $2, certificate_sha256 = $3,
-                target_id = NULL, samples = '{}', finished_at = $4, updated_at = now(), error_code = NULL, error_message = NULL
-         WHERE id = $1",
-    )
-    .bind(t.deletion)
-    .bind(&signed.text)
-    .bind(&signed.sha256)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    audit_issued(&mut tx, auditor, &cert, &signed).await?;
+    store_certificate(&mut tx, auditor, &cert, &signed).await?;
     tx.commit().await?;
     Ok(Issued::Certificate(signed.sha256))
 }

@@ -233,9 +233,17 @@ pub async fn redis_mentions_but(
             .map_err(queue_err)?
             .len() as i64;
     }
+    Ok((payloads, keys_naming(queue, needle, false).await?))
+}
+
+/// Keys under the deployment's prefix whose name holds `needle`, counted, and removed too
+/// when `unlink` (a whole-tenant sweep). Returns how many.
+pub(super) async fn keys_naming(queue: &JobQueue, needle: &str, unlink: bool) -> Result<i64, SweepError> {
+    let redis = queue.redis();
+    let redis_err = |e: &dyn std::fmt::Display| SweepError::Redis(e.to_string());
+    let mut conn = redis.conn().await.map_err(|e| redis_err(&e))?;
     let pattern = format!("{}*{needle}*", redis.prefix());
-    let mut cursor: u64 = 0;
-    let mut keys = 0;
+    let (mut cursor, mut keys) = (0u64, 0i64);
     loop {
         let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
@@ -245,10 +253,17 @@ pub async fn redis_mentions_but(
             .arg(1000)
             .query_async(&mut conn)
             .await
-            .map_err(|e| SweepError::Redis(e.to_string()))?;
+            .map_err(|e| redis_err(&e))?;
         keys += found.len() as i64;
+        if unlink && !found.is_empty() {
+            redis::cmd("UNLINK")
+                .arg(&found)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(|e| redis_err(&e))?;
+        }
         if next == 0 {
-            return Ok((payloads, keys));
+            return Ok(keys);
         }
         cursor = next;
     }

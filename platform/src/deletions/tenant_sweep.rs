@@ -10,7 +10,7 @@
 
 use super::certificate::{self, Certificate, Plaintext, Retained};
 use super::document::{self, QueueSweep, RUNNING_FOR_AT_MOST_SECS, SweepError, Target};
-use super::issue::{Issued, audit_issued, sign};
+use super::issue::{Issued, running, sign, store_certificate};
 use super::residue::{RETAINED_TABLES, Scan, redis_mentions_but};
 use super::{stores, subject_sha256};
 use crate::audit::Auditor;
@@ -19,7 +19,7 @@ use crate::db::{Db, TenantTx};
 use crate::exports::package::sha256_hex;
 use crate::identity::keyring::KeyRing;
 use crate::jobs::{JobQueue, finished};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Tenant tables a whole-tenant deletion keeps, and why (besides [`RETAINED_TABLES`]: the
@@ -199,34 +199,7 @@ pub async fn sweep_redis(db: &Db, queue: &JobQueue, t: &Target) -> Result<QueueS
         pending: f.kept,
     })
     .map_err(|e| SweepError::Redis(e.to_string()))?;
-    let redis = queue.redis();
-    let mut conn = redis.conn().await.map_err(|e| SweepError::Redis(e.to_string()))?;
-    let pattern = format!("{}*{needle}*", redis.prefix());
-    let mut cursor: u64 = 0;
-    let mut keys = 0i64;
-    loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| SweepError::Redis(e.to_string()))?;
-        if !found.is_empty() {
-            let removed: i64 = redis::cmd("UNLINK")
-                .arg(&found)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| SweepError::Redis(e.to_string()))?;
-            keys += removed;
-        }
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
+    let keys = super::residue::keys_naming(queue, &needle, true).await?;
     let mut tx = db.begin_tenant(t.tenant).await?;
     super::add_swept(&mut tx, t.deletion, stores::QUEUE, swept.removed).await?;
     super::add_swept(&mut tx, t.deletion, stores::REDIS_KEYS, keys).await?;
@@ -326,13 +299,7 @@ pub async fn finish(
         return super::issue::finish(db, keys, auditor, retention_days, t, scan).await;
     }
     let mut tx = db.begin_tenant(t.tenant).await?;
-    let row: Option<(DateTime<Utc>, Option<DateTime<Utc>>, serde_json::Value)> = sqlx::query_as(
-        "SELECT created_at, started_at, swept FROM deletions WHERE id = $1 AND status = 'running' FOR UPDATE",
-    )
-    .bind(t.deletion)
-    .fetch_optional(tx.conn())
-    .await?;
-    let Some((requested_at, started_at, swept)) = row else {
+    let Some((requested_at, started_at, swept)) = running(&mut tx, t.deletion).await? else {
         return Ok(Issued::Ended);
     };
     // The keys, named by the SHA-256 of their sealed form: whoever holds a backup can tell
@@ -402,18 +369,7 @@ pub async fn finish(
         retained,
     };
     let signed = sign(keys, &cert).await?;
-    sqlx::query(
-        "UPDATE deletions SET status = 'done', residue = '[]'::jsonb, certificate = $2, certificate_sha256 = $3,
-                target_id = NULL, finished_at = $4, updated_at = now(), error_code = NULL, error_message = NULL
-         WHERE id = $1",
-    )
-    .bind(t.deletion)
-    .bind(&signed.text)
-    .bind(&signed.sha256)
-    .bind(now)
-    .execute(tx.conn())
-    .await?;
-    audit_issued(&mut tx, auditor, &cert, &signed).await?;
+    store_certificate(&mut tx, auditor, &cert, &signed).await?;
     // Last: the keys. A tenant whose keys were never made gets a destroyed row, so none can
     // be made afterwards.
     sqlx::query(
