@@ -2,6 +2,7 @@
 //! end-to-end tests exercise exactly what operators run.
 
 mod billing;
+mod checkpoints;
 mod deletion;
 mod export;
 mod import;
@@ -12,6 +13,7 @@ mod switch;
 mod tier_move;
 
 pub use billing::{billing_adjust, billing_run};
+pub use checkpoints::audit_verify_checkpoints;
 pub use deletion::{certificate_verify, deletion_plan};
 pub use export::export_verify;
 pub use import::import_folder;

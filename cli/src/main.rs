@@ -267,11 +267,19 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chains and report the first broken link.
+    /// Walk the hash chains and report the first broken link; with --checkpoints, also hold
+    /// each chain against its latest signed checkpoint (tail truncation, rewrites).
     Verify {
         /// One tenant's chain; without it, the platform chain and every tenant's.
         #[arg(long)]
         tenant: Option<TenantId>,
+        /// Check the signed checkpoints in object storage too.
+        #[arg(long)]
+        checkpoints: bool,
+        /// Trust these keys (a copy of /.well-known/docket-keys.json) for the checkpoints
+        /// instead of the deployment's.
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -391,7 +399,14 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
             docketctl::switch_lift(&control()?, &auditor, id).await
         }
         Command::Switch(SwitchCommand::List) => docketctl::switch_list(&control()?).await,
-        Command::Audit(AuditCommand::Verify { tenant }) => docketctl::audit_verify(&control()?, tenant).await,
+        Command::Audit(AuditCommand::Verify {
+            tenant,
+            checkpoints: false,
+            ..
+        }) => docketctl::audit_verify(&control()?, tenant).await,
+        Command::Audit(AuditCommand::Verify {
+            tenant, public_key, ..
+        }) => docketctl::audit_verify_checkpoints(config, &control()?, tenant, public_key.as_deref()).await,
         Command::Export(ExportCommand::Verify { dir, public_key }) => {
             let control = match public_key {
                 Some(_) => None,

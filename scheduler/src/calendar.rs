@@ -10,12 +10,16 @@
 //! may be lost, and `export` with `purge` for download packages that are due (expired, or
 //! of a failed or cancelled export); `delete` for tenant deletions whose grace period has
 //! ended (and for deletions whose queue entry may be lost); tenant deletion requests never
-//! confirmed are cancelled. Quarterly access reviews join here as one more step.
+//! confirmed are cancelled; every `DOCKET_AUDIT_CHECKPOINT_SECS` a signed checkpoint of
+//! every audit chain's head goes to object storage (`audit::checkpoint`). Quarterly access
+//! reviews join here as one more step.
 
-use docket_platform::audit::Auditor;
+use docket_platform::audit::{Auditor, checkpoint};
 use docket_platform::billing::run;
+use docket_platform::blobs::BlobStore;
 use docket_platform::config::BillingConfig;
 use docket_platform::db::ControlDb;
+use docket_platform::identity::keyring::KeyRing;
 use docket_platform::jobs::JobQueue;
 use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, postgres::PgPoolOptions};
@@ -29,6 +33,21 @@ const LEADER_LOCK: &str = "docket:scheduler:leader";
 
 /// A run younger than this is left to finish before the same month is started again.
 const QUIET: Duration = Duration::from_secs(600);
+
+/// What the calendar's steps work with.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The control role's pool.
+    pub control: ControlDb,
+    /// The job queues.
+    pub queue: JobQueue,
+    /// The audit trail.
+    pub auditor: Auditor,
+    /// Object storage (audit checkpoints live under its platform prefix).
+    pub blobs: BlobStore,
+    /// The platform's signing keys (audit checkpoints are signed with the active one).
+    pub keys: KeyRing,
+}
 
 /// Whether this process leads, shared with its heartbeat.
 #[derive(Debug, Clone, Default)]
@@ -64,9 +83,7 @@ async fn still_leading(conn: &mut PoolConnection<Postgres>) -> bool {
 /// Runs the calendar until `stop` resolves: tries to lead every `leader_poll`; while
 /// leading, does a calendar step at once and then every `calendar_interval`.
 pub async fn run(
-    control: ControlDb,
-    queue: JobQueue,
-    auditor: Auditor,
+    services: Services,
     settings: BillingConfig,
     control_url: docket_platform::secret::Secret<String>,
     leading: Leading,
@@ -81,6 +98,8 @@ pub async fn run(
     tokio::pin!(stop);
     let mut held: Option<PoolConnection<Postgres>> = None;
     let mut next_step = tokio::time::Instant::now();
+    // Checkpoints are taken at once by a new leader, then every interval.
+    let mut checkpointed: Option<tokio::time::Instant> = None;
     loop {
         let alive = match held.as_mut() {
             Some(conn) => Some(still_leading(conn).await),
@@ -109,7 +128,7 @@ pub async fn run(
             // A long step (a large run feeding its slices) still yields to shutdown; what it
             // left undone is found by the next leader's step.
             tokio::select! {
-                _ = step(&control, &queue, &auditor, &settings) => {}
+                _ = step(&services, &settings, &mut checkpointed) => {}
                 _ = &mut stop => break,
             }
             next_step = tokio::time::Instant::now() + settings.calendar_interval;
@@ -143,7 +162,23 @@ fn connect_lock_pool(url: &docket_platform::secret::Secret<String>) -> Option<sq
 }
 
 /// One look at the calendar: every period due and not done is started.
-async fn step(control: &ControlDb, queue: &JobQueue, auditor: &Auditor, settings: &BillingConfig) {
+async fn step(
+    services: &Services,
+    settings: &BillingConfig,
+    checkpointed: &mut Option<tokio::time::Instant>,
+) {
+    let (control, queue, auditor) = (&services.control, &services.queue, &services.auditor);
+    if checkpointed.is_none_or(|at| at.elapsed() >= settings.audit_checkpoint_interval) {
+        match checkpoint::take(control, &services.blobs, &services.keys, chrono::Utc::now()).await {
+            Ok(n) => {
+                *checkpointed = Some(tokio::time::Instant::now());
+                if n > 0 {
+                    tracing::info!(chains = n, "audit checkpoints taken");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "audit checkpoints not taken; retried at the next step"),
+        }
+    }
     let quiet = chrono::Duration::from_std(QUIET).unwrap_or_default();
     match run::catch_up(
         control,

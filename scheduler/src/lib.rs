@@ -9,9 +9,11 @@
 pub mod calendar;
 
 use docket_platform::audit::Auditor;
+use docket_platform::blobs::BlobStore;
 use docket_platform::config::Config;
 use docket_platform::db::{ControlDb, Db, DbError};
 use docket_platform::heartbeat;
+use docket_platform::identity::keyring::KeyRing;
 use docket_platform::imports::feeder::{self, FeederSettings};
 use docket_platform::jobs::{JobQueue, reaper};
 use docket_platform::redis_conn::{Redis, RedisError};
@@ -27,6 +29,9 @@ pub enum SchedulerError {
     /// Redis URL.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// Object storage configuration.
+    #[error(transparent)]
+    Blobs(#[from] docket_platform::blobs::BlobError),
 }
 
 /// The feeder's settings from the configuration.
@@ -65,10 +70,19 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<
         stopped(stop_rx.clone()),
     ));
     let leading = calendar::Leading::default();
-    let calendar = tokio::spawn(calendar::run(
+    let services = calendar::Services {
         control,
         queue,
-        Auditor::new(config.master_key.clone()),
+        auditor: Auditor::new(config.master_key.clone()),
+        blobs: BlobStore::from_config(&config.objects)?,
+        keys: KeyRing::new(
+            db.clone(),
+            config.master_key.clone(),
+            config.auth.key_rotation_window,
+        ),
+    };
+    let calendar = tokio::spawn(calendar::run(
+        services,
         config.billing.clone(),
         config.database.control_url.clone(),
         leading.clone(),

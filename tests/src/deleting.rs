@@ -6,7 +6,7 @@ use crate::TestApp;
 use docket_platform::ids::TenantId;
 use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,6 +61,80 @@ impl TestApp {
             .expect("docketctl runs");
         let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// `POST /v1/deletions {"scope": "tenant"}` then the confirmation: the deletion id and
+    /// the certificate token.
+    pub async fn delete_tenant_confirmed(&self, token: &str) -> (String, String) {
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/deletions",
+                Some(token),
+                Some(json!({"scope": "tenant"})),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let asked: Value = r.json().await.expect("json");
+        assert_eq!(asked["status"], "awaiting_confirmation", "{asked}");
+        let id = asked["deletion_id"].as_str().expect("id").to_owned();
+        let confirm = format!("/v1/deletions/{id}/confirm");
+        // A wrong code confirms nothing.
+        crate::actors::expect_error(
+            self.call(
+                Method::POST,
+                &confirm,
+                Some(token),
+                Some(json!({"confirmation_code": "confirm-nope"})),
+            )
+            .await,
+            403,
+            "wrong_confirmation_code",
+        )
+        .await;
+        let code = asked["confirmation_code"].as_str().expect("code");
+        let r = self
+            .call(
+                Method::POST,
+                &confirm,
+                Some(token),
+                Some(json!({"confirmation_code": code})),
+            )
+            .await;
+        assert_eq!(r.status(), 202);
+        let scheduled: Value = r.json().await.expect("json");
+        assert_eq!(scheduled["status"], "scheduled", "{scheduled}");
+        let cert_token = scheduled["certificate_token"].as_str().expect("token").to_owned();
+        (id, cert_token)
+    }
+
+    /// Polls `GET /v1/deletion-certificates/{id}` with the certificate token until the
+    /// certificate is there (409 until then).
+    pub async fn tenant_certificate(&self, id: &str, token: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let r = self
+                .call(
+                    Method::GET,
+                    &format!("/v1/deletion-certificates/{id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            match r.status().as_u16() {
+                200 => return r.text().await.expect("text"),
+                409 => {}
+                s => panic!(
+                    "certificate fetch answered {s}: {}",
+                    r.text().await.unwrap_or_default()
+                ),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(240),
+                "no certificate after 240 s"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 
     /// Rows of every table in the database whose text contains `needle` (the retained

@@ -1,20 +1,58 @@
-//! The caller's tenant's audit trail (`audit.read`), newest first.
+//! The caller's tenant's audit trail (`audit.read`), newest first, and the signed
+//! checkpoints of its chain (`GET /v1/audit-checkpoints`); operators see every chain's
+//! latest checkpoint (`GET /ops/audit-checkpoints`).
 
-use crate::auth::TenantAuth;
+use crate::auth::{OperatorAuth, TenantAuth};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use docket_platform::audit::StoredEvent;
+use docket_platform::audit::{Outcome, StoredEvent, checkpoint};
 use docket_platform::authz::Capability;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// `/v1/audit-events`.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/audit-events", get(list))
+    Router::new()
+        .route("/v1/audit-events", get(list))
+        .route("/v1/audit-checkpoints", get(checkpoints))
+        .route("/ops/audit-checkpoints", get(ops_checkpoints))
+}
+
+/// The tenant's chain's latest 100 checkpoints, newest first, exactly as stored (signed:
+/// check them offline against `/.well-known/docket-keys.json`).
+async fn checkpoints(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+    auth.require(&state, Capability::AuditRead).await?;
+    let chain = auth.tenant_id().to_string();
+    let list = checkpoint::recent(&state.blobs, &chain, 100)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "chain": chain, "checkpoints": list })))
+}
+
+/// Every chain's latest checkpoint (chain, position, head hash, when, where it is stored).
+async fn ops_checkpoints(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+    let rows: Vec<(String, i64, String, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT chain, seq, hash, taken_at, object_key FROM audit_checkpoint_heads ORDER BY chain",
+    )
+    .fetch_all(state.control.pool())
+    .await?;
+    state
+        .auditor
+        .platform(
+            state.control.pool(),
+            op.event("ops.audit_checkpoints.list", Outcome::Allowed),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let heads: Vec<Value> = rows
+        .into_iter()
+        .map(|(chain, seq, hash, at, object)| json!({"chain": chain, "seq": seq, "hash": hash, "taken_at": at, "object": object}))
+        .collect();
+    Ok(Json(json!({ "checkpoints": heads })))
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@
 //! Personal identifiers are pseudonymized with a per-tenant key ([`pseudonym`]).
 
 pub mod canonical;
+pub mod checkpoint;
 pub mod event;
 pub mod pseudonym;
 pub mod verify;

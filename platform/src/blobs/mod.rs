@@ -233,6 +233,38 @@ impl BlobStore {
         self.delete_under(&Path::from(format!("tenants/{tenant}"))).await
     }
 
+    /// Writes `bytes` at `platform/{relative}`: outside every tenant's prefix and not
+    /// encrypted (what goes there is signed and holds no tenant content: audit checkpoints).
+    pub async fn put_platform(&self, relative: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        self.inner
+            .put(
+                &Path::from(format!("platform/{relative}")),
+                PutPayload::from(bytes),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The object at `platform/{relative}`, if any.
+    pub async fn get_platform(&self, relative: &str) -> Result<Option<Bytes>, BlobError> {
+        match self.inner.get(&Path::from(format!("platform/{relative}"))).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The objects under `platform/{relative}`, as paths relative to `platform/`.
+    pub async fn list_platform(&self, relative: &str) -> Result<Vec<String>, BlobError> {
+        let mut listed = self.inner.list(Some(&Path::from(format!("platform/{relative}"))));
+        let mut out = vec![];
+        while let Some(meta) = listed.next().await {
+            let path = meta?.location.to_string();
+            out.push(path.strip_prefix("platform/").unwrap_or(&path).to_owned());
+        }
+        Ok(out)
+    }
+
     /// Write, read back and delete a probe object outside every tenant prefix (readiness).
     pub async fn health(&self) -> Result<(), BlobError> {
         let key = Path::from(format!("platform/health/{}", uuid::Uuid::new_v4()));

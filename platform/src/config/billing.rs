@@ -33,6 +33,9 @@ pub struct BillingConfig {
     /// cancellable, before the sweep starts (`DOCKET_TENANT_DELETION_GRACE_SECS`, default
     /// seven days; 0 starts it at the calendar's next step).
     pub tenant_deletion_grace: Duration,
+    /// How often the calendar signs every audit chain's head into object storage
+    /// (`DOCKET_AUDIT_CHECKPOINT_SECS`, default hourly).
+    pub audit_checkpoint_interval: Duration,
 }
 
 /// Stripe settings.
@@ -88,6 +91,12 @@ impl Reader<'_> {
             leader_poll: Duration::from_millis(self.ranged("DOCKET_LEADER_POLL_MS", 2000, 50, 60_000)),
             catch_up_months: self.ranged("DOCKET_BILLING_CATCH_UP_MONTHS", 3, 1, 24) as u32,
             ledger_retention_days: self.ranged("DOCKET_LEDGER_RETENTION_DAYS", 3653, 1, 36525) as u32,
+            audit_checkpoint_interval: Duration::from_secs(self.ranged(
+                "DOCKET_AUDIT_CHECKPOINT_SECS",
+                3600,
+                10,
+                86_400,
+            )),
             tenant_deletion_grace: Duration::from_secs(self.ranged(
                 "DOCKET_TENANT_DELETION_GRACE_SECS",
                 7 * 86_400,

@@ -3,6 +3,7 @@
 
 mod answer_isolation;
 mod audit;
+mod audit_checkpoints;
 mod auth;
 mod authz;
 mod billing;
@@ -40,6 +41,7 @@ mod ssrf;
 mod stripe;
 mod switches;
 mod tenant_deletion;
+mod tenant_deletion_faults;
 mod tiers;
 mod usage;
 mod vector_locks;

@@ -25,80 +25,6 @@ fn kept(table: &str) -> bool {
     RETAINED.contains(&table) || tenant_sweep::retained(table)
 }
 
-/// `POST /v1/deletions {"scope": "tenant"}` then the confirmation: the deletion id and
-/// the certificate token.
-async fn ask_and_confirm(app: &TestApp, token: &str) -> (String, String) {
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/deletions",
-            Some(token),
-            Some(json!({"scope": "tenant"})),
-        )
-        .await;
-    assert_eq!(r.status(), 201);
-    let asked: Value = r.json().await.expect("json");
-    assert_eq!(asked["status"], "awaiting_confirmation", "{asked}");
-    let id = asked["deletion_id"].as_str().expect("id").to_owned();
-    let confirm = format!("/v1/deletions/{id}/confirm");
-    // A wrong code confirms nothing.
-    expect_error(
-        app.call(
-            Method::POST,
-            &confirm,
-            Some(token),
-            Some(json!({"confirmation_code": "confirm-nope"})),
-        )
-        .await,
-        403,
-        "wrong_confirmation_code",
-    )
-    .await;
-    let code = asked["confirmation_code"].as_str().expect("code");
-    let r = app
-        .call(
-            Method::POST,
-            &confirm,
-            Some(token),
-            Some(json!({"confirmation_code": code})),
-        )
-        .await;
-    assert_eq!(r.status(), 202);
-    let scheduled: Value = r.json().await.expect("json");
-    assert_eq!(scheduled["status"], "scheduled", "{scheduled}");
-    let cert_token = scheduled["certificate_token"].as_str().expect("token").to_owned();
-    (id, cert_token)
-}
-
-/// Polls `GET /v1/deletion-certificates/{id}` with the certificate token until the
-/// certificate is there (409 until then).
-async fn fetch_certificate(app: &TestApp, id: &str, token: &str) -> String {
-    let started = Instant::now();
-    loop {
-        let r = app
-            .call(
-                Method::GET,
-                &format!("/v1/deletion-certificates/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
-        match r.status().as_u16() {
-            200 => return r.text().await.expect("text"),
-            409 => {}
-            s => panic!(
-                "certificate fetch answered {s}: {}",
-                r.text().await.unwrap_or_default()
-            ),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(240),
-            "no certificate after 240 s"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
-
 async fn secrets(app: &TestApp, t: TenantId) -> (bool, bool, bool) {
     sqlx::query_as(
         "SELECT data_key_enc IS NULL, pseudonym_key_enc IS NULL, destroyed_at IS NOT NULL
@@ -241,7 +167,7 @@ async fn a_tenant_is_deleted_everywhere(tier: &str) {
     let others_points = points(&store, other.id, None).await;
 
     // Asked and confirmed: suspended for the grace period, the deletion still readable.
-    let (deletion, cert_token) = ask_and_confirm(&app, &token).await;
+    let (deletion, cert_token) = app.delete_tenant_confirmed(&token).await;
     expect_error(
         app.call(Method::GET, "/v1/documents", Some(&token), None).await,
         403,
@@ -274,7 +200,7 @@ async fn a_tenant_is_deleted_everywhere(tier: &str) {
         1
     );
 
-    let text = fetch_certificate(&app, &deletion, &cert_token).await;
+    let text = app.tenant_certificate(&deletion, &cert_token).await;
     let cert: Value = serde_json::from_str(&text).expect("certificate json");
     let c = &cert["certificate"];
     assert_eq!(c["scope"], "tenant", "{cert}");
@@ -468,7 +394,7 @@ async fn a_tenant_deletion_is_cancelled_in_its_grace_period_and_nothing_is_lost(
     let rows = app.tenant_rows(t.id).await;
 
     // An owner's request, confirmed, then cancelled: the tenant answers again.
-    let (deletion, _) = ask_and_confirm(&app, &token).await;
+    let (deletion, _) = app.delete_tenant_confirmed(&token).await;
     expect_error(
         app.call(
             Method::POST,
@@ -663,7 +589,7 @@ async fn once_the_sweep_is_queued_the_tenant_answers_nothing_and_the_certificate
     let app = spawn_app().await;
     let t = app.create_tenant_on("swept", "team", "shared").await;
     let token = app.owner_token(&t).await;
-    let (deletion, cert_token) = ask_and_confirm(&app, &token).await;
+    let (deletion, cert_token) = app.delete_tenant_confirmed(&token).await;
     let path = format!("/v1/deletion-certificates/{deletion}");
     expect_error(
         app.call(Method::GET, &path, None, None).await,

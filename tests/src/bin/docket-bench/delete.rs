@@ -9,6 +9,7 @@
 //! from the confirmation to the certificate and the worker's peak memory meanwhile.
 
 use anyhow::Context;
+use docket_tests::actors::TestTenant;
 use docket_tests::importing::zip_of;
 use docket_tests::{TestApp, spawn_app, synthetic};
 use reqwest::Method;
@@ -22,8 +23,11 @@ fn flag(args: &[String], name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Imports `entries` as one zip and waits until every document is ready.
-async fn import(app: &TestApp, token: &str, seed: u64, docs: u64) -> anyhow::Result<f64> {
+/// Imports `docs` synthetic contracts into `t` as one zip and waits until every document
+/// is ready (signing in again every five minutes: a large import outlives an access token).
+async fn import(app: &TestApp, t: &TestTenant, seed: u64, docs: u64) -> anyhow::Result<f64> {
+    let mut token = app.owner_token(t).await;
+    let mut signed_in = Instant::now();
     let entries: Vec<(String, Vec<u8>)> = (0..docs)
         .map(|n| {
             (
@@ -33,14 +37,18 @@ async fn import(app: &TestApp, token: &str, seed: u64, docs: u64) -> anyhow::Res
         })
         .collect();
     let started = Instant::now();
-    let r = app.import_zip(token, zip_of(&entries)).await;
+    let r = app.import_zip(&token, zip_of(&entries)).await;
     anyhow::ensure!(r.status() == 202, "import: {}", r.status());
     let id = r.json::<Value>().await?["import_id"]
         .as_str()
         .context("import id")?
         .to_owned();
     loop {
-        let s = app.import_status(token, &id).await;
+        if signed_in.elapsed() > Duration::from_secs(300) {
+            token = app.owner_token(t).await;
+            signed_in = Instant::now();
+        }
+        let s = app.import_status(&token, &id).await;
         if s["status"] != "unpacking" && s["status"] != "running" {
             anyhow::ensure!(s["ready"].as_u64() == Some(docs), "not all ready: {s}");
             return Ok(started.elapsed().as_secs_f64());
@@ -168,11 +176,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     );
 
     let small = app.create_tenant_on("small", "enterprise", "shared").await;
-    let small_token = app.owner_token(&small).await;
-    import(&app, &small_token, 7, samples).await?;
+    import(&app, &small, 7, samples).await?;
     let big = app.create_tenant_on("large", "enterprise", "shared").await;
-    let big_token = app.owner_token(&big).await;
-    let secs = import(&app, &big_token, 8, docs).await?;
+    let secs = import(&app, &big, 8, docs).await?;
+    let (small_token, big_token) = (app.owner_token(&small).await, app.owner_token(&big).await);
     let rows: (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM documents WHERE tenant_id = $1), (SELECT count(*) FROM chunks WHERE tenant_id = $1)",
     )

@@ -1,0 +1,51 @@
+//! `docketctl audit verify --checkpoints`: each chain walked as `audit verify` does, then
+//! held against its latest signed checkpoint in object storage (`audit::checkpoint`): a
+//! chain shorter than its checkpoint lost its tail, a chain whose row at the checkpoint's
+//! position differs was rewritten. Both pass the walk alone when done with superuser rights.
+
+use docket_platform::audit::checkpoint;
+use docket_platform::blobs::BlobStore;
+use docket_platform::config::Config;
+use docket_platform::db::ControlDb;
+use docket_platform::ids::TenantId;
+use docket_platform::tenants;
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// [`crate::audit_verify`] plus each chain's checkpoint; `ok` is false if any chain is
+/// broken or disagrees with its checkpoint. Keys from `public_key` (a copy of
+/// `/.well-known/docket-keys.json`) or else the deployment's.
+pub async fn audit_verify_checkpoints(
+    config: &Config,
+    control: &ControlDb,
+    tenant: Option<TenantId>,
+    public_key: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let walked = crate::audit_verify(control, tenant).await?;
+    let trusted = crate::export::trusted_keys(Some(control), public_key).await?;
+    let blobs = BlobStore::from_config(&config.objects)?;
+    let chains: Vec<String> = match tenant {
+        Some(t) => vec![t.to_string()],
+        None => std::iter::once("platform".to_owned())
+            .chain(
+                tenants::list(control)
+                    .await?
+                    .into_iter()
+                    .map(|t| t.id.to_string()),
+            )
+            .collect(),
+    };
+    let mut ok = walked["ok"] == true;
+    let mut reports = vec![];
+    for chain in chains {
+        let report = match checkpoint::check_chain(control, &blobs, &trusted, &chain).await? {
+            None => json!({"chain": chain, "checkpoint": null, "ok": true}),
+            Some((seq, problem)) => {
+                ok &= problem.is_none();
+                json!({"chain": chain, "checkpoint_seq": seq, "ok": problem.is_none(), "problem": problem})
+            }
+        };
+        reports.push(report);
+    }
+    Ok(json!({"ok": ok, "chains": walked["chains"], "checkpoints": reports}))
+}
