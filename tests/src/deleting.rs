@@ -137,6 +137,45 @@ impl TestApp {
         }
     }
 
+    /// Waits until deletion `id` is `running` (it may be `queued` first); panics after a
+    /// minute or on any other status.
+    pub async fn wait_deletion_running(&self, id: &str) {
+        let started = Instant::now();
+        loop {
+            let s: String = sqlx::query_scalar("SELECT status FROM deletions WHERE id = $1::uuid")
+                .bind(id)
+                .fetch_one(self.control.pool())
+                .await
+                .expect("status");
+            if s == "running" {
+                return;
+            }
+            assert!(
+                s == "queued" && started.elapsed() < Duration::from_secs(60),
+                "{s}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs the calendar's step that removes an ended tenant deletion's own `delete` task
+    /// from the queue until it has (the task is acknowledged just after the deletion ends).
+    pub async fn forget_tenant_deletion_tasks(&self) {
+        let queue = self.job_queue();
+        let started = Instant::now();
+        while docket_platform::deletions::tenant::forget_own_tasks(&self.control, &queue)
+            .await
+            .expect("forget")
+            == 0
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the delete task never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Rows of every table in the database whose text contains `needle` (the retained
     /// tables apart), by table: the test's own scan, as a superuser.
     pub async fn rows_naming(&self, needle: &str) -> BTreeMap<String, i64> {
@@ -243,6 +282,12 @@ impl TestApp {
         }
         out
     }
+}
+
+/// Whether a whole-tenant deletion keeps rows of `table` (the audit chains, the ledger,
+/// invoices and their history, the deletions, the shredded key row).
+pub fn kept_by_tenant_deletion(table: &str) -> bool {
+    RETAINED.contains(&table) || docket_platform::deletions::tenant_sweep::retained(table)
 }
 
 /// Every vector placement.

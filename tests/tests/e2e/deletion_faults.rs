@@ -6,7 +6,7 @@ use docket_tests::deleting::{cited, points, upload_until_embedding};
 use docket_tests::spawn_app;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn a_document_deleted_while_it_is_embedded_ends_deleted_and_is_never_searchable() {
@@ -47,22 +47,7 @@ async fn a_worker_killed_mid_deletion_resumes_and_issues_one_certificate() {
     assert_eq!(status, 202, "{asked}");
     let deletion = asked["deletion_id"].as_str().expect("id").to_owned();
     // It starts, and waits for the embedding already under way: kill it there.
-    let started = Instant::now();
-    loop {
-        let s: String = sqlx::query_scalar("SELECT status FROM deletions WHERE id = $1::uuid")
-            .bind(&deletion)
-            .fetch_one(app.control.pool())
-            .await
-            .expect("status");
-        if s == "running" {
-            break;
-        }
-        assert!(
-            s == "queued" && started.elapsed() < Duration::from_secs(60),
-            "{s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_deletion_running(&deletion).await;
     first.kill();
     let _second = app.spawn_worker_process("deleter-2", true);
     let done = app

@@ -42,6 +42,7 @@ mod stripe;
 mod switches;
 mod tenant_deletion;
 mod tenant_deletion_faults;
+mod tenant_deletion_requests;
 mod tiers;
 mod usage;
 mod vector_locks;

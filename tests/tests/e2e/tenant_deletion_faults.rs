@@ -7,7 +7,6 @@ use chrono::Utc;
 use docket_platform::deletions::tenant;
 use docket_tests::deleting::upload_until_embedding;
 use docket_tests::spawn_app;
-use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn a_worker_killed_mid_tenant_deletion_resumes_and_issues_one_certificate() {
@@ -24,22 +23,7 @@ async fn a_worker_killed_mid_tenant_deletion_resumes_and_issues_one_certificate(
         1
     );
     // The sweep starts, and waits for the embedding under way: kill the worker there.
-    let started = Instant::now();
-    loop {
-        let s: String = sqlx::query_scalar("SELECT status FROM deletions WHERE id = $1::uuid")
-            .bind(&deletion)
-            .fetch_one(app.control.pool())
-            .await
-            .expect("status");
-        if s == "running" {
-            break;
-        }
-        assert!(
-            s == "queued" && started.elapsed() < Duration::from_secs(60),
-            "{s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.wait_deletion_running(&deletion).await;
     first.kill();
     let _second = app.spawn_worker_process("tenant-deleter-2", true);
     let text = app.tenant_certificate(&deletion, &cert_token).await;
@@ -60,18 +44,7 @@ async fn a_worker_killed_mid_tenant_deletion_resumes_and_issues_one_certificate(
     let (code, report) = app.verify_certificate(&file).await;
     assert_eq!(code, 0, "{report}");
     let id = t.id.to_string();
-    let started = Instant::now();
-    while tenant::forget_own_tasks(&app.control, &queue)
-        .await
-        .expect("forget")
-        == 0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the delete task never finished"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    app.forget_tenant_deletion_tasks().await;
     let documents: i64 = sqlx::query_scalar("SELECT count(*) FROM documents WHERE tenant_id = $1")
         .bind(t.id)
         .fetch_one(app.control.pool())
