@@ -116,15 +116,20 @@ pub async fn take(
         .await?
         .into_iter()
         .collect();
+    let moved: Vec<_> = heads(control)
+        .await?
+        .into_iter()
+        .filter(|(chain, seq, _)| last.get(chain) != Some(seq))
+        .collect();
+    if moved.is_empty() {
+        return Ok(0);
+    }
     let (kid, key) = keys
         .signer()
         .await
         .map_err(|e| CheckpointError::Signing(e.to_string()))?;
     let mut taken = 0;
-    for (chain, seq, hash) in heads(control).await? {
-        if last.get(&chain) == Some(&seq) {
-            continue;
-        }
+    for (chain, seq, hash) in moved {
         let cp = Checkpoint {
             format: FORMAT.into(),
             chain: chain.clone(),

@@ -137,10 +137,10 @@ pub async fn request(tx: &mut TenantTx, requested_by: &str) -> Result<Requested,
 async fn schedule(
     tx: &mut TenantTx,
     id: uuid::Uuid,
+    before: String,
     grace: std::time::Duration,
     reason: Option<&str>,
 ) -> Result<Scheduled, TenantDeletionError> {
-    let before = tenant_status(tx).await?;
     if !matches!(before.as_str(), "active" | "suspended") {
         return Err(TenantDeletionError::TenantState(before));
     }
@@ -211,7 +211,8 @@ pub async fn confirm(
     if sha.as_deref() != Some(sha256_hex(code.as_bytes()).as_str()) {
         return Err(TenantDeletionError::WrongCode);
     }
-    schedule(tx, id, grace, None).await
+    let before = tenant_status(tx).await?;
+    schedule(tx, id, before, grace, None).await
 }
 
 /// An operator deletes the tenant (`/ops`): scheduled at once (the operator's request,
@@ -222,19 +223,19 @@ pub async fn schedule_by_operator(
     reason: &str,
     grace: std::time::Duration,
 ) -> Result<Scheduled, TenantDeletionError> {
-    tenant_status(tx).await?;
+    let before = tenant_status(tx).await?;
     if let Some((id, s)) = unfinished(tx).await? {
         return Err(TenantDeletionError::Pending(id, s.as_str()));
     }
     let (deletion, subject) = (uuid::Uuid::new_v4(), tx.tenant_id().as_uuid());
     super::create(tx, deletion, DeletionScope::Tenant, subject, requested_by).await?;
-    schedule(tx, deletion, grace, Some(reason)).await
+    schedule(tx, deletion, before, grace, Some(reason)).await
 }
 
 /// Cancels deletion `id` while it awaits confirmation or is in its grace period: nothing
 /// was removed; the tenant gets back the status it had. Returns that status.
 pub async fn cancel(tx: &mut TenantTx, id: uuid::Uuid) -> Result<String, TenantDeletionError> {
-    tenant_status(tx).await?;
+    let current = tenant_status(tx).await?;
     let row: Option<(String, String, Option<String>)> =
         sqlx::query_as("SELECT scope, status, tenant_status_before FROM deletions WHERE id = $1 FOR UPDATE")
             .bind(id)
@@ -269,7 +270,8 @@ pub async fn cancel(tx: &mut TenantTx, id: uuid::Uuid) -> Result<String, TenantD
                 .await?;
             Ok(before)
         }
-        _ => Ok(tenant_status(tx).await?),
+        // Awaiting confirmation: the tenant was never suspended for it.
+        _ => Ok(current),
     }
 }
 

@@ -11,7 +11,7 @@
 use super::certificate::{self, Certificate, Plaintext, Retained};
 use super::document::{self, QueueSweep, RUNNING_FOR_AT_MOST_SECS, SweepError, Target};
 use super::issue::{Issued, running, sign, store_certificate};
-use super::residue::{RETAINED_TABLES, Scan, redis_mentions_but};
+use super::residue::{Scan, redis_mentions_but};
 use super::{stores, subject_sha256};
 use crate::audit::Auditor;
 use crate::blobs::BlobStore;
@@ -22,31 +22,75 @@ use crate::jobs::{JobQueue, finished};
 use chrono::Utc;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Tenant tables a whole-tenant deletion keeps, and why (besides [`RETAINED_TABLES`]: the
-/// audit chain, the usage ledger and its roll-up, the deletions themselves).
-pub const TENANT_RETAINED: [(&str, &str); 8] = [
-    ("invoices", "invoices are kept for the legal retention period"),
-    ("invoice_lines", "invoice lines are kept with their invoices"),
+/// Tenant tables a whole-tenant deletion keeps, why, and whether only for the retention
+/// period (`true`) or as long as the chain they belong to (`false`). Every table of
+/// [`super::residue::RETAINED_TABLES`] is here, with the billing records a tenant deletion keeps as well.
+pub const TENANT_RETAINED: [(&str, &str, bool); 12] = [
+    (
+        "audit_events",
+        "the audit chain is append-only; its actor pseudonyms die with the key",
+        false,
+    ),
+    (
+        "usage_events",
+        "the usage ledger is kept for the legal retention period",
+        true,
+    ),
+    (
+        "usage_monthly",
+        "the usage ledger's roll-up is kept with it",
+        true,
+    ),
+    (
+        "deletions",
+        "the deletions, this one included, are the proof",
+        false,
+    ),
+    (
+        "invoices",
+        "invoices are kept for the legal retention period",
+        true,
+    ),
+    (
+        "invoice_lines",
+        "invoice lines are kept with their invoices",
+        true,
+    ),
     (
         "invoice_adjustments",
         "billing corrections are kept with the invoices they changed",
+        true,
     ),
-    ("invoice_failures", "billing failures are kept with the invoices"),
-    ("plan_history", "the plan history invoices were computed from"),
-    ("status_history", "the status history invoices were computed from"),
+    (
+        "invoice_failures",
+        "billing failures are kept with the invoices",
+        true,
+    ),
+    (
+        "plan_history",
+        "the plan history invoices were computed from",
+        true,
+    ),
+    (
+        "status_history",
+        "the status history invoices were computed from",
+        true,
+    ),
     (
         "stripe_customers",
         "the payment provider's customer id the invoices were charged to",
+        true,
     ),
     (
         "tenant_secrets",
         "the row stays to record that the keys were destroyed; the sealed keys are erased",
+        false,
     ),
 ];
 
 /// Whether a tenant table is kept by a whole-tenant deletion.
 pub fn retained(table: &str) -> bool {
-    RETAINED_TABLES.contains(&table) || TENANT_RETAINED.iter().any(|(t, _)| *t == table)
+    TENANT_RETAINED.iter().any(|(t, _, _)| *t == table)
 }
 
 /// The tenant tables a whole-tenant deletion empties (every table of the catalog with a
@@ -320,32 +364,18 @@ pub async fn finish(
     let now = Utc::now();
     let until = now + chrono::Duration::days(i64::from(retention_days));
     let mut retained = vec![];
-    for (table, reason, kept_until) in RETAINED_TABLES
-        .iter()
-        .map(|t| (*t, "kept on purpose (ids and pseudonyms, no content)", None))
-        .chain(TENANT_RETAINED.iter().map(|(t, r)| (*t, *r, Some(until))))
-    {
+    for (table, reason, dated) in TENANT_RETAINED {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = $1"
         )))
         .bind(t.tenant)
         .fetch_one(tx.conn())
         .await?;
-        let reason = match table {
-            "usage_events" | "usage_monthly" => "the usage ledger is kept for the legal retention period",
-            "audit_events" => "the audit chain is append-only; its actor pseudonyms die with the key",
-            "deletions" => "the deletions, this one included, are the proof",
-            _ => reason,
-        };
-        let kept_until = match table {
-            "usage_events" | "usage_monthly" => Some(until),
-            _ => kept_until,
-        };
         retained.push(Retained {
             store: stores::table(table),
             count: n,
             reason: reason.into(),
-            until: kept_until,
+            until: dated.then_some(until),
         });
     }
     retained.push(Retained {

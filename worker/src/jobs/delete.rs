@@ -67,13 +67,7 @@ async fn run(ctx: &JobContext, job: &DeleteJob) -> Result<Option<Issued>, SweepE
 async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
     let t = *t;
     document::ensure_samples(&ctx.db, &t).await?;
-    let started = Instant::now();
-    while let Some(reason) = document::busy(&ctx.db, &t).await? {
-        if started.elapsed() > WAIT_IDLE {
-            return Err(SweepError::Busy(reason));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_idle(|| document::busy(&ctx.db, &t)).await?;
 
     let residue_vectors = sweep_vectors(ctx, &t, false).await?;
     document::withdraw_packages(&ctx.db, &ctx.blobs, &ctx.auditor, &t).await?;
@@ -111,6 +105,23 @@ async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
     }
     let days = ctx.config.billing.ledger_retention_days;
     issue::finish(&ctx.db, &signing_keys(ctx), &ctx.auditor, days, &t, scan).await
+}
+
+/// Waits until `busy` says nothing works on the subject any more; after [`WAIT_IDLE`] the
+/// attempt hands the job back to the queue (`Busy`, which gives the attempt back).
+pub(super) async fn wait_idle<F, Fut>(busy: F) -> Result<(), SweepError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, SweepError>>,
+{
+    let started = Instant::now();
+    while let Some(reason) = busy().await? {
+        if started.elapsed() > WAIT_IDLE {
+            return Err(SweepError::Busy(reason));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
 }
 
 /// The platform's signing keys (certificates are signed with the active one).

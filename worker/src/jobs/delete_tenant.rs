@@ -9,21 +9,11 @@ use crate::context::JobContext;
 use docket_platform::deletions::document::{SweepError, Target};
 use docket_platform::deletions::issue::Issued;
 use docket_platform::deletions::{stores, tenant_sweep};
-use std::time::{Duration, Instant};
-
-/// How long one attempt waits for running work before it hands the job back to the queue.
-const WAIT_IDLE: Duration = Duration::from_secs(60);
 
 /// Sweeps tenant `t` from every store and ends the deletion.
 pub(super) async fn sweep(ctx: &JobContext, t: &Target) -> Result<Issued, SweepError> {
     tenant_sweep::freeze(&ctx.db, t).await?;
-    let started = Instant::now();
-    while let Some(reason) = tenant_sweep::busy(&ctx.db, t).await? {
-        if started.elapsed() > WAIT_IDLE {
-            return Err(SweepError::Busy(reason));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    super::delete::wait_idle(|| tenant_sweep::busy(&ctx.db, t)).await?;
     let left = super::delete::sweep_vectors(ctx, t, true).await?;
     tenant_sweep::sweep_objects(&ctx.db, &ctx.blobs, &ctx.auditor, t).await?;
     tenant_sweep::sweep_rows(&ctx.db, &ctx.auditor, t).await?;
