@@ -108,10 +108,12 @@ pub async fn start(tx: &mut TenantTx, job: JobId, worker: &str) -> Result<Start,
     Ok(Start::Run(attempts + 1))
 }
 
-/// Marks success.
+/// Marks success. Idempotent: a job that closed its own record with its last write keeps
+/// that finish time when the guard closes it again.
 pub async fn succeed(tx: &mut TenantTx, job: JobId) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now() WHERE id = $1",
+        "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now() \
+         WHERE id = $1 AND status <> 'succeeded'",
     )
     .bind(job)
     .execute(tx.conn())

@@ -7,7 +7,7 @@ use crate::context::{Ctx, JobContext};
 use apalis::prelude::{BoxDynError, Data};
 use docket_platform::documents::{self, vectors};
 use docket_platform::ids::DocumentId;
-use docket_platform::jobs::JobEnvelope;
+use docket_platform::jobs::{JobEnvelope, record};
 use docket_platform::tenant_keys::DataKey;
 use docket_platform::tenants::IsolationTier;
 use docket_platform::{placement, tenant_keys};
@@ -92,6 +92,11 @@ async fn run(shared: Ctx, env: &JobEnvelope) -> Result<(), JobError> {
         .await
         .map_err(JobError::transient)?;
     documents::set_chunking_version(&mut tx, d)
+        .await
+        .map_err(JobError::transient)?;
+    // The stage's own record is closed in the same commit: a client that sees `ready`
+    // must never see this stage still `running` (the guard's later close is then a no-op).
+    record::succeed(&mut tx, env.job_id)
         .await
         .map_err(JobError::transient)?;
     tx.commit().await.map_err(JobError::transient)
