@@ -40,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::usage::router())
         .merge(routes::queries::router())
         .merge(routes::policy::router())
+        .merge(routes::consents::router())
+        .merge(routes::access_reviews::router())
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
         .route_layer(axum::middleware::from_fn(request_id::metrics))

@@ -2,8 +2,10 @@
 //! held against its latest signed checkpoint in object storage (`audit::checkpoint`): a
 //! chain shorter than its checkpoint lost its tail, a chain whose row at the checkpoint's
 //! position differs was rewritten. Both pass the walk alone when done with superuser rights.
+//! `docketctl audit verify --file` does the same for an exported chain, offline.
 
-use docket_platform::audit::checkpoint;
+use anyhow::Context;
+use docket_platform::audit::{checkpoint, export as audit_export};
 use docket_platform::blobs::BlobStore;
 use docket_platform::config::Config;
 use docket_platform::db::ControlDb;
@@ -48,4 +50,42 @@ pub async fn audit_verify_checkpoints(
         reports.push(report);
     }
     Ok(json!({"ok": ok, "chains": walked["chains"], "checkpoints": reports}))
+}
+
+/// Verifies an exported chain (`GET /v1/audit-events/export`) without any deployment: every
+/// link, the head its header names and, given `checkpoint` (checked against `public_key`),
+/// the signed row. `ok` is false when anything is wrong, each problem named.
+pub async fn audit_verify_file(
+    file: &Path,
+    checkpoint: Option<&Path>,
+    public_key: Option<&Path>,
+) -> anyhow::Result<Value> {
+    let cp = match checkpoint {
+        None => None,
+        Some(path) => {
+            let trusted = crate::export::trusted_keys(None, public_key).await?;
+            let doc: Value = serde_json::from_slice(
+                &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+            // The whole answer of GET /v1/audit-checkpoints: its newest checkpoint.
+            let one = match doc.get("checkpoints").and_then(Value::as_array) {
+                Some(list) => list
+                    .first()
+                    .cloned()
+                    .with_context(|| format!("{} lists no checkpoint", path.display()))?,
+                None => doc,
+            };
+            let bytes = serde_json::to_vec(&one)?;
+            Some(
+                checkpoint::verify(&bytes, &trusted)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+    };
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
+    );
+    let report = audit_export::verify_file(reader, cp.as_ref());
+    Ok(json!(report))
 }

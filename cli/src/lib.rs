@@ -1,6 +1,7 @@
 //! `docketctl`, the operator CLI. Commands are library functions returning JSON so that the
 //! end-to-end tests exercise exactly what operators run.
 
+mod access_review;
 mod billing;
 mod checkpoints;
 mod deletion;
@@ -12,8 +13,9 @@ mod reindex;
 mod switch;
 mod tier_move;
 
+pub use access_review::{access_review_run, access_review_verify};
 pub use billing::{billing_adjust, billing_run};
-pub use checkpoints::audit_verify_checkpoints;
+pub use checkpoints::{audit_verify_checkpoints, audit_verify_file};
 pub use deletion::{certificate_verify, deletion_plan};
 pub use export::export_verify;
 pub use import::import_folder;

@@ -38,6 +38,9 @@ enum Command {
     /// Billing runs.
     #[command(subcommand)]
     Billing(BillingCommand),
+    /// Quarterly access reviews.
+    #[command(subcommand)]
+    AccessReview(AccessReviewCommand),
     /// Data-portability export packages.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -115,6 +118,35 @@ enum CertificateCommand {
         file: std::path::PathBuf,
         /// The signing keys to trust: a copy of /.well-known/docket-keys.json (without it,
         /// the deployment's keys are read from its database).
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessReviewCommand {
+    /// Make and queue a quarter's reviews (every tenant, or one), as the scheduler does on
+    /// the first day of the next quarter; failed ones are queued again.
+    Run {
+        /// The quarter, YYYYQn (e.g. 2026Q4).
+        #[arg(long)]
+        quarter: String,
+        /// Only this tenant (slug or id).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Return once queued, without waiting for the reports.
+        #[arg(long)]
+        no_wait: bool,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Check a signed report (GET /v1/access-reviews/{id}/report) offline.
+    Verify {
+        /// The report file.
+        file: std::path::PathBuf,
+        /// Trust these keys (a copy of /.well-known/docket-keys.json) instead of the
+        /// deployment's; needs no deployment.
         #[arg(long)]
         public_key: Option<std::path::PathBuf>,
     },
@@ -280,6 +312,15 @@ enum AuditCommand {
         /// instead of the deployment's.
         #[arg(long)]
         public_key: Option<std::path::PathBuf>,
+        /// Verify an exported chain (GET /v1/audit-events/export) offline instead of the
+        /// database's chains; needs no deployment.
+        #[arg(long, conflicts_with_all = ["tenant", "checkpoints"])]
+        file: Option<std::path::PathBuf>,
+        /// With --file: a signed checkpoint of that chain (one item of GET
+        /// /v1/audit-checkpoints, or the whole answer: its newest item), checked with
+        /// --public-key.
+        #[arg(long, requires_all = ["file", "public_key"])]
+        checkpoint: Option<std::path::PathBuf>,
     },
 }
 
@@ -300,6 +341,22 @@ async fn main() -> ExitCode {
     }) = &cli.command
     {
         return print(docketctl::certificate_verify(None, file, Some(key)).await);
+    }
+    if let Command::Audit(AuditCommand::Verify {
+        file: Some(file),
+        checkpoint,
+        public_key,
+        ..
+    }) = &cli.command
+    {
+        return print(docketctl::audit_verify_file(file, checkpoint.as_deref(), public_key.as_deref()).await);
+    }
+    if let Command::AccessReview(AccessReviewCommand::Verify {
+        file,
+        public_key: Some(key),
+    }) = &cli.command
+    {
+        return print(docketctl::access_review_verify(None, file, Some(key)).await);
     }
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -436,6 +493,22 @@ async fn run(cli: Cli, config: &Config) -> anyhow::Result<serde_json::Value> {
                 reason,
             };
             docketctl::billing_adjust(&control()?, &auditor, &tenant, &a).await
+        }
+        Command::AccessReview(AccessReviewCommand::Run {
+            quarter,
+            tenant,
+            no_wait,
+            timeout,
+        }) => {
+            let wait = (!no_wait).then(|| std::time::Duration::from_secs(timeout));
+            docketctl::access_review_run(config, &control()?, &quarter, tenant.as_deref(), wait).await
+        }
+        Command::AccessReview(AccessReviewCommand::Verify { file, public_key }) => {
+            let control = match public_key {
+                Some(_) => None,
+                None => Some(control()?),
+            };
+            docketctl::access_review_verify(control.as_ref(), &file, public_key.as_deref()).await
         }
         Command::Billing(BillingCommand::Run {
             period,

@@ -2,6 +2,7 @@
 //! unexpired rate override, this month's token total and safety policy), so a plan change
 //! applies on the next request and governance costs one round trip.
 
+use crate::consents::{self, Purpose};
 use crate::db::{DbError, TenantTx};
 use crate::ratelimit::{EndpointClass, Limit};
 use crate::tenants::Tenant;
@@ -42,6 +43,8 @@ pub struct Entitlements {
     pub max_import_bytes: u64,
     /// Whether flagged input is refused (not only flagged).
     pub refuse_flagged_input: bool,
+    /// Processing purposes the tenant currently consents to (`consents::Purpose` names).
+    pub consents: Vec<String>,
 }
 
 impl Entitlements {
@@ -53,6 +56,11 @@ impl Entitlements {
     /// Whether the plan includes `feature`.
     pub fn has(&self, feature: &str) -> bool {
         self.features.iter().any(|f| f == feature)
+    }
+
+    /// Whether the tenant currently consents to `purpose`.
+    pub fn consents_to(&self, purpose: Purpose) -> bool {
+        self.consents.iter().any(|p| p == purpose.as_str())
     }
 
     /// Whether the monthly quota is used up and the plan has no overage.
@@ -94,6 +102,7 @@ struct Row {
     max_import_entries: i32,
     max_import_bytes: i64,
     refuse_flagged_input: bool,
+    consents: Vec<String>,
 }
 
 fn limit(v: &serde_json::Value) -> Option<Limit> {
@@ -112,25 +121,27 @@ fn limit(v: &serde_json::Value) -> Option<Limit> {
 /// them with the principal, in one transaction), or `None` if the tenant does not exist.
 pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, DbError> {
     let tenant = tx.tenant_id();
-    let r: Option<Row> = sqlx::query_as(
+    let sql = format!(
         "SELECT t.id, t.slug, t.name, t.plan_id, t.isolation_tier, t.status, t.created_at,
                 p.features, p.rate_limits AS plan_rates,
                 COALESCE((SELECT jsonb_object_agg(o.class, jsonb_build_object('per_minute', o.per_minute, 'burst', o.burst))
-                          FROM rate_overrides o WHERE o.tenant_id = t.id AND o.expires_at > now()), '{}'::jsonb) AS overrides,
+                          FROM rate_overrides o WHERE o.tenant_id = t.id AND o.expires_at > now()), '{{}}'::jsonb) AS overrides,
                 p.monthly_token_quota, p.overage_cents_per_1k IS NOT NULL AS overage_allowed,
                 COALESCE((SELECT sum(u.quantity) FROM usage_monthly u
                           WHERE u.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
                             AND u.kind = ANY($2)), 0)::bigint AS tokens_used,
                 p.max_top_k, p.max_documents, p.max_storage_bytes, p.max_upload_bytes,
                 p.import_concurrency, p.max_import_entries, p.max_import_bytes,
-                t.refuse_flagged_input
+                t.refuse_flagged_input, {} AS consents
          FROM tenants t JOIN plans p ON p.id = t.plan_id
          WHERE t.id = $1",
-    )
-    .bind(tenant)
-    .bind(&TOKEN_KINDS[..])
-    .fetch_optional(tx.conn())
-    .await?;
+        consents::GRANTED_SQL
+    );
+    let r: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(&TOKEN_KINDS[..])
+        .fetch_optional(tx.conn())
+        .await?;
     let Some(r) = r else { return Ok(None) };
     let features = r
         .features
@@ -161,6 +172,7 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
         max_import_entries: r.max_import_entries.max(1) as usize,
         max_import_bytes: r.max_import_bytes.max(1) as u64,
         refuse_flagged_input: r.refuse_flagged_input,
+        consents: r.consents,
     };
     Ok(Some((r.tenant, ent)))
 }
@@ -252,6 +264,7 @@ mod tests {
             max_import_entries: 1,
             max_import_bytes: 1,
             refuse_flagged_input: false,
+            consents: vec![],
         };
         assert!(!e.quota_exhausted());
         e.tokens_used = 100;

@@ -2,11 +2,13 @@
 //! identity, authorization and audit. The API, worker, scheduler and CLI build on it; the
 //! RAG core (`docket-rag`) never does.
 
+pub mod access_reviews;
 pub mod audit;
 pub mod authz;
 pub mod billing;
 pub mod blobs;
 pub mod config;
+pub mod consents;
 pub mod crypto;
 pub mod db;
 pub mod deletions;
@@ -20,6 +22,7 @@ pub mod imports;
 pub mod jobs;
 pub mod metrics;
 pub mod netguard;
+pub mod pdf;
 pub mod placement;
 pub mod plans;
 pub mod queries;

@@ -11,8 +11,9 @@
 //! of a failed or cancelled export); `delete` for tenant deletions whose grace period has
 //! ended (and for deletions whose queue entry may be lost); tenant deletion requests never
 //! confirmed are cancelled; every `DOCKET_AUDIT_CHECKPOINT_SECS` a signed checkpoint of
-//! every audit chain's head goes to object storage (`audit::checkpoint`). Quarterly access
-//! reviews join here as one more step.
+//! every audit chain's head goes to object storage (`audit::checkpoint`); `access_review`
+//! for every tenant, quarterly, for the quarter before (and the three before it, so missed
+//! quarters are caught up), and again for reviews whose queue entry may be lost.
 
 use docket_platform::audit::{Auditor, checkpoint};
 use docket_platform::billing::run;
@@ -225,6 +226,14 @@ async fn step(
         Err(e) => {
             tracing::warn!(error = %e, "could not queue download packages due; retried at the next step")
         }
+    }
+    match docket_platform::access_reviews::schedule::due(control, queue, chrono::Utc::now()).await {
+        Ok(runs) => {
+            for r in runs.iter().filter(|r| r.made > 0) {
+                tracing::info!(quarter = %r.quarter, made = r.made, queued = r.queued, "access reviews made");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not queue access reviews; retried at the next step"),
     }
     match run::resume_pushes(control, queue, chrono::Utc::now(), quiet).await {
         Ok(0) => {}

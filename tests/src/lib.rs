@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod importing;
 pub mod ingest;
 pub mod proxy;
+pub mod reviewing;
 pub mod seed;
 pub mod stripe;
 pub mod synthetic;

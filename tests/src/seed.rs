@@ -77,7 +77,7 @@ pub(crate) const IDENTITY_SEEDS: [&str; 10] = [
 
 /// Rows only the service role writes (invoices and Stripe customers by the `invoice` job,
 /// exports), written in the tenant's scope.
-pub(crate) const SCOPED_SEEDS: [&str; 8] = [
+pub(crate) const SCOPED_SEEDS: [&str; 11] = [
     "INSERT INTO invoices (id, tenant_id, period, number, plan_id, currency, total_cents, active_days)
        VALUES (gen_random_uuid(), $1, '2026-01-01', 'SEED-' || $1::text, 'team', 'usd', 4900, 31)",
     "INSERT INTO invoice_lines (tenant_id, invoice_id, ordinal, kind, description, quantity, unit, amount_cents)
@@ -91,4 +91,10 @@ pub(crate) const SCOPED_SEEDS: [&str; 8] = [
        VALUES (gen_random_uuid(), $1, -100, 'seed', 'seed', 'seed')",
     "INSERT INTO deletions (id, tenant_id, scope, target_sha256, requested_by)
        VALUES (gen_random_uuid(), $1, 'document', 'seed', 'system')",
+    "INSERT INTO consents (id, tenant_id, purpose, granted, terms_version, decided_by)
+       VALUES (gen_random_uuid(), $1, 'usage_analytics', true, '1', 'system')",
+    "INSERT INTO access_reviews (id, tenant_id, quarter, period_start, period_end, status, requested_by)
+       VALUES (gen_random_uuid(), $1, '2026Q1', '2026-01-01', '2026-04-01', 'open', 'system')",
+    "INSERT INTO access_review_decisions (id, tenant_id, review_id, finding_id, decision, decided_by)
+       SELECT gen_random_uuid(), $1, id, 'seed', 'revoke', 'system' FROM access_reviews WHERE tenant_id = $1 LIMIT 1",
 ];

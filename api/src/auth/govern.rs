@@ -1,5 +1,6 @@
 //! The governance chain every tenant request passes, in the order the product defines:
-//! rate limit → capability → plan feature gate → incident switches → input safety → quota.
+//! rate limit → capability → plan feature gate → consent → incident switches → input safety
+//! → quota.
 //! The rate limit comes first so that every refusal after it is paid for (and a 429 is
 //! audited once per limited window, not per request).
 //! (Authentication and the tenant/user state come before, in the extractor; the handler,
@@ -13,6 +14,7 @@ use crate::state::AppState;
 use axum::http::StatusCode;
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{self, Capability};
+use docket_platform::consents::Purpose;
 use docket_platform::entitlements::{self, Entitlements};
 use docket_platform::ratelimit::{self, EndpointClass};
 use docket_platform::{safety, switches};
@@ -22,6 +24,7 @@ use docket_platform::{safety, switches};
 pub struct Gate<'a> {
     cap: Capability,
     feature: Option<&'static str>,
+    consent: Option<Purpose>,
     question: Option<&'a str>,
     metered: bool,
 }
@@ -32,6 +35,7 @@ impl<'a> Gate<'a> {
         Self {
             cap,
             feature: None,
+            consent: None,
             question: None,
             metered: false,
         }
@@ -40,6 +44,12 @@ impl<'a> Gate<'a> {
     /// Also requires a plan feature.
     pub fn feature(mut self, feature: &'static str) -> Self {
         self.feature = Some(feature);
+        self
+    }
+
+    /// Also requires the tenant's current consent to a processing purpose.
+    pub fn consent(mut self, purpose: Purpose) -> Self {
+        self.consent = Some(purpose);
         self
     }
 
@@ -87,6 +97,9 @@ impl TenantAuth {
         if let Some(f) = gate.feature {
             self.feature_gate(state, ent, f).await?;
         }
+        if let Some(p) = gate.consent {
+            self.consent_gate(state, ent, p).await?;
+        }
         self.check_switches(state, class).await?;
         let flags = match gate.question {
             Some(q) => self.input_safety(state, ent, q).await?,
@@ -120,6 +133,36 @@ impl TenantAuth {
                 msg,
             )
             .await)
+    }
+
+    /// Refuses (403 `consent_required`, naming the purpose) without a current grant. The
+    /// grants were read with the entitlements, in this request: a revocation applies on the
+    /// next request.
+    async fn consent_gate(
+        &self,
+        state: &AppState,
+        ent: &Entitlements,
+        purpose: Purpose,
+    ) -> Result<(), ApiError> {
+        if ent.consents_to(purpose) {
+            return Ok(());
+        }
+        let msg = format!(
+            "this needs your organisation's consent to {purpose}; an owner can grant it with POST /v1/consents"
+        );
+        // Recorded with the purpose as its target (a refusal through `refuse` names no target).
+        let ev = self
+            .event("consent.check", Outcome::Refused)
+            .reason("consent_required")
+            .target(format!("purpose:{purpose}"));
+        if let Err(e) = state
+            .auditor
+            .tenant_standalone(&state.db, self.tenant_id(), ev)
+            .await
+        {
+            tracing::error!(error = %e, "could not audit a consent refusal");
+        }
+        Err(ApiError::new(StatusCode::FORBIDDEN, "consent_required", msg))
     }
 
     /// Refuses (503 `disabled_by_operator`, audited with the switch id) when an operator

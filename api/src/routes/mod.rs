@@ -1,8 +1,10 @@
 //! One router per resource.
 
+pub mod access_reviews;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod consents;
 pub mod deletions;
 pub mod documents;
 pub mod export_downloads;

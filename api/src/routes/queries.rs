@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use docket_platform::authz::{Capability, Role};
+use docket_platform::consents::Purpose;
 use docket_platform::documents;
 use docket_platform::ids::{DocumentId, QueryId};
 use docket_platform::queries::job::{self, AnswerJob};
@@ -42,6 +43,20 @@ struct Ask {
     top_k: Option<u32>,
     #[serde(default)]
     document_ids: Vec<String>,
+    #[serde(default)]
+    mode: AnswerMode,
+}
+
+/// How the answer is made.
+#[derive(Deserialize, Default, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum AnswerMode {
+    /// Quoted from the retrieved passages (no model beyond the embedder).
+    #[default]
+    Extractive,
+    /// Written by a language model from the retrieved passages: needs the plan feature
+    /// `generative_answers` and the tenant's consent to `external_llm_processing`.
+    Generative,
 }
 
 #[derive(Deserialize)]
@@ -70,14 +85,24 @@ async fn ask(
     ApiJson(body): ApiJson<Ask>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let governed = auth
-        .govern(
-            &state,
-            Gate::new(Capability::QueriesAsk)
-                .question(&body.question)
-                .metered(),
-        )
-        .await?;
+    let mut gate = Gate::new(Capability::QueriesAsk)
+        .question(&body.question)
+        .metered();
+    if body.mode == AnswerMode::Generative {
+        gate = gate
+            .feature("generative_answers")
+            .consent(Purpose::ExternalLlmProcessing);
+    }
+    let governed = auth.govern(&state, gate).await?;
+    if body.mode == AnswerMode::Generative {
+        // Governed first, so plan and consent refusals are exact; no language model is
+        // configured in this deployment (nothing is sent anywhere).
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "generator_unavailable",
+            "generative answers are not available on this deployment; ask without `mode` for an extractive answer",
+        ));
+    }
     let ent = &auth.entitlements;
     let requested = body.top_k.unwrap_or(DEFAULT_TOP_K.min(ent.max_top_k));
     if requested == 0 {

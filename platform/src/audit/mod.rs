@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod checkpoint;
 pub mod event;
+pub mod export;
 pub mod pseudonym;
 pub mod verify;
 

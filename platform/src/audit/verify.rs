@@ -49,29 +49,69 @@ fn check(chain: &str, expected_seq: i64, prev_hash: &str, e: &StoredEvent) -> Op
     None
 }
 
+/// Walks one chain row by row, from its first row: the same checks whether the rows come
+/// from the database or from an exported file.
+#[derive(Debug)]
+pub struct Walker {
+    chain: String,
+    events: u64,
+    prev: String,
+    first_break: Option<Break>,
+}
+
+impl Walker {
+    /// A walk of `chain` (`platform` or the tenant id: it is part of every row's hash).
+    pub fn new(chain: impl Into<String>) -> Self {
+        Self {
+            chain: chain.into(),
+            events: 0,
+            prev: GENESIS.to_owned(),
+            first_break: None,
+        }
+    }
+
+    /// Checks the next row; false once the chain is broken (later rows are not read).
+    pub fn push(&mut self, e: &StoredEvent) -> bool {
+        if self.first_break.is_some() {
+            return false;
+        }
+        self.events += 1;
+        if let Some(b) = check(&self.chain, self.events as i64, &self.prev, e) {
+            self.first_break = Some(b);
+            return false;
+        }
+        e.hash.clone_into(&mut self.prev);
+        true
+    }
+
+    /// The last good row: (seq, hash), `(0, GENESIS)` for an empty chain.
+    pub fn head(&self) -> (i64, &str) {
+        let good = self.events - u64::from(self.first_break.is_some());
+        (good as i64, &self.prev)
+    }
+
+    /// The report.
+    pub fn finish(self) -> Report {
+        Report {
+            chain: self.chain,
+            events: self.events,
+            ok: self.first_break.is_none(),
+            first_break: self.first_break,
+        }
+    }
+}
+
 async fn walk<'a, S>(chain: String, mut rows: S) -> Result<Report, sqlx::Error>
 where
     S: futures::Stream<Item = Result<StoredEvent, sqlx::Error>> + Unpin + 'a,
 {
-    let (mut n, mut prev) = (0u64, GENESIS.to_owned());
+    let mut w = Walker::new(chain);
     while let Some(e) = rows.try_next().await? {
-        if let Some(b) = check(&chain, n as i64 + 1, &prev, &e) {
-            return Ok(Report {
-                chain,
-                events: n + 1,
-                ok: false,
-                first_break: Some(b),
-            });
+        if !w.push(&e) {
+            break;
         }
-        n += 1;
-        prev = e.hash;
     }
-    Ok(Report {
-        chain,
-        events: n,
-        ok: true,
-        first_break: None,
-    })
+    Ok(w.finish())
 }
 
 /// Verifies a tenant's chain. `pool` must see all the tenant's rows (control or owner role).

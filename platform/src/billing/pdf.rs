@@ -5,8 +5,8 @@
 //! long invoices continue on further pages.
 
 use super::invoice::Invoice;
-use lopdf::content::{Content, Operation};
-use lopdf::{Document, Object, Stream, dictionary};
+pub use crate::pdf::PdfError;
+use crate::pdf::{Page, cut, save};
 
 /// Who issues the invoice, as printed on it.
 #[derive(Debug, Clone)]
@@ -35,68 +35,11 @@ pub struct Customer {
     pub slug: String,
 }
 
-/// Rendering failed (lopdf could not encode the document).
-#[derive(Debug, thiserror::Error)]
-#[error("could not render the invoice PDF: {0}")]
-pub struct PdfError(String);
-
 /// `12345` cents in `usd` → `123.45 USD`.
 pub fn money(cents: i64, currency: &str) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let c = cents.unsigned_abs();
     format!("{sign}{}.{:02} {}", c / 100, c % 100, currency.to_uppercase())
-}
-
-/// Text as the WinAnsi bytes the standard fonts draw (characters outside Latin-1 as `?`).
-fn text(s: &str) -> Object {
-    let bytes: Vec<u8> = s
-        .chars()
-        .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
-        .collect();
-    Object::String(bytes, lopdf::StringFormat::Literal)
-}
-
-/// One page's drawing operations.
-struct Page {
-    ops: Vec<Operation>,
-}
-
-impl Page {
-    fn new() -> Self {
-        Self { ops: Vec::new() }
-    }
-
-    fn put(&mut self, font: &str, size: f32, x: f32, y: f32, s: &str) {
-        self.ops.extend([
-            Operation::new("BT", vec![]),
-            Operation::new("Tf", vec![font.into(), size.into()]),
-            Operation::new("Td", vec![x.into(), y.into()]),
-            Operation::new("Tj", vec![text(s)]),
-            Operation::new("ET", vec![]),
-        ]);
-    }
-
-    /// Courier at `size` is 0.6 × size wide per character: right-aligned at `right`.
-    fn put_right(&mut self, size: f32, right: f32, y: f32, s: &str) {
-        let width = s.chars().count() as f32 * size * 0.6;
-        self.put("F2", size, right - width, y, s);
-    }
-
-    fn rule(&mut self, y: f32) {
-        self.ops.extend([
-            Operation::new("w", vec![0.5.into()]),
-            Operation::new("m", vec![50.into(), y.into()]),
-            Operation::new("l", vec![545.into(), y.into()]),
-            Operation::new("S", vec![]),
-        ]);
-    }
-}
-
-fn cut(s: &str, max: usize) -> String {
-    match s.chars().count() > max {
-        true => format!("{}...", s.chars().take(max - 3).collect::<String>()),
-        false => s.to_owned(),
-    }
 }
 
 /// Renders `inv` (with its lines) for `customer`, issued by `seller`.
@@ -167,43 +110,6 @@ pub fn render(inv: &Invoice, seller: &Seller, customer: &Customer) -> Result<Vec
         "Amounts in minor units of the plan's currency, rounded half up to the cent. Usage lines are included in the plan.",
     );
     save(pages)
-}
-
-fn save(pages: Vec<Page>) -> Result<Vec<u8>, PdfError> {
-    let mut doc = Document::with_version("1.5");
-    let pages_id = doc.new_object_id();
-    let font = |base: &str| {
-        dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => base.to_owned(), "Encoding" => "WinAnsiEncoding" }
-    };
-    let f1 = doc.add_object(font("Helvetica"));
-    let f1b = doc.add_object(font("Helvetica-Bold"));
-    let f2 = doc.add_object(font("Courier"));
-    let resources = doc.add_object(dictionary! {
-        "Font" => dictionary! { "F1" => f1, "F1B" => f1b, "F2" => f2 },
-    });
-    let mut kids = Vec::new();
-    for page in pages {
-        let content = Content { operations: page.ops };
-        let bytes = content.encode().map_err(|e| PdfError(e.to_string()))?;
-        let content_id = doc.add_object(Stream::new(dictionary! {}, bytes));
-        let page_id = doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => content_id, "Resources" => resources,
-        });
-        kids.push(Object::from(page_id));
-    }
-    let count = kids.len() as i64;
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => kids, "Count" => count,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        }),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).map_err(|e| PdfError(e.to_string()))?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ const PARALLEL_DOCUMENTS: usize = 4;
 /// returning one JSON object per row as of the snapshot `$1`). Secrets never leave:
 /// password and key hashes are dropped, refresh tokens are not exported. A document being
 /// deleted is left out (its deletion waits for exports already running).
-const TABLES: [(&str, &str); 7] = [
+const TABLES: [(&str, &str); 9] = [
     (
         "documents",
         "SELECT to_jsonb(d) FROM documents d WHERE created_at <= $1 AND status <> 'deleting' ORDER BY id",
@@ -111,6 +111,13 @@ const TABLES: [(&str, &str); 7] = [
     ),
     ("users", "SELECT to_jsonb(u) - 'password_hash' FROM users u WHERE created_at <= $1 ORDER BY created_at, id"),
     ("api_keys", "SELECT to_jsonb(k) - 'key_hash' FROM api_keys k WHERE created_at <= $1 ORDER BY created_at, id"),
+    ("consents", "SELECT to_jsonb(c) - 'tenant_id' FROM consents c WHERE decided_at <= $1 ORDER BY seq"),
+    (
+        "access_reviews",
+        "SELECT (to_jsonb(r) - 'tenant_id') || jsonb_build_object('decisions', coalesce((SELECT jsonb_agg(to_jsonb(d) - 'tenant_id' ORDER BY d.decided_at, d.finding_id)
+                 FROM access_review_decisions d WHERE d.review_id = r.id AND d.decided_at <= $1), '[]'::jsonb))
+         FROM access_reviews r WHERE created_at <= $1 ORDER BY quarter, id",
+    ),
 ];
 
 /// The audit chain up to the head, as the verifier reads it (`audit::StoredEvent`).

@@ -1,15 +1,18 @@
 //! End-to-end tests against real PostgreSQL, Redis, object storage and the vector engine.
 //! One binary with modules: linking is the slow part of a test build.
 
+mod access_reviews;
 mod answer_isolation;
 mod audit;
 mod audit_checkpoints;
+mod audit_export;
 mod auth;
 mod authz;
 mod billing;
 mod billing_views;
 mod calendar;
 mod cli;
+mod consents;
 mod corpus;
 mod crash;
 mod credentials;

@@ -1,6 +1,7 @@
 //! The job registry: every job kind this worker runs, one file per kind, and how each
 //! becomes an apalis worker on its own queue.
 
+pub mod access_review;
 pub mod answer;
 pub mod chunk;
 pub mod delete;
@@ -17,6 +18,7 @@ mod poll;
 use crate::context::Ctx;
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
+use docket_platform::access_reviews::job::AccessReviewJob;
 use docket_platform::billing::job::InvoiceJob;
 use docket_platform::deletions::job::DeleteJob;
 use docket_platform::exports::job::ExportJob;
@@ -94,6 +96,7 @@ pub fn monitor(ctx: Ctx, conn: apalis_redis::ConnectionManager, name: &str) -> M
     let monitor = register_import(monitor, ctx.clone(), conn.clone(), name);
     let monitor = register_invoice(monitor, ctx.clone(), conn.clone(), name);
     let monitor = register_export(monitor, ctx.clone(), conn.clone(), name);
+    let monitor = register_access_review(monitor, ctx.clone(), conn.clone(), name);
     match ctx.vectors.is_some() {
         true => {
             let monitor = register!(monitor, ctx, conn, name, JobKind::Index, index::handle);
@@ -153,6 +156,35 @@ fn register_invoice(
             .concurrency(INVOICE_CONCURRENCY)
             .data(ctx.clone())
             .build(invoice::handle)
+    })
+}
+
+/// Reviews built at once per worker process (each reads a quarter of audit events as
+/// aggregates and holds one report in memory).
+const ACCESS_REVIEW_CONCURRENCY: usize = 2;
+
+/// Registers the `access_review` worker (one tenant's quarter) on every worker process.
+fn register_access_review(
+    monitor: Monitor,
+    ctx: Ctx,
+    conn: apalis_redis::ConnectionManager,
+    name: &str,
+) -> Monitor {
+    let base = format!("{name}-access-review");
+    monitor.register(move |restarts| {
+        let config = docket_platform::access_reviews::job::config(&ctx.queue)
+            .heartbeat_interval(Duration::from_secs(5))
+            .missed_heartbeats(2)
+            .batch_size(1);
+        let backend = RedisStorage::<AccessReviewJob>::new(conn.clone())
+            .with_config(config)
+            .poll_with_strategy(FastPoll::new(POLL));
+        WorkerBuilder::new(format!("{base}-r{restarts}"))
+            .backend(backend)
+            .parallelize(tokio::spawn)
+            .concurrency(ACCESS_REVIEW_CONCURRENCY)
+            .data(ctx.clone())
+            .build(access_review::handle)
     })
 }
 

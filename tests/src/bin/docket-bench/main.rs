@@ -12,7 +12,9 @@
 //! - `billing`: a month's run for 10,000 tenants and 1,000,000 ledger rows; Stripe pushes/s.
 //! - `export`: the 40 cuad-dev contracts (or `--bytes N`) exported to the local S3 server.
 //! - `delete`: one document at a time deleted from a tenant of 10,000 synthetic contracts.
+//! - `access-review`: a quarter's review of 1,000 users, 500 keys and 1,000,000 audit events.
 
+mod access_review;
 mod answer;
 mod billing;
 mod bulk;
@@ -41,9 +43,10 @@ async fn main() -> anyhow::Result<()> {
         "billing" => billing::run(&args[1..]).await,
         "export" => export::run(&args[1..]).await,
         "delete" => delete::run(&args[1..]).await,
+        "access-review" => access_review::run(&args[1..]).await,
         other => {
             bail!(
-                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack, billing, export or delete"
+                "unknown benchmark {other:?}: expected embed, governance, answer, answer-quality, bulk, login-flood, unpack, billing, export, delete or access-review"
             )
         }
     }
