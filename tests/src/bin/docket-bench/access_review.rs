@@ -1,7 +1,8 @@
 //! `scripts/bench access-review [--users N] [--keys N] [--events N]`: one tenant's quarterly
 //! access review at scale. Seeds a tenant with N users (default 1,000), K API keys (500)
-//! and E audit events (1,000,000) spread over the last complete quarter, the events'
-//! actors pseudonymized with the tenant's key as the auditor writes them, then runs
+//! and E audit events (1,000,000) spread over the last complete quarter (sign-ins, questions,
+//! reads and uploads of every user; one in a thousand a role change, one a key made), the
+//! events' actors pseudonymized with the tenant's key as the auditor writes them, then runs
 //! `docketctl access-review run` (a real process, which queues the job and waits for the
 //! report) against one real `docket-worker`: wall time against the floor of reading the
 //! quarter's events once (a bare count over the same rows, in the same run), the worker's
@@ -83,10 +84,11 @@ async fn seed(
         let n = slice.min(events - done);
         sqlx::query(
             "INSERT INTO audit_events (tenant_id, seq, occurred_at, actor_kind, actor_id, action, target, outcome, details, prev_hash, hash)
-             SELECT $1, $2 + g, $3 + ((g * 7919) % $4) * interval '1 second', 'user', ($5::text[])[1 + g % array_length($5, 1)],
-                    (ARRAY['auth.login', 'queries.ask', 'documents.read', 'documents.list', 'auth.login', 'documents.upload', 'users.update', 'api_keys.create'])[1 + g % 8],
+             SELECT $1, $2 + g, $3 + ((g * 7919) % $4) * interval '1 second', 'user', ($5::text[])[1 + (g / 8) % array_length($5, 1)],
+                    CASE g % 1000 WHEN 0 THEN 'users.update' WHEN 1 THEN 'api_keys.create'
+                         ELSE (ARRAY['auth.login', 'queries.ask', 'documents.read', 'documents.list', 'documents.upload', 'queries.ask'])[1 + g % 6] END,
                     NULL, CASE WHEN g % 17 = 0 THEN 'refused' ELSE 'allowed' END,
-                    CASE WHEN g % 8 = 6 THEN '{\"role\": \"member\", \"status\": \"active\"}'::jsonb ELSE '{}'::jsonb END,
+                    CASE WHEN g % 1000 = 0 THEN '{\"role\": \"member\", \"status\": \"active\"}'::jsonb ELSE '{}'::jsonb END,
                     'bench', 'bench'
              FROM generate_series($6, $7) g",
         )
