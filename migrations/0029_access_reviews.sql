@@ -33,6 +33,20 @@ CREATE TABLE access_reviews (
 CREATE INDEX access_reviews_open ON access_reviews (issued_at) WHERE status = 'open';
 SELECT docket_enable_tenant_rls('access_reviews');
 
+-- An issued report is never replaced: its signature makes any change detectable, and this
+-- makes it impossible short of disabling the trigger.
+CREATE FUNCTION docket_access_review_report_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.report IS NOT NULL AND (NEW.report IS DISTINCT FROM OLD.report
+                                 OR NEW.report_sha256 IS DISTINCT FROM OLD.report_sha256) THEN
+    RAISE EXCEPTION 'an issued access review report is never changed'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER access_reviews_report_immutable BEFORE UPDATE ON access_reviews
+  FOR EACH ROW EXECUTE FUNCTION docket_access_review_report_immutable();
+
 CREATE TABLE access_review_decisions (
     id           uuid PRIMARY KEY,
     tenant_id    uuid NOT NULL REFERENCES tenants (id),
@@ -46,8 +60,13 @@ CREATE TABLE access_review_decisions (
     CHECK (decision = 'revoke' OR reason IS NOT NULL)
 );
 SELECT docket_enable_tenant_rls('access_review_decisions');
+CREATE FUNCTION docket_access_review_decision_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'an access review decision is never edited'
+    USING ERRCODE = 'integrity_constraint_violation';
+END $$;
 CREATE TRIGGER access_review_decisions_immutable BEFORE UPDATE ON access_review_decisions
-  FOR EACH ROW EXECUTE FUNCTION docket_consent_immutable();
+  FOR EACH ROW EXECUTE FUNCTION docket_access_review_decision_immutable();
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON access_reviews TO docket_app;
 GRANT SELECT, INSERT, DELETE ON access_review_decisions TO docket_app;
@@ -55,5 +74,9 @@ GRANT SELECT, INSERT, DELETE ON access_review_decisions TO docket_app;
 GRANT SELECT, INSERT, UPDATE ON access_reviews TO docket_control;
 GRANT SELECT ON access_review_decisions TO docket_control;
 
--- A quarter's events are read by time (the report, and the audit list's from/to filter).
+-- A quarter's events are read by time (the report, and the audit list's from/to filter),
+-- and every account's last sign-in from the sign-ins alone, however old the chain. (Built
+-- in the migration's transaction: writes to the audit table wait while it builds.)
 CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, occurred_at);
+CREATE INDEX audit_events_sign_ins ON audit_events (tenant_id, actor_id, occurred_at)
+  WHERE action = 'auth.login' AND outcome = 'allowed';

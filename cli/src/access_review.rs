@@ -45,7 +45,9 @@ pub async fn access_review_run(
     let Some(wait) = wait else { return Ok(out) };
     loop {
         let counts: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT status, count(*) FROM access_reviews WHERE quarter = $1 AND ($2::uuid IS NULL OR tenant_id = $2)
+            "SELECT r.status, count(*) FROM access_reviews r JOIN tenants t ON t.id = r.tenant_id
+             WHERE r.quarter = $1 AND ($2::uuid IS NULL OR r.tenant_id = $2)
+               AND t.status IN ('active', 'suspended')
              GROUP BY 1 ORDER BY 1",
         )
         .bind(quarter.to_string())

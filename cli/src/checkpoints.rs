@@ -60,6 +60,8 @@ pub async fn audit_verify_file(
     checkpoint: Option<&Path>,
     public_key: Option<&Path>,
 ) -> anyhow::Result<Value> {
+    // A checkpoint that does not verify is a finding of the check (exit 3), like a broken link.
+    let mut checkpoint_problem = None;
     let cp = match checkpoint {
         None => None,
         Some(path) => {
@@ -76,16 +78,22 @@ pub async fn audit_verify_file(
                     .with_context(|| format!("{} lists no checkpoint", path.display()))?,
                 None => doc,
             };
-            let bytes = serde_json::to_vec(&one)?;
-            Some(
-                checkpoint::verify(&bytes, &trusted)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            )
+            match checkpoint::verify(&serde_json::to_vec(&one)?, &trusted) {
+                Ok(cp) => Some(cp),
+                Err(e) => {
+                    checkpoint_problem = Some(format!("the checkpoint {}: {e}", path.display()));
+                    None
+                }
+            }
         }
     };
     let reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?,
     );
-    let report = audit_export::verify_file(reader, cp.as_ref());
+    let mut report = audit_export::verify_file(reader, cp.as_ref());
+    if let Some(p) = checkpoint_problem {
+        report.ok = false;
+        report.problems.push(p);
+    }
     Ok(json!(report))
 }

@@ -77,14 +77,25 @@ async fn one(
     let Some(review) = reviews::get(&mut tx, id).await? else {
         return Err(ApiError::not_found("access review"));
     };
-    let issued = reviews::report_of(&mut tx, id).await?;
-    let addresses = reviews::addresses(&mut tx).await?;
+    let issued = match reviews::report_of(&mut tx, id).await? {
+        Some(text) => {
+            let signed: SignedReport = serde_json::from_str(&text).map_err(ApiError::internal)?;
+            let report: Report = serde_json::from_value(signed.report.clone()).map_err(ApiError::internal)?;
+            Some((signed, report))
+        }
+        None => None,
+    };
+    // Only the addresses of the users the report names (by id), as they are now.
+    let addresses = match &issued {
+        Some((_, r)) => {
+            reviews::addresses(&mut tx, &r.users.iter().map(|u| u.id).collect::<Vec<_>>()).await?
+        }
+        None => Default::default(),
+    };
     if as_pdf {
-        let Some(text) = issued else {
+        let Some((signed, report)) = issued else {
             return Err(not_issued(&review));
         };
-        let signed: SignedReport = serde_json::from_str(&text).map_err(ApiError::internal)?;
-        let report: Report = serde_json::from_value(signed.report).map_err(ApiError::internal)?;
         let sha = review.report_sha256.clone().unwrap_or_default();
         let bytes =
             pdf::render(&report, &signed.signature.kid, &sha, &addresses).map_err(ApiError::internal)?;
@@ -110,13 +121,7 @@ async fn one(
     }
     let decisions = decide::decisions(&mut tx, id).await?;
     tx.commit().await?;
-    let report = match issued {
-        Some(text) => serde_json::from_str::<SignedReport>(&text)
-            .map(|s| s.report)
-            .map_err(ApiError::internal)?,
-        None => Value::Null,
-    };
-    // The signed report names users by id; their addresses as they are now, beside it.
+    let report = issued.map(|(s, _)| s.report).unwrap_or(Value::Null);
     let names: serde_json::Map<String, Value> = addresses
         .into_iter()
         .map(|(id, email)| (format!("user:{id}"), Value::String(email)))
@@ -208,7 +213,7 @@ async fn decisions(
         &mut tx,
         &state.auditor,
         id,
-        auth.user_id(),
+        &auth.actor_label(),
         |action| auth.event(action, Outcome::Allowed),
         &asked,
     )
@@ -227,7 +232,7 @@ async fn complete(
     let id = parse_id(&id, "access review")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let ev = auth.event("access_review.completed", Outcome::Allowed);
-    decide::complete(&mut tx, &state.auditor, id, ev)
+    decide::complete(&mut tx, &state.auditor, id, &auth.actor_label(), ev)
         .await
         .map_err(refused)?;
     let review = reviews::get(&mut tx, id).await?;

@@ -94,7 +94,8 @@ async fn create(
     let ev = auth
         .event("users.create", Outcome::Allowed)
         .target(format!("user:{}", user.id))
-        .detail("role", role.as_str());
+        .detail("role", role.as_str())
+        .detail("status", user.status.clone());
     state
         .auditor
         .tenant(&mut tx, ev)

@@ -3,12 +3,13 @@
 //! audited with the decision — then the review completed. Decisions are recorded once each
 //! and never edited; a review is completed only when every finding is decided.
 
+use super::Status;
 use super::issue::SignedReport;
 use super::report::{Finding, Report};
 use crate::audit::{Auditor, Event};
 use crate::db::{DbError, TenantTx};
-use crate::identity::{api_keys, refresh, users};
-use crate::ids::{ApiKeyId, UserId};
+use crate::identity::{refresh, users};
+use crate::ids::UserId;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -122,7 +123,7 @@ async fn open_findings(tx: &mut TenantTx, id: Uuid) -> Result<Vec<Finding>, Deci
             .fetch_optional(tx.conn())
             .await?;
     let (status, text) = row.ok_or(DecideError::NotFound)?;
-    if status != "open" {
+    if Status::parse(&status) != Some(Status::Open) {
         return Err(DecideError::NotOpen(status));
     }
     let signed: SignedReport = serde_json::from_str(text.as_deref().unwrap_or_default())
@@ -132,20 +133,20 @@ async fn open_findings(tx: &mut TenantTx, id: Uuid) -> Result<Vec<Finding>, Deci
     Ok(report.findings)
 }
 
-/// Records and applies `asked` on review `id` for `decider` (`user:{id}` of an owner), all
-/// or nothing, each audited on the tenant's chain with `event` (the decider's event,
+/// Records and applies `asked` on review `id` for `decider` (the owner's `user:{id}`, or
+/// `api_key:{id}` of a key with the owner role), all or nothing, each audited on the
+/// tenant's chain with `event` (the decider's event,
 /// carrying the request's id and address).
 pub async fn decide(
     tx: &mut TenantTx,
     auditor: &Auditor,
     id: Uuid,
-    decider: Option<UserId>,
+    decider: &str,
     event: impl Fn(&str) -> Event,
     asked: &[Asked],
 ) -> Result<Vec<Applied>, DecideError> {
     let findings = open_findings(tx, id).await?;
     users::lock_memberships(tx).await?;
-    let decided_by = event("").actor.raw_id().unwrap_or_else(|| "system".into());
     let mut out = vec![];
     for a in asked {
         let f = findings
@@ -178,7 +179,7 @@ pub async fn decide(
         .bind(&f.id)
         .bind(name)
         .bind(&reason)
-        .bind(&decided_by)
+        .bind(decider)
         .execute(tx.conn())
         .await?
         .rows_affected();
@@ -210,44 +211,59 @@ pub async fn decide(
     Ok(out)
 }
 
-/// Applies a revocation: the user disabled and its sessions ended, or the key revoked.
-async fn revoke(
-    tx: &mut TenantTx,
-    f: &Finding,
-    decider: Option<UserId>,
-) -> Result<&'static str, DecideError> {
+/// Applies a revocation: the user disabled and its sessions ended, or the key revoked
+/// (`already_revoked` when someone did it since the report was made).
+async fn revoke(tx: &mut TenantTx, f: &Finding, decider: &str) -> Result<&'static str, DecideError> {
     let bad = || DecideError::Report(format!("finding {} names no account", f.id));
+    // A user or a key never revokes itself: another owner decides (the report is a
+    // snapshot, so a key's `never_used_key` finding stays after the key is first used).
+    if f.subject == decider {
+        return Err(DecideError::OwnAccess(f.id.clone()));
+    }
     let (kind, raw) = f.subject.split_once(':').ok_or_else(bad)?;
     let subject = Uuid::parse_str(raw).map_err(|_| bad())?;
     match kind {
         "user" => {
-            let user = UserId(subject);
-            if decider == Some(user) {
-                return Err(DecideError::OwnAccess(f.id.clone()));
-            }
-            let changed = users::update(tx, user, None, Some("disabled")).await?;
-            if changed.is_none() {
+            let disabled = sqlx::query(
+                "UPDATE users SET status = 'disabled', updated_at = now() WHERE id = $1 AND status = 'active'",
+            )
+            .bind(subject)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+            if disabled == 0 {
                 return Ok("already_revoked");
             }
             if users::active_owner_count(tx).await? == 0 {
                 return Err(DecideError::LastOwner(f.id.clone()));
             }
-            refresh::revoke_user(tx, user).await?;
+            refresh::revoke_user(tx, UserId(subject)).await?;
             Ok("user_disabled")
         }
-        "api_key" => Ok(match api_keys::revoke(tx, ApiKeyId(subject)).await? {
-            Some(_) => "key_revoked",
-            None => "already_revoked",
-        }),
+        "api_key" => {
+            let revoked =
+                sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(subject)
+                    .execute(tx.conn())
+                    .await?
+                    .rows_affected();
+            Ok(if revoked == 0 {
+                "already_revoked"
+            } else {
+                "key_revoked"
+            })
+        }
         _ => Err(bad()),
     }
 }
 
-/// Completes open review `id` once every finding is decided; returns how many there were.
+/// Completes open review `id` for `by` (`user:{id}` or `api_key:{id}`) once every finding
+/// is decided; returns how many there were.
 pub async fn complete(
     tx: &mut TenantTx,
     auditor: &Auditor,
     id: Uuid,
+    by: &str,
     event: Event,
 ) -> Result<usize, DecideError> {
     let findings = open_findings(tx, id).await?;
@@ -260,13 +276,12 @@ pub async fn complete(
     if undecided > 0 {
         return Err(DecideError::Undecided(undecided));
     }
-    let by = event.actor.raw_id().unwrap_or_else(|| "system".into());
     sqlx::query(
         "UPDATE access_reviews SET status = 'completed', completed_by = $2, completed_at = now(), updated_at = now()
          WHERE id = $1",
     )
     .bind(id)
-    .bind(&by)
+    .bind(by)
     .execute(tx.conn())
     .await?;
     let ev = event

@@ -4,7 +4,7 @@
 //! finds the review issued; an attempt that dies leaves the review as it was.
 
 use super::report::{self, Report, ReportError};
-use super::{Quarter, SIGNING_CONTEXT};
+use super::{Quarter, SIGNING_CONTEXT, Status};
 use crate::audit::{Actor, Auditor, Event, Outcome};
 use crate::db::{Db, DbError};
 use crate::exports::package::{self, ManifestSignature, SignatureProblem, TrustedKeys};
@@ -33,7 +33,13 @@ pub enum Issued {
     Already,
     /// No such review of this tenant.
     Missing,
+    /// Its attempts (crashes included) are used up: recorded as `failed`.
+    GaveUp,
 }
+
+/// Attempts, crashes included, before a review is recorded as `failed` (an operator's run
+/// queues it again with a fresh count).
+pub const MAX_ATTEMPTS: i32 = 5;
 
 /// Issuing failed (the job retries, then records the review as failed).
 #[derive(Debug, thiserror::Error)]
@@ -79,17 +85,25 @@ fn canonical(v: &serde_json::Value) -> Vec<u8> {
 
 /// Issues review `id` of `tenant` (see the module).
 pub async fn issue(s: Services<'_>, tenant: TenantId, id: Uuid) -> Result<Issued, IssueError> {
-    // The attempt is counted in a commit of its own, so a crashing attempt still counts.
+    // The attempt is counted in a commit of its own, so an attempt that crashes the worker
+    // still counts: a review that always crashes ends `failed`, not retried for ever.
     let mut tx = s.db.begin_tenant(tenant).await?;
-    let started = sqlx::query(
+    let attempts: Option<i32> = sqlx::query_scalar(
         "UPDATE access_reviews SET attempts = attempts + 1, status = 'running', updated_at = now()
-         WHERE id = $1 AND status IN ('queued', 'running', 'failed')",
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING attempts",
     )
     .bind(id)
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
+    .fetch_optional(tx.conn())
+    .await?;
     tx.commit().await?;
+    if let Some(n) = attempts.filter(|n| *n > MAX_ATTEMPTS) {
+        let msg = format!(
+            "gave up after {} attempts: the job kept failing, crashing or timing out",
+            n - 1
+        );
+        fail(s.db, tenant, id, &msg).await?;
+        return Ok(Issued::GaveUp);
+    }
 
     let mut tx = s.db.begin_tenant(tenant).await?;
     let row: Option<(String, String)> =
@@ -100,7 +114,7 @@ pub async fn issue(s: Services<'_>, tenant: TenantId, id: Uuid) -> Result<Issued
     let Some((quarter, status)) = row else {
         return Ok(Issued::Missing);
     };
-    if started == 0 || status != "running" {
+    if attempts.is_none() || Status::parse(&status) != Some(Status::Running) {
         return Ok(Issued::Already);
     }
     let q = Quarter::parse(&quarter).map_err(|_| IssueError::Quarter(quarter.clone()))?;

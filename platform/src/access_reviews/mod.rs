@@ -9,6 +9,7 @@
 pub mod decide;
 pub mod issue;
 pub mod job;
+pub mod model;
 pub mod pdf;
 pub mod report;
 pub mod schedule;
@@ -23,10 +24,14 @@ use uuid::Uuid;
 pub const SIGNING_CONTEXT: &[u8] = b"docket-access-review/1\n";
 /// The report's `format`.
 pub const FORMAT: &str = "docket-access-review/1";
-/// The tenant's users' current addresses by id (what the PDF and the API's view show for
-/// the ids the signed report holds).
-pub async fn addresses(tx: &mut TenantTx) -> Result<std::collections::HashMap<Uuid, String>, DbError> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, email FROM users")
+/// The current addresses of the tenant's users `ids` (what the PDF and the API's view show
+/// for the ids the signed report holds).
+pub async fn addresses(
+    tx: &mut TenantTx,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, DbError> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, email FROM users WHERE id = ANY($1)")
+        .bind(ids)
         .fetch_all(tx.conn())
         .await?;
     Ok(rows.into_iter().collect())
@@ -133,14 +138,17 @@ impl Status {
         }
     }
 
-    fn parse(s: &str) -> Self {
-        match s {
-            "running" => Status::Running,
-            "open" => Status::Open,
-            "completed" => Status::Completed,
-            "failed" => Status::Failed,
-            _ => Status::Queued,
-        }
+    /// The stored name's status (`None` for a name the database's CHECK would refuse).
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Status::Queued,
+            Status::Running,
+            Status::Open,
+            Status::Completed,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
@@ -196,7 +204,8 @@ struct Row {
 
 impl From<Row> for Review {
     fn from(r: Row) -> Self {
-        let status = Status::parse(&r.status);
+        // The column's CHECK allows only the names above.
+        let status = Status::parse(&r.status).unwrap_or(Status::Failed);
         let overdue = status == Status::Open
             && r.issued_at
                 .is_some_and(|at| Utc::now() - at > chrono::Duration::days(OVERDUE_DAYS));

@@ -9,10 +9,12 @@
 //! PDF and the API's view add the addresses as they are when read.
 
 use super::Quarter;
+pub use super::model::{
+    ActionCount, Change, Finding, FindingKind, KeyLine, OperatorAction, Report, TenantRef, UserLine,
+};
 use crate::audit::Auditor;
 use crate::db::TenantTx;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -33,8 +35,9 @@ pub const ADMIN_ACTIONS: [&str; 8] = [
     "audit.export",
 ];
 
-/// Membership actions listed one by one.
-const MEMBERSHIP_ACTIONS: [&str; 4] = ["users.create", "users.update", "users.disable", "users.erase"];
+/// Membership actions listed one by one (an erasure shows as the erased account: disabled,
+/// its address replaced).
+const MEMBERSHIP_ACTIONS: [&str; 3] = ["users.create", "users.update", "users.disable"];
 
 /// Building failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,179 +54,6 @@ impl From<sqlx::Error> for ReportError {
     fn from(e: sqlx::Error) -> Self {
         Self::Db(e.into())
     }
-}
-
-/// The reviewed tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TenantRef {
-    /// Id.
-    pub id: Uuid,
-    /// Slug.
-    pub slug: String,
-    /// Name.
-    pub name: String,
-}
-
-/// A user as of the report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct UserLine {
-    /// User id.
-    pub id: Uuid,
-    /// Current role.
-    pub role: String,
-    /// `active` or `disabled`.
-    pub status: String,
-    /// When the account was made.
-    pub created_at: DateTime<Utc>,
-    /// Last successful sign-in before the quarter's end (any time).
-    pub last_sign_in: Option<DateTime<Utc>>,
-    /// Successful sign-ins in the quarter.
-    pub sign_ins: i64,
-    /// Refused sign-ins in the quarter, as recorded (repeats within a lockout window are
-    /// recorded once).
-    pub failed_sign_ins: i64,
-    /// Active owner or admin.
-    pub privileged: bool,
-    /// Active, older than [`DORMANT_DAYS`] and no sign-in in the last [`DORMANT_DAYS`].
-    pub dormant: bool,
-}
-
-/// A membership change in the quarter.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Change {
-    /// Audit sequence number.
-    pub seq: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// `users.create`, `users.update`, `users.disable`, `users.erase`.
-    pub action: String,
-    /// The user changed (`user:{id}`).
-    pub target: Option<String>,
-    /// Who changed it (`user:{id}`, `api_key:{id}`, or the actor's kind and pseudonym).
-    pub by: String,
-    /// The role after the change.
-    pub role: Option<String>,
-    /// The status after the change.
-    pub status: Option<String>,
-}
-
-/// An API key as of the report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct KeyLine {
-    /// Key id.
-    pub id: Uuid,
-    /// Name.
-    pub name: String,
-    /// Role.
-    pub role: String,
-    /// The user who made it.
-    pub created_by: Option<Uuid>,
-    /// When.
-    pub created_at: DateTime<Utc>,
-    /// Expiry.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Last use.
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// Revocation.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// Present and never used.
-    pub never_used: bool,
-    /// Expired but not revoked.
-    pub expired: bool,
-}
-
-/// Administrative actions of one actor in the quarter.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ActionCount {
-    /// Who (`user:{id}`, `api_key:{id}`).
-    pub actor: String,
-    /// What.
-    pub action: String,
-    /// How often.
-    pub count: i64,
-    /// Last time.
-    pub last_at: DateTime<Utc>,
-}
-
-/// An operator's action on the tenant in the quarter.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OperatorAction {
-    /// Audit sequence number.
-    pub seq: i64,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// What.
-    pub action: String,
-    /// On what.
-    pub target: Option<String>,
-    /// `allowed`, `refused`, `failed`.
-    pub outcome: String,
-    /// The operator's reason, when given.
-    pub reason: Option<String>,
-}
-
-/// What an owner must decide on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingKind {
-    /// An active account nobody signed in with for [`DORMANT_DAYS`].
-    DormantUser,
-    /// An active owner or admin.
-    PrivilegedUser,
-    /// A present key never used.
-    NeverUsedKey,
-    /// A key past its expiry but never revoked.
-    ExpiredKey,
-}
-
-/// One flagged finding.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Finding {
-    /// Stable within the review: `{subject}:{kind}`.
-    pub id: String,
-    /// What kind.
-    pub kind: FindingKind,
-    /// `user:{id}` or `api_key:{id}`: what a revocation disables.
-    pub subject: String,
-    /// The key's name (`None` for a user: the address is added when read).
-    pub label: Option<String>,
-    /// Why it is flagged, in a sentence.
-    pub detail: String,
-}
-
-/// The report (signed as issued).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Report {
-    /// [`super::FORMAT`].
-    pub format: String,
-    /// The review.
-    pub review_id: Uuid,
-    /// The tenant.
-    pub tenant: TenantRef,
-    /// `YYYYQn`.
-    pub quarter: String,
-    /// First instant reviewed.
-    pub period_start: DateTime<Utc>,
-    /// First instant after it.
-    pub period_end: DateTime<Utc>,
-    /// When the report was built.
-    pub generated_at: DateTime<Utc>,
-    /// [`DORMANT_DAYS`].
-    pub dormant_after_days: i64,
-    /// Audit events of the quarter read.
-    pub events_in_quarter: i64,
-    /// Every user made before the quarter's end.
-    pub users: Vec<UserLine>,
-    /// Membership changes in the quarter, in order.
-    pub membership_changes: Vec<Change>,
-    /// Every API key made before the quarter's end.
-    pub api_keys: Vec<KeyLine>,
-    /// Administrative actions in the quarter, per actor and action.
-    pub admin_actions: Vec<ActionCount>,
-    /// Operators' actions on the tenant in the quarter, in order.
-    pub operator_actions: Vec<OperatorAction>,
-    /// What an owner must keep or revoke.
-    pub findings: Vec<Finding>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -325,19 +155,22 @@ pub async fn build(
     // The quarter's events per actor, action and outcome.
     let counts: Vec<Count> = sqlx::query_as(
         "SELECT actor_kind, actor_id, action, outcome, count(*)::bigint AS n, max(occurred_at) AS last_at
-         FROM audit_events WHERE occurred_at >= $1 AND occurred_at < $2
+         FROM audit_events WHERE tenant_id = $3 AND occurred_at >= $1 AND occurred_at < $2
          GROUP BY 1, 2, 3, 4",
     )
     .bind(start)
     .bind(end)
+    .bind(tx.tenant_id())
     .fetch_all(tx.conn())
     .await?;
     let last_sign_in: HashMap<String, DateTime<Utc>> = sqlx::query_as::<_, (String, DateTime<Utc>)>(
         "SELECT actor_id, max(occurred_at) FROM audit_events
-         WHERE action = 'auth.login' AND outcome = 'allowed' AND actor_id IS NOT NULL AND occurred_at < $1
+         WHERE tenant_id = $2 AND action = 'auth.login' AND outcome = 'allowed' AND actor_id IS NOT NULL
+           AND occurred_at < $1
          GROUP BY 1",
     )
     .bind(end)
+    .bind(tx.tenant_id())
     .fetch_all(tx.conn())
     .await?
     .into_iter()

@@ -28,7 +28,8 @@ pub struct RunRequest {
     pub only: Option<TenantId>,
     /// Who asked (`scheduler`, `docketctl`).
     pub requested_by: String,
-    /// Queue failed reviews of the quarter again (operators; the calendar leaves them).
+    /// Queue failed reviews of the quarter again with a fresh attempt count (operators; the
+    /// calendar leaves them).
     pub retry_failed: bool,
 }
 
@@ -69,7 +70,7 @@ pub async fn run(
     .rows_affected();
     if req.retry_failed {
         sqlx::query(
-            "UPDATE access_reviews SET status = 'queued', updated_at = now()
+            "UPDATE access_reviews SET status = 'queued', attempts = 0, error_message = NULL, updated_at = now()
              WHERE quarter = $1 AND status = 'failed' AND ($2::uuid IS NULL OR tenant_id = $2)",
         )
         .bind(&q)

@@ -1,11 +1,12 @@
 //! Quarterly access reviews on the real services: a quarter with known events (a role
 //! change, a dormant account, an expired key, an operator's suspension) produces exactly
-//! those findings, signed and rendered; a second run changes nothing; an owner's decisions
-//! are applied (the revoked user's and key's next requests are 401) and audited.
+//! those findings, signed and rendered; a second run changes nothing; missed quarters are
+//! caught up once; a review that keeps failing ends `failed` and an operator's run issues
+//! it. Decisions: `access_review_decisions.rs`.
 
 use chrono::Utc;
 use docket_platform::access_reviews::Quarter;
-use docket_tests::actors::{PASSWORD, expect_error};
+use docket_tests::actors::PASSWORD;
 use docket_tests::spawn_app;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -276,190 +277,6 @@ async fn a_quarters_report_has_exactly_its_findings_is_signed_rendered_and_made_
 }
 
 #[tokio::test]
-async fn an_owners_decisions_are_applied_audited_and_close_the_review() {
-    let app = spawn_app().await;
-    let _worker = app.spawn_worker().await;
-    let t = app.create_tenant_on("decided", "team", "shared").await;
-    let owner = app.owner_token(&t).await;
-    let (admin_id, admin) = app.user_with_role(&t, &owner, "admin").await;
-    let r = app
-        .call(
-            Method::POST,
-            "/v1/api-keys",
-            Some(&owner),
-            Some(json!({"name": "ci", "role": "member"})),
-        )
-        .await;
-    let k: Value = r.json().await.expect("json");
-    let (key_id, key) = (
-        k["api_key"]["id"].as_str().expect("id").to_owned(),
-        k["key"].as_str().expect("key").to_owned(),
-    );
-    let other = app.create_tenant("rival").await;
-    let rival = app.owner_token(&other).await;
-
-    app.run_access_review(Quarter::of(Utc::now()), t.id).await;
-    let id = app.wait_reviews_issued(&owner, WAIT).await[0]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let owner_id: String =
-        sqlx::query_scalar("SELECT id::text FROM users WHERE tenant_id = $1 AND role = 'owner'")
-            .bind(t.id)
-            .fetch_one(app.control.pool())
-            .await
-            .expect("owner");
-    let decide = |token: String, body: Value| {
-        let (app, path) = (&app, format!("/v1/access-reviews/{id}/decisions"));
-        async move { app.call(Method::POST, &path, Some(&token), Some(body)).await }
-    };
-    let one = |finding: String, decision: &str, reason: Option<&str>| json!({"decisions": [{"finding_id": finding, "decision": decision, "reason": reason}]});
-    let admin_finding = format!("user:{admin_id}:privileged_user");
-    let owner_finding = format!("user:{owner_id}:privileged_user");
-    let key_finding = format!("api_key:{key_id}:never_used_key");
-
-    // Admins read but do not decide; other tenants do not see it; bad decisions are refused
-    // clearly and change nothing.
-    assert_eq!(app.access_reviews(&admin).await.len(), 1);
-    expect_error(
-        decide(admin.clone(), one(key_finding.clone(), "revoke", None)).await,
-        403,
-        "forbidden",
-    )
-    .await;
-    let r = app
-        .call(
-            Method::GET,
-            &format!("/v1/access-reviews/{id}"),
-            Some(&rival),
-            None,
-        )
-        .await;
-    expect_error(r, 404, "not_found").await;
-    expect_error(
-        decide(rival.clone(), one(key_finding.clone(), "revoke", None)).await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        decide(owner.clone(), one(key_finding.clone(), "keep", None)).await,
-        400,
-        "reason_required",
-    )
-    .await;
-    expect_error(
-        decide(
-            owner.clone(),
-            one("user:nobody:dormant_user".into(), "keep", Some("x")),
-        )
-        .await,
-        400,
-        "unknown_finding",
-    )
-    .await;
-    expect_error(
-        decide(owner.clone(), one(key_finding.clone(), "delete", None)).await,
-        400,
-        "invalid_decision",
-    )
-    .await;
-    expect_error(
-        decide(owner.clone(), one(owner_finding.clone(), "revoke", None)).await,
-        409,
-        "cannot_modify_self",
-    )
-    .await;
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v1/access-reviews/{id}/complete"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    let err = expect_error(r, 409, "findings_undecided").await;
-    assert!(err.to_string().contains("3 findings"), "{err}");
-    let decided: i64 = sqlx::query_scalar("SELECT count(*) FROM access_review_decisions")
-        .fetch_one(app.control.pool())
-        .await
-        .expect("count");
-    assert_eq!(decided, 0, "refused requests recorded nothing");
-
-    // Revocations take effect on the next request.
-    let body = json!({"decisions": [
-        {"finding_id": admin_finding, "decision": "revoke", "reason": "left the team"},
-        {"finding_id": key_finding, "decision": "revoke"},
-        {"finding_id": owner_finding, "decision": "keep", "reason": "the account owner"},
-    ]});
-    let r = decide(owner.clone(), body).await;
-    assert_eq!(r.status(), 200);
-    let applied: Value = r.json().await.expect("json");
-    let effects: Vec<&str> = applied["applied"]
-        .as_array()
-        .expect("applied")
-        .iter()
-        .map(|a| a["effect"].as_str().unwrap_or("none"))
-        .collect();
-    assert_eq!(effects, ["user_disabled", "key_revoked", "none"]);
-    assert_eq!(
-        app.call(Method::GET, "/v1/documents", Some(&admin), None)
-            .await
-            .status(),
-        401
-    );
-    assert_eq!(
-        app.call(Method::GET, "/v1/documents", Some(&key), None)
-            .await
-            .status(),
-        401
-    );
-    expect_error(
-        decide(
-            owner.clone(),
-            one(format!("user:{owner_id}:privileged_user"), "keep", Some("again")),
-        )
-        .await,
-        409,
-        "already_decided",
-    )
-    .await;
-    assert_eq!(app.audit_count(t.id, "access_review.revoke", None).await, 2);
-    assert_eq!(app.audit_count(t.id, "access_review.keep", None).await, 1);
-
-    let r = app
-        .call(
-            Method::POST,
-            &format!("/v1/access-reviews/{id}/complete"),
-            Some(&owner),
-            None,
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let done: Value = r.json().await.expect("json");
-    assert_eq!(done["access_review"]["status"], "completed");
-    assert_eq!(done["access_review"]["completed_by"], format!("user:{owner_id}"));
-    let full: Value = app
-        .call(
-            Method::GET,
-            &format!("/v1/access-reviews/{id}"),
-            Some(&owner),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(full["decisions"].as_array().map(Vec::len), Some(3));
-    let r = decide(
-        owner.clone(),
-        one(format!("user:{owner_id}:privileged_user"), "keep", Some("late")),
-    )
-    .await;
-    expect_error(r, 409, "review_not_open").await;
-}
-
-#[tokio::test]
 async fn missed_quarters_are_caught_up_once_and_an_open_review_past_its_due_date_is_overdue_in_ops() {
     let app = spawn_app().await;
     let _worker = app.spawn_worker().await;
@@ -535,4 +352,70 @@ async fn overdue(app: &docket_tests::TestApp, op: &str) -> Vec<Value> {
         .await
         .expect("json");
     v["overdue"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_review_that_keeps_failing_ends_failed_and_an_operators_run_issues_it_afresh() {
+    let app = spawn_app().await;
+    let _worker = app.spawn_worker().await;
+    let t = app.create_tenant("unlucky").await;
+    let owner = app.owner_token(&t).await;
+    let quarter = Quarter::of(Utc::now());
+    // Five attempts already spent: workers that crashed mid-report leave only their count.
+    sqlx::query(
+        "INSERT INTO access_reviews (id, tenant_id, quarter, period_start, period_end, status, attempts, requested_by)
+         VALUES (gen_random_uuid(), $1, $2, $3, $4, 'running', 5, 'test')",
+    )
+    .bind(t.id)
+    .bind(quarter.to_string())
+    .bind(quarter.start())
+    .bind(quarter.end())
+    .execute(app.control.pool())
+    .await
+    .expect("review");
+    sqlx::query("UPDATE access_reviews SET updated_at = now() - interval '1 hour' WHERE tenant_id = $1")
+        .bind(t.id)
+        .execute(app.control.pool())
+        .await
+        .expect("stale");
+    let run = app.run_access_review(quarter, t.id).await;
+    assert_eq!(
+        (run.made, run.queued),
+        (0, 1),
+        "the stale running review is pushed again"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let failed = loop {
+        let all = app.access_reviews(&owner).await;
+        if all[0]["status"] == "failed" {
+            break all[0].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{all:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        failed["error_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("gave up after 5 attempts")),
+        "{failed}"
+    );
+    // The calendar leaves it; an operator's run queues it again with a fresh count.
+    assert_eq!(app.run_access_review(quarter, t.id).await.queued, 0);
+    let req = docket_platform::access_reviews::schedule::RunRequest {
+        quarter,
+        only: Some(t.id),
+        requested_by: "docketctl".into(),
+        retry_failed: true,
+    };
+    docket_platform::access_reviews::schedule::run(
+        &app.control,
+        &docket_tests::billing::queue(&app),
+        &req,
+        Utc::now(),
+    )
+    .await
+    .expect("operator run");
+    let issued = app.wait_reviews_issued(&owner, WAIT).await;
+    assert_eq!(issued[0]["status"], "open");
+    assert_eq!(app.audit_count(t.id, "access_review.issued", None).await, 1);
 }

@@ -104,6 +104,20 @@ async fn an_exported_chain_verifies_offline_and_a_dropped_tail_is_named_against_
     assert_eq!(report["chain"]["events"], head);
     assert_eq!(report["checkpoint_seq"], signed);
 
+    // A checkpoint whose signature does not hold is a finding, not a crash.
+    let bad_cp = dir.join("bad-checkpoint.json");
+    let mut tampered = checkpoints.clone();
+    tampered["checkpoints"][0]["checkpoint"]["seq"] = Value::from(signed + 1);
+    std::fs::write(&bad_cp, tampered.to_string()).expect("cp");
+    let (code, report) = verify(&file, Some(&bad_cp), &keys_file);
+    assert_eq!(code, 3, "{report}");
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("signature does not match")),
+        "{report}"
+    );
+
     // One edited line: the chain breaks there.
     let edited = text.replacen("\"auth.login\"", "\"auth.logout\"", 1);
     assert_ne!(edited, text, "the chain has a sign-in to edit");

@@ -1,6 +1,7 @@
 //! End-to-end tests against real PostgreSQL, Redis, object storage and the vector engine.
 //! One binary with modules: linking is the slow part of a test build.
 
+mod access_review_decisions;
 mod access_reviews;
 mod answer_isolation;
 mod audit;

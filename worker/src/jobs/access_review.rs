@@ -8,10 +8,6 @@ use docket_platform::access_reviews::issue::{self, Issued, Services};
 use docket_platform::access_reviews::job::AccessReviewJob;
 use docket_platform::identity::keyring::KeyRing;
 
-/// Deliveries before the job gives up (recorded as `failed`; an operator's run queues it
-/// again).
-const MAX_ATTEMPTS: usize = 5;
-
 /// The apalis handler.
 pub async fn handle(job: AccessReviewJob, ctx: Data<Ctx>, delivery: Attempt) -> Result<(), BoxDynError> {
     let ctx: Ctx = (*ctx).clone();
@@ -30,8 +26,14 @@ pub async fn handle(job: AccessReviewJob, ctx: Data<Ctx>, delivery: Attempt) -> 
             tracing::info!(tenant = %job.tenant_id, review = %job.review_id, findings, "access review issued");
             Ok(())
         }
+        Ok(Issued::GaveUp) => {
+            tracing::error!(tenant = %job.tenant_id, review = %job.review_id, "access review gave up: attempts used up");
+            Ok(())
+        }
         Ok(Issued::Already | Issued::Missing) => Ok(()),
-        Err(e) if delivery.current() >= MAX_ATTEMPTS => {
+        // The review's own count (crashes included) decides in `issue`; the queue's count
+        // only stops a delivery that keeps failing without crashing.
+        Err(e) if delivery.current() >= issue::MAX_ATTEMPTS as usize => {
             tracing::error!(tenant = %job.tenant_id, review = %job.review_id, error = %e, "access review gave up");
             issue::fail(&ctx.db, job.tenant_id, job.review_id, &e.to_string()).await?;
             Err(AbortError::new(e).into())
