@@ -97,7 +97,7 @@ impl Embedder {
     /// Loads the runtime, the model and the tokenizer; a missing file is an error naming
     /// its path.
     pub fn load(settings: &EmbedSettings) -> Result<Self, EmbedError> {
-        Self::load_with(settings, settings.threads.max(1), true)
+        Self::load_with(settings, settings.threads.max(1), true, false)
     }
 
     /// A session for single questions: one thread that does not busy-wait between runs
@@ -105,10 +105,19 @@ impl Embedder {
     /// own so a question never queues behind an ingestion batch. Batches keep [`Embedder::load`]:
     /// without spinning their throughput halves (measured: 19.7 → 10.3 chunks/s).
     pub fn load_interactive(settings: &EmbedSettings) -> Result<Self, EmbedError> {
-        Self::load_with(settings, 1, false)
+        Self::load_with(settings, 1, false, true)
     }
 
-    fn load_with(settings: &EmbedSettings, threads: usize, spinning: bool) -> Result<Self, EmbedError> {
+    /// `arena`: keep ONNX Runtime's CPU arena and memory patterns. A batch session goes
+    /// without: its biggest run (64 texts × 256 tokens: attention scores alone are ~200 MB a
+    /// layer) would otherwise stay reserved in the process for good; a question session's
+    /// runs are small and latency-bound, so it keeps them.
+    fn load_with(
+        settings: &EmbedSettings,
+        threads: usize,
+        spinning: bool,
+        arena: bool,
+    ) -> Result<Self, EmbedError> {
         let dir = &settings.model_dir;
         let (library, model, tok) = (
             settings
@@ -135,14 +144,20 @@ impl Embedder {
         // answer benchmark showed them as a third of the process's running time on 2 cores.
         tokenizers::utils::parallelism::set_parallelism(false);
         let env = environment(&library)?;
-        let session = Session::builder(env)
+        let mut builder = Session::builder(env)
             .map_err(runtime)?
             .with_intra_threads(threads)
             .map_err(runtime)?
             .with_intra_op_spinning(spinning)
-            .map_err(runtime)?
-            .commit_from_file(&model)
             .map_err(runtime)?;
+        if !arena {
+            builder = builder
+                .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+                .map_err(runtime)?
+                .with_memory_pattern(false)
+                .map_err(runtime)?;
+        }
+        let session = builder.commit_from_file(&model).map_err(runtime)?;
         let mut tokenizer = Tokenizer::from_file(&tok).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
         // The shipped tokenizer pads and truncates to a fixed 128; the model takes 256.
         tokenizer

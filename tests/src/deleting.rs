@@ -8,7 +8,7 @@ use docket_rag::vectors::{Placement, TenantScope, VectorIndex};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Tables kept on purpose after a deletion (the audit chains, the usage ledger and its
@@ -43,24 +43,7 @@ impl TestApp {
     /// Runs `docketctl certificate verify FILE --public-key KEYS` (the real binary) with the
     /// keys this deployment publishes; returns (exit code, report).
     pub async fn verify_certificate(&self, file: &Path) -> (i32, Value) {
-        let keys: Value = self
-            .get("/.well-known/docket-keys.json")
-            .await
-            .json()
-            .await
-            .expect("keys");
-        let keys_file: PathBuf = file.with_extension("keys.json");
-        std::fs::write(&keys_file, keys.to_string()).expect("keys file");
-        let out = std::process::Command::new(crate::sibling_binary("docketctl"))
-            .env_clear()
-            .args(["certificate", "verify"])
-            .arg(file)
-            .arg("--public-key")
-            .arg(&keys_file)
-            .output()
-            .expect("docketctl runs");
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out.status.code().unwrap_or(-1), report)
+        self.verify_offline(&["certificate", "verify"], file).await
     }
 
     /// `POST /v1/deletions {"scope": "tenant"}` then the confirmation: the deletion id and

@@ -7,7 +7,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// The S3 test server.
@@ -135,24 +135,7 @@ impl TestApp {
     /// Runs `docketctl export verify DIR --public-key KEYS` (the real binary) with the keys
     /// this deployment publishes; returns (exit code, report).
     pub async fn verify_export(&self, dir: &Path) -> (i32, Value) {
-        let keys: Value = self
-            .get("/.well-known/docket-keys.json")
-            .await
-            .json()
-            .await
-            .expect("keys");
-        let keys_file: PathBuf = dir.with_extension("keys.json");
-        std::fs::write(&keys_file, keys.to_string()).expect("keys file");
-        let out = std::process::Command::new(crate::sibling_binary("docketctl"))
-            .env_clear()
-            .args(["export", "verify"])
-            .arg(dir)
-            .arg("--public-key")
-            .arg(&keys_file)
-            .output()
-            .expect("docketctl runs");
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out.status.code().unwrap_or(-1), report)
+        self.verify_offline(&["export", "verify"], dir).await
     }
 }
 

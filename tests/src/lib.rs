@@ -263,6 +263,10 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// How `scripts/up` starts a worker process (glibc's malloc settings; see
+/// `scripts/lib.sh`): the tests run the worker as it is deployed.
+pub const WORKER_MALLOC: [(&str, &str); 1] = [("MALLOC_ARENA_MAX", "2")];
+
 /// Starts the API with default test configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -390,6 +394,31 @@ impl TestApp {
         .expect("audit count")
     }
 
+    /// Runs the real `docketctl` with `args`, then `path` and `--public-key KEYS` (the keys
+    /// this deployment publishes, written beside `path`), with an empty environment: the
+    /// offline verification a customer runs with no deployment behind it. Returns (exit
+    /// code, report).
+    pub async fn verify_offline(&self, args: &[&str], path: &std::path::Path) -> (i32, serde_json::Value) {
+        let keys: serde_json::Value = self
+            .get("/.well-known/docket-keys.json")
+            .await
+            .json()
+            .await
+            .expect("keys");
+        let keys_file = path.with_extension("keys.json");
+        std::fs::write(&keys_file, keys.to_string()).expect("keys file");
+        let out = std::process::Command::new(sibling_binary("docketctl"))
+            .env_clear()
+            .args(args)
+            .arg(path)
+            .arg("--public-key")
+            .arg(&keys_file)
+            .output()
+            .expect("docketctl runs");
+        let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code().unwrap_or(-1), report)
+    }
+
     /// A pool connecting as `role` to this test's database.
     pub async fn pool_as(&self, role: &str) -> PgPool {
         PgPool::connect(&pg_url(role, &self.database))
@@ -408,6 +437,7 @@ impl TestApp {
             .env("DOCKET_WORKER_NAME", name)
             .env("DOCKET_WORKER_OWNS_VECTORS", owns_vectors.to_string())
             .env("DOCKET_LOG", "info")
+            .envs(WORKER_MALLOC)
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()

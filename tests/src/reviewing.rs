@@ -64,23 +64,6 @@ impl TestApp {
     /// Runs `docketctl access-review verify FILE --public-key KEYS` (the real binary, no
     /// deployment) with the keys this deployment publishes; returns (exit code, report).
     pub async fn verify_access_review(&self, file: &Path) -> (i32, Value) {
-        let keys: Value = self
-            .get("/.well-known/docket-keys.json")
-            .await
-            .json()
-            .await
-            .expect("keys");
-        let keys_file = file.with_extension("keys.json");
-        std::fs::write(&keys_file, keys.to_string()).expect("keys file");
-        let out = std::process::Command::new(crate::sibling_binary("docketctl"))
-            .env_clear()
-            .args(["access-review", "verify"])
-            .arg(file)
-            .arg("--public-key")
-            .arg(&keys_file)
-            .output()
-            .expect("docketctl runs");
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out.status.code().unwrap_or(-1), report)
+        self.verify_offline(&["access-review", "verify"], file).await
     }
 }
