@@ -130,19 +130,19 @@ pub async fn build(
     .fetch_all(tx.conn())
     .await?;
 
-    // Pseudonym → account id, for every account the report names.
+    // Pseudonym → account id, for every account the report names (the key opened once).
+    let pseudonyms = auditor.tenant_pseudonyms(tx).await?;
     let mut names: HashMap<String, String> = HashMap::new();
     let mut user_alias = HashMap::new();
     for u in &users {
         let raw = format!("user:{}", u.id);
-        let p = auditor.tenant_pseudonym(tx, &raw).await?;
+        let p = pseudonyms.of(&raw);
         names.insert(p.clone(), raw);
         user_alias.insert(u.id, p);
     }
     for k in &keys {
         let raw = format!("api_key:{}", k.id);
-        let p = auditor.tenant_pseudonym(tx, &raw).await?;
-        names.insert(p, raw);
+        names.insert(pseudonyms.of(&raw), raw);
     }
     let who = |kind: &str, id: &Option<String>| match id {
         Some(p) => names

@@ -57,6 +57,9 @@ pub async fn run(
         "INSERT INTO access_reviews (id, tenant_id, quarter, period_start, period_end, requested_by)
          SELECT gen_random_uuid(), t.id, $1, $2, $3, $4 FROM tenants t
          WHERE t.status IN ('active', 'suspended') AND t.created_at < $3 AND ($5::uuid IS NULL OR t.id = $5)
+           -- Every calendar step asks: tenants already reviewed are skipped by the unique
+           -- index, not by a failed insert each.
+           AND NOT EXISTS (SELECT 1 FROM access_reviews r WHERE r.tenant_id = t.id AND r.quarter = $1)
          ON CONFLICT (tenant_id, quarter) DO NOTHING",
     )
     .bind(&q)

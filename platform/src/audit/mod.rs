@@ -96,6 +96,22 @@ pub fn row_hash(chain: &str, e: &StoredEvent) -> String {
     crypto::sha256_hex(canonical::to_string(&v).as_bytes())
 }
 
+/// A tenant's pseudonymization key, opened ([`Auditor::tenant_pseudonyms`]).
+pub struct Pseudonyms(Option<[u8; 32]>);
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonyms(..)")
+    }
+}
+
+impl Pseudonyms {
+    /// The pseudonym of `raw` (e.g. `user:{id}`), as the chain stores it.
+    pub fn of(&self, raw: &str) -> String {
+        pseudonym::apply(self.0.as_ref(), raw)
+    }
+}
+
 /// Writes audit events. Holds the master key to open tenants' pseudonymization keys.
 #[derive(Clone, Debug)]
 pub struct Auditor {
@@ -118,8 +134,13 @@ impl Auditor {
 
     /// The tenant's pseudonym of a raw identifier (e.g. `user:{id}`), for filtering.
     pub async fn tenant_pseudonym(&self, tx: &mut TenantTx, raw: &str) -> Result<String, AuditError> {
-        let key = pseudonym::tenant_key(tx, &self.master).await?;
-        Ok(pseudonym::apply(key.as_ref(), raw))
+        Ok(self.tenant_pseudonyms(tx).await?.of(raw))
+    }
+
+    /// The tenant's pseudonymizer, its key read and opened once: for pseudonymizing many
+    /// identifiers (an access review's every account).
+    pub async fn tenant_pseudonyms(&self, tx: &mut TenantTx) -> Result<Pseudonyms, AuditError> {
+        Ok(Pseudonyms(pseudonym::tenant_key(tx, &self.master).await?))
     }
 
     /// Appends `ev` to the tenant's chain inside `tx` (so it commits with the action it

@@ -67,11 +67,12 @@ async fn seed(
         .await?;
     let auditor = app.auditor();
     let mut tx = app.db.begin_tenant(t).await?;
-    let mut aliases = Vec::with_capacity(ids.len());
-    for id in &ids {
-        aliases.push(auditor.tenant_pseudonym(&mut tx, &format!("user:{id}")).await?);
-    }
+    let pseudonyms = auditor.tenant_pseudonyms(&mut tx).await?;
     tx.commit().await?;
+    let aliases: Vec<String> = ids
+        .iter()
+        .map(|id| pseudonyms.of(&format!("user:{id}")))
+        .collect();
     let head: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM audit_events WHERE tenant_id = $1")
         .bind(t)
         .fetch_one(&su)
