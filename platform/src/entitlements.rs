@@ -4,12 +4,21 @@
 
 use crate::consents::{self, Purpose};
 use crate::db::{DbError, TenantTx};
+use crate::queries::AnswerMode;
 use crate::ratelimit::{EndpointClass, Limit};
 use crate::tenants::Tenant;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
-/// Ledger kinds that count against the monthly token quota.
-pub const TOKEN_KINDS: [&str; 3] = ["query_tokens_in", "query_tokens_out", "embedding_tokens"];
+/// Ledger kinds that count against the monthly token quota: retrieval and answers
+/// (`query_tokens_*`), ingestion (`embedding_tokens`) and what a language model read and
+/// wrote for generative answers (`llm_tokens_*`).
+pub const TOKEN_KINDS: [&str; 5] = [
+    "query_tokens_in",
+    "query_tokens_out",
+    "embedding_tokens",
+    "llm_tokens_in",
+    "llm_tokens_out",
+];
 
 /// The tenant's entitlements, as of this request.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +54,8 @@ pub struct Entitlements {
     pub refuse_flagged_input: bool,
     /// Processing purposes the tenant currently consents to (`consents::Purpose` names).
     pub consents: Vec<String>,
+    /// How questions that name no mode are answered (the tenant's policy).
+    pub default_answer_mode: AnswerMode,
 }
 
 impl Entitlements {
@@ -103,6 +114,7 @@ struct Row {
     max_import_bytes: i64,
     refuse_flagged_input: bool,
     consents: Vec<String>,
+    default_answer_mode: String,
 }
 
 fn limit(v: &serde_json::Value) -> Option<Limit> {
@@ -132,7 +144,7 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
                             AND u.kind = ANY($2)), 0)::bigint AS tokens_used,
                 p.max_top_k, p.max_documents, p.max_storage_bytes, p.max_upload_bytes,
                 p.import_concurrency, p.max_import_entries, p.max_import_bytes,
-                t.refuse_flagged_input, {} AS consents
+                t.refuse_flagged_input, {} AS consents, t.default_answer_mode
          FROM tenants t JOIN plans p ON p.id = t.plan_id
          WHERE t.id = $1",
         consents::GRANTED_SQL
@@ -173,6 +185,7 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
         max_import_bytes: r.max_import_bytes.max(1) as u64,
         refuse_flagged_input: r.refuse_flagged_input,
         consents: r.consents,
+        default_answer_mode: AnswerMode::parse(&r.default_answer_mode),
     };
     Ok(Some((r.tenant, ent)))
 }
@@ -265,6 +278,7 @@ mod tests {
             max_import_bytes: 1,
             refuse_flagged_input: false,
             consents: vec![],
+            default_answer_mode: AnswerMode::Extractive,
         };
         assert!(!e.quota_exhausted());
         e.tokens_used = 100;

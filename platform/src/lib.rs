@@ -20,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod imports;
 pub mod jobs;
+pub mod llm;
 pub mod metrics;
 pub mod netguard;
 pub mod pdf;

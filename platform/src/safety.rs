@@ -1,8 +1,9 @@
 //! Input safety for questions: length limits, control characters and a small set of
 //! prompt-injection patterns. Bad input is refused with a code; a pattern match is a flag
-//! (audited) that the tenant's policy may turn into a refusal. Answers are extractive today,
-//! so an injection cannot steer a model yet; the flags exist so that tenants see attempts
-//! and so the policy is in place before a generative answerer is.
+//! (audited) that the tenant's policy may turn into a refusal. An injection that reaches a
+//! generative answer can at most change the model's words: the grounding filter keeps only
+//! what the tenant's own passages support (docs/GENERATIVE.md); the flags let tenants see
+//! attempts and refuse them.
 
 /// Longest question accepted, in characters.
 pub const MAX_QUESTION_CHARS: usize = 2000;

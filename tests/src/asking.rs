@@ -29,6 +29,40 @@ impl TestApp {
         v
     }
 
+    /// Asks and waits for the final result however long the answer takes (a language model
+    /// on two shared cores can take longer than one `wait`): `wait=30`, then polls.
+    pub async fn ask_final(&self, token: &str, question: &str, extra: Value) -> Value {
+        let r = self.ask_raw(token, question, extra, 30).await;
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        if status == 200 {
+            return v;
+        }
+        assert_eq!(status, 202, "{question}: {v}");
+        let id = v["query_id"].as_str().expect("query id").to_owned();
+        let started = std::time::Instant::now();
+        loop {
+            let q: Value = self
+                .client
+                .get(format!("{}/v1/queries/{id}", self.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("poll")
+                .json()
+                .await
+                .expect("json");
+            if matches!(q["status"].as_str(), Some("answered" | "no_answer" | "failed")) {
+                return q;
+            }
+            assert!(
+                started.elapsed().as_secs() < 150,
+                "{question}: never finished: {q}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     /// Rows in `queries` and token rows in the ledger for the tenant (what a refusal must
     /// not create).
     pub async fn query_footprint(&self, t: docket_platform::ids::TenantId) -> (i64, i64) {

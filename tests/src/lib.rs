@@ -15,6 +15,7 @@ pub mod exporting;
 pub mod fixtures;
 pub mod importing;
 pub mod ingest;
+pub mod llm;
 pub mod proxy;
 pub mod reviewing;
 pub mod seed;

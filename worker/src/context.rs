@@ -56,6 +56,9 @@ pub struct JobContext {
     pub interactive_ended_ms: AtomicU64,
     /// Stripe, when configured: `invoice` jobs push their invoices there.
     pub stripe: Option<docket_platform::billing::stripe::Stripe>,
+    /// The language model for generative answers, when configured (its permits limit the
+    /// requests this process has in flight).
+    pub llm: Option<docket_platform::llm::Llm>,
 }
 
 /// Cheap-to-clone handle for apalis `Data`.

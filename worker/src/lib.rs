@@ -4,6 +4,7 @@
 
 pub mod consume;
 pub mod context;
+pub mod generate;
 pub mod jobs;
 pub mod retrieve;
 pub mod tier_move;
@@ -147,6 +148,7 @@ impl Worker {
                 stripe: config.billing.stripe.as_ref().map(|s| {
                     docket_platform::billing::stripe::Stripe::new(&s.api_base, s.secret_key.clone())
                 }),
+                llm: config.llm.clone().map(docket_platform::llm::Llm::new),
                 config,
             });
         tracing::info!(worker = %ctx.config.worker_name, vector_dir = %ctx.config.vector_dir.display(), "worker started");

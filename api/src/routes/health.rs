@@ -48,6 +48,16 @@ async fn refresh_gauges(state: &AppState) {
         Ok(n) => metrics::gauge!("docket_deletions_residue_found").set(n as f64),
         Err(e) => tracing::warn!(error = %e, "could not read deletions with residue for /metrics"),
     }
+    // Generative answers that fell back to extractive, by code (from the query records, so
+    // it survives worker restarts and every API process reports the same figure).
+    match docket_platform::queries::fallbacks_by_code(&state.control).await {
+        Ok(codes) => {
+            for (code, n) in codes {
+                metrics::gauge!("docket_answer_fallbacks", "code" => code).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read answer fallbacks for /metrics"),
+    }
     match progress::feed_totals(&state.control).await {
         Ok((waiting, in_flight)) => {
             metrics::gauge!("docket_import_documents_waiting").set(waiting as f64);

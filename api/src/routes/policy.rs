@@ -1,14 +1,17 @@
-//! The tenant's own input-safety policy: `GET/PUT /v1/tenant/policy` (owners change it).
+//! The tenant's own policy: `GET/PUT /v1/tenant/policy` (owners change it): whether flagged
+//! input is refused, and how questions that name no mode are answered.
 
 use crate::auth::TenantAuth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
+use docket_platform::queries::AnswerMode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,17 +20,22 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tenant/policy", get(show).put(update))
 }
 
+/// A change: fields left out keep their value.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Policy {
-    refuse_flagged_input: bool,
+    refuse_flagged_input: Option<bool>,
+    default_answer_mode: Option<AnswerMode>,
+}
+
+fn body(refuse: bool, mode: AnswerMode) -> Json<Value> {
+    Json(json!({"refuse_flagged_input": refuse, "default_answer_mode": mode}))
 }
 
 async fn show(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::QueriesRead).await?;
-    Ok(Json(
-        json!({"refuse_flagged_input": auth.entitlements.refuse_flagged_input}),
-    ))
+    let ent = &auth.entitlements;
+    Ok(body(ent.refuse_flagged_input, ent.default_answer_mode))
 }
 
 async fn update(
@@ -36,20 +44,45 @@ async fn update(
     ApiJson(p): ApiJson<Policy>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::TenantManage).await?;
+    let ent = &auth.entitlements;
+    if p.refuse_flagged_input.is_none() && p.default_answer_mode.is_none() {
+        return Err(ApiError::bad_request(
+            "empty_policy",
+            "send refuse_flagged_input, default_answer_mode or both",
+        ));
+    }
+    // A default the plan cannot use would silently never apply: refused when set. (Consent
+    // is checked per question: it can be withdrawn after the default is set.)
+    if p.default_answer_mode == Some(AnswerMode::Generative) && !ent.has("generative_answers") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "feature_not_in_plan",
+            format!(
+                "generative answers are not part of the {} plan; upgrade to make them the default",
+                ent.plan_id
+            ),
+        ));
+    }
+    let refuse = p.refuse_flagged_input.unwrap_or(ent.refuse_flagged_input);
+    let mode = p.default_answer_mode.unwrap_or(ent.default_answer_mode);
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    sqlx::query("UPDATE tenants SET refuse_flagged_input = $2, updated_at = now() WHERE id = $1")
-        .bind(auth.tenant_id())
-        .bind(p.refuse_flagged_input)
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "UPDATE tenants SET refuse_flagged_input = $2, default_answer_mode = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(auth.tenant_id())
+    .bind(refuse)
+    .bind(mode.as_str())
+    .execute(tx.conn())
+    .await?;
     let ev = auth
         .event("tenant.policy", Outcome::Allowed)
-        .detail("refuse_flagged_input", p.refuse_flagged_input);
+        .detail("refuse_flagged_input", refuse)
+        .detail("default_answer_mode", mode.as_str());
     state
         .auditor
         .tenant(&mut tx, ev)
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(json!({"refuse_flagged_input": p.refuse_flagged_input})))
+    Ok(body(refuse, mode))
 }

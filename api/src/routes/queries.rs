@@ -17,7 +17,7 @@ use docket_platform::consents::Purpose;
 use docket_platform::documents;
 use docket_platform::ids::{DocumentId, QueryId};
 use docket_platform::queries::job::{self, AnswerJob};
-use docket_platform::queries::{self, NewQuery};
+use docket_platform::queries::{self, AnswerMode, NewQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -43,20 +43,8 @@ struct Ask {
     top_k: Option<u32>,
     #[serde(default)]
     document_ids: Vec<String>,
-    #[serde(default)]
-    mode: AnswerMode,
-}
-
-/// How the answer is made.
-#[derive(Deserialize, Default, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-enum AnswerMode {
-    /// Quoted from the retrieved passages (no model beyond the embedder).
-    #[default]
-    Extractive,
-    /// Written by a language model from the retrieved passages: needs the plan feature
-    /// `generative_answers` and the tenant's consent to `external_llm_processing`.
-    Generative,
+    /// `extractive` or `generative`; without it, the tenant's default (its policy).
+    mode: Option<AnswerMode>,
 }
 
 #[derive(Deserialize)]
@@ -70,12 +58,46 @@ fn only_actor(auth: &TenantAuth) -> Option<String> {
     (auth.role > Role::Admin).then(|| auth.actor_label())
 }
 
+/// The query as JSON, the request's notices after the answer's own.
 fn result(q: &queries::Query, notices: &[String]) -> Value {
     let mut v = serde_json::to_value(q).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
-        o.insert("notices".into(), json!(notices));
+        let all: Vec<&String> = q.notices.iter().chain(notices).collect();
+        o.insert("notices".into(), json!(all));
     }
     v
+}
+
+/// The mode a question is answered in. Asked for explicitly, `generative` must pass the
+/// plan and consent gates (403 otherwise). The tenant's default is only a preference: when
+/// the plan, the consent or the deployment does not allow it, the question is answered
+/// extractively and a notice says why.
+fn resolve_mode(
+    state: &AppState,
+    auth: &TenantAuth,
+    asked: Option<AnswerMode>,
+    notices: &mut Vec<String>,
+) -> AnswerMode {
+    if let Some(m) = asked {
+        return m;
+    }
+    let ent = &auth.entitlements;
+    if ent.default_answer_mode != AnswerMode::Generative {
+        return AnswerMode::Extractive;
+    }
+    let why = if !ent.has("generative_answers") {
+        "your plan does not include generative answers"
+    } else if !ent.consents_to(Purpose::ExternalLlmProcessing) {
+        "your organisation has no current consent to external_llm_processing"
+    } else if state.config.llm.is_none() {
+        "this deployment has no language model"
+    } else {
+        return AnswerMode::Generative;
+    };
+    notices.push(format!(
+        "default_mode_unavailable: the default answer mode is generative, but {why}; this answer is extractive"
+    ));
+    AnswerMode::Extractive
 }
 
 async fn ask(
@@ -85,16 +107,18 @@ async fn ask(
     ApiJson(body): ApiJson<Ask>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let mut notices = Vec::new();
+    let mode = resolve_mode(&state, &auth, body.mode, &mut notices);
     let mut gate = Gate::new(Capability::QueriesAsk)
         .question(&body.question)
         .metered();
-    if body.mode == AnswerMode::Generative {
+    if mode == AnswerMode::Generative {
         gate = gate
             .feature("generative_answers")
             .consent(Purpose::ExternalLlmProcessing);
     }
     let governed = auth.govern(&state, gate).await?;
-    if body.mode == AnswerMode::Generative {
+    if mode == AnswerMode::Generative && state.config.llm.is_none() {
         // Governed first, so plan and consent refusals are exact; no language model is
         // configured in this deployment (nothing is sent anywhere).
         return Err(ApiError::new(
@@ -108,7 +132,6 @@ async fn ask(
     if requested == 0 {
         return Err(ApiError::bad_request("invalid_top_k", "top_k must be at least 1"));
     }
-    let mut notices = Vec::new();
     let top_k = requested.min(ent.max_top_k);
     if top_k < requested {
         notices.push(format!(
@@ -144,6 +167,7 @@ async fn ask(
         document_ids: &docs,
         top_k,
         clamped: top_k < requested,
+        mode,
         flags: &governed.flags,
         request_id: auth.ctx.request_id.as_deref(),
     };
@@ -201,7 +225,7 @@ async fn ask(
         StatusCode::ACCEPTED,
         Json(json!({
             "query_id": id, "status": "queued", "status_url": format!("/v1/queries/{id}"),
-            "top_k_applied": top_k, "notices": notices,
+            "top_k_applied": top_k, "requested_mode": mode, "notices": notices,
         })),
     ))
 }

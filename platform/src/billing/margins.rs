@@ -28,7 +28,7 @@ pub struct CostModel {
 }
 
 /// The default model: a rough CPU-only deployment's own costs (documented, not measured).
-pub const DEFAULT_COST_MODEL: &str = "embedding_tokens=0.002,query_tokens_in=0.004,query_tokens_out=0.004,pages_parsed=0.05,storage_gb_month=2.3";
+pub const DEFAULT_COST_MODEL: &str = "embedding_tokens=0.002,query_tokens_in=0.004,query_tokens_out=0.004,llm_tokens_in=0.01,llm_tokens_out=0.03,pages_parsed=0.05,storage_gb_month=2.3";
 
 /// `"0.002"` cents → 20 (×10⁴); at most four decimals, not negative.
 fn decimal_e4(s: &str) -> Option<i64> {

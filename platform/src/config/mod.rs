@@ -6,11 +6,13 @@
 //! secrets.
 
 mod billing;
+mod llm;
 mod master_key;
 mod qdrant;
 mod reader;
 
 pub use billing::{BillingConfig, StripeConfig};
+pub use llm::LlmConfig;
 pub use master_key::MasterKey;
 pub use qdrant::QdrantConfig;
 use reader::Reader;
@@ -199,6 +201,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Billing.
     pub billing: BillingConfig,
+    /// The language model behind generative answers, when one is configured.
+    pub llm: Option<LlmConfig>,
 }
 
 /// Ingestion settings.
@@ -422,6 +426,7 @@ impl Config {
             );
         }
         let billing = r.billing();
+        let llm = r.llm();
         if !r.errors.is_empty() {
             return Err(ConfigError { errors: r.errors });
         }
@@ -447,6 +452,7 @@ impl Config {
                 auth,
                 ingest,
                 billing,
+                llm,
             }),
             _ => Err(ConfigError {
                 errors: vec![VarError {

@@ -171,3 +171,33 @@ fn chunk_overlap_must_leave_room_for_carried_headings() {
     ]));
     assert!(ok.is_ok());
 }
+
+#[test]
+fn a_language_model_is_optional_and_checked_when_named() {
+    let c = Config::load(&env(&[])).expect("valid");
+    assert!(c.llm.is_none(), "no model unless configured");
+    let c = Config::load(&env(&[
+        ("DOCKET_LLM_URL", "http://127.0.0.1:8081/v1/"),
+        ("DOCKET_LLM_MODEL", "smollm2"),
+    ]))
+    .expect("valid");
+    let llm = c.llm.expect("configured");
+    assert_eq!(
+        llm.url, "http://127.0.0.1:8081",
+        "a trailing /v1 is the same endpoint"
+    );
+    assert_eq!(
+        (llm.timeout, llm.retries, llm.max_passages),
+        (Duration::from_secs(30), 1, 4)
+    );
+    let err = Config::load(&env(&[
+        ("DOCKET_LLM_URL", "http://llm.example.com"),
+        ("DOCKET_LLM_TIMEOUT_SECS", "300"),
+    ]))
+    .expect_err("invalid");
+    let vars: Vec<_> = err.errors.iter().map(|e| e.var.as_str()).collect();
+    assert_eq!(
+        vars,
+        ["DOCKET_LLM_URL", "DOCKET_LLM_MODEL", "DOCKET_LLM_TIMEOUT_SECS"]
+    );
+}

@@ -57,6 +57,17 @@ pub struct Claimed {
     pub attempts: i32,
     /// When it was asked (latency is measured from here).
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// `extractive` or `generative` (see [`super::AnswerMode`]).
+    pub mode: String,
+    /// The tenant's display name (the generative prompt is bound to it).
+    pub tenant_name: String,
+}
+
+impl Claimed {
+    /// How the question is to be answered.
+    pub fn answer_mode(&self) -> super::AnswerMode {
+        super::AnswerMode::parse(&self.mode)
+    }
 }
 
 /// Claims the query for an attempt; `None` when it is already final (a replayed job does
@@ -65,7 +76,8 @@ pub async fn claim(tx: &mut TenantTx, id: QueryId) -> Result<Option<Claimed>, Db
     Ok(sqlx::query_as(
         "UPDATE queries SET status = 'running', attempts = attempts + 1
          WHERE id = $1 AND status IN ('queued', 'running')
-         RETURNING question, document_ids, top_k_applied, attempts, created_at",
+         RETURNING question, document_ids, top_k_applied, attempts, created_at, mode,
+                   (SELECT t.name FROM tenants t WHERE t.id = queries.tenant_id) AS tenant_name",
     )
     .bind(id)
     .fetch_optional(tx.conn())
@@ -90,11 +102,24 @@ pub struct Finished {
     pub tokens_out: i32,
     /// Who asked (ledger actor).
     pub actor: String,
+    /// What produced the answer.
+    pub mode: super::ResultMode,
+    /// Why a generative question was answered extractively.
+    pub fallback_code: Option<&'static str>,
+    /// Sentences about how the answer was made.
+    pub notices: Vec<String>,
+    /// The language model's prompt tokens (0 when none was asked).
+    pub llm_tokens_in: i32,
+    /// The language model's completion tokens.
+    pub llm_tokens_out: i32,
+    /// What the grounding filter kept and removed.
+    pub grounding: Option<serde_json::Value>,
 }
 
 /// Stores the result, charges the ledger (idempotent by query id) and announces it; returns
 /// the latency in ms. Only a query still `running` is finished. One statement: the update,
-/// both ledger rows and the announcement happen only if the update matched a row. The
+/// the ledger rows (retrieval tokens always; the language model's when it was asked) and
+/// the announcement happen only if the update matched a row. The
 /// announcement carries the id only: tenant data never travels on the shared channel, and
 /// waiters read the result through row-level security.
 pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Option<i32>, DbError> {
@@ -108,14 +133,18 @@ pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Opti
              UPDATE queries SET status = $2, answer = $3, citations = $4,
                     tokens_in = $5 + (SELECT n FROM retrieved), tokens_out = $6,
                     finished_at = clock_timestamp(), error_code = NULL, error_message = NULL,
-                    latency_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int
+                    latency_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
+                    answer_mode = $12, fallback_code = $13, notices = $14,
+                    llm_tokens_in = $15, llm_tokens_out = $16, grounding = $17
              WHERE id = $1 AND status = 'running'
              RETURNING latency_ms, tokens_in),
          charged AS (
              INSERT INTO usage_events (tenant_id, kind, quantity, actor, idempotency_key)
              SELECT $7, k.kind, k.quantity, $8, k.kind || ':' || $1::text
-             FROM done, LATERAL (VALUES ('query_tokens_in', done.tokens_in::bigint), ('query_tokens_out', $6::bigint))
+             FROM done, LATERAL (VALUES ('query_tokens_in', done.tokens_in::bigint), ('query_tokens_out', $6::bigint),
+                                        ('llm_tokens_in', $15::bigint), ('llm_tokens_out', $16::bigint))
                  AS k (kind, quantity)
+             WHERE k.kind LIKE 'query%' OR k.quantity > 0
              ON CONFLICT (tenant_id, idempotency_key) DO NOTHING),
          told AS (SELECT pg_notify($9, $1::text) FROM done)
          SELECT latency_ms FROM done, told",
@@ -131,6 +160,12 @@ pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Opti
     .bind(DONE_CHANNEL)
     .bind(f.retrieved.iter().map(|r| r.0).collect::<Vec<_>>())
     .bind(f.retrieved.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(f.mode.as_str())
+    .bind(f.fallback_code)
+    .bind(&f.notices)
+    .bind(f.llm_tokens_in)
+    .bind(f.llm_tokens_out)
+    .bind(f.grounding.as_ref())
     .fetch_optional(tx.conn())
     .await?)
 }

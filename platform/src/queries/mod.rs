@@ -13,6 +13,68 @@ use serde::{Deserialize, Serialize};
 /// always reads the stored answer.
 pub const DONE_CHANNEL: &str = "docket_query_done";
 
+/// How a question asks to be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerMode {
+    /// Quoted from the retrieved passages (no model beyond the embedder).
+    #[default]
+    Extractive,
+    /// Written by a language model from the retrieved passages, then grounded.
+    Generative,
+}
+
+impl AnswerMode {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Extractive => "extractive",
+            Self::Generative => "generative",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "generative" => Self::Generative,
+            _ => Self::Extractive,
+        }
+    }
+}
+
+/// What produced an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultMode {
+    /// Quoted clauses, as asked.
+    Extractive,
+    /// The language model's grounded answer.
+    Generative,
+    /// A generative question answered with quoted clauses, because the model failed or too
+    /// little of what it wrote was grounded (`fallback_code` says which).
+    ExtractiveFallback,
+}
+
+impl ResultMode {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Extractive => "extractive",
+            Self::Generative => "generative",
+            Self::ExtractiveFallback => "extractive_fallback",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "generative" => Self::Generative,
+            "extractive_fallback" => Self::ExtractiveFallback,
+            _ => Self::Extractive,
+        }
+    }
+}
+
 /// One citation as stored and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Citation {
@@ -49,6 +111,26 @@ pub struct Query {
     /// Citations.
     #[sqlx(json)]
     pub citations: Vec<Citation>,
+    /// The mode asked for (the request's, else the tenant's default).
+    #[serde(rename = "requested_mode")]
+    #[sqlx(skip)]
+    pub mode: AnswerMode,
+    /// What produced the answer (`None` until it is final).
+    #[serde(rename = "mode")]
+    #[sqlx(skip)]
+    pub answer_mode: Option<ResultMode>,
+    #[serde(skip)]
+    #[sqlx(rename = "mode")]
+    mode_stored: String,
+    #[serde(skip)]
+    #[sqlx(rename = "answer_mode")]
+    answer_mode_stored: Option<String>,
+    /// Why a generative question was answered extractively (`generator_unreachable`, …).
+    pub fallback_code: Option<String>,
+    /// Sentences about how the answer was made (each starts with its code).
+    pub notices: Vec<String>,
+    /// What the grounding filter kept and removed of a generated answer.
+    pub grounding: Option<serde_json::Value>,
     /// Token usage.
     #[sqlx(skip)]
     pub usage: Option<Usage>,
@@ -56,6 +138,10 @@ pub struct Query {
     tokens_in: Option<i32>,
     #[serde(skip)]
     tokens_out: Option<i32>,
+    #[serde(skip)]
+    llm_tokens_in: Option<i32>,
+    #[serde(skip)]
+    llm_tokens_out: Option<i32>,
     /// Time from asking to the stored answer.
     pub latency_ms: Option<i32>,
     /// `top_k` used for retrieval.
@@ -79,14 +165,22 @@ pub struct Usage {
     pub tokens_in: i32,
     /// The answer.
     pub tokens_out: i32,
+    /// What the language model read (its own count; 0 when no model was asked).
+    pub llm_tokens_in: i32,
+    /// What the language model wrote (its own count).
+    pub llm_tokens_out: i32,
 }
 
 impl Query {
     fn finish_usage(mut self) -> Self {
+        self.mode = AnswerMode::parse(&self.mode_stored);
+        self.answer_mode = self.answer_mode_stored.as_deref().map(ResultMode::parse);
         if let (Some(i), Some(o)) = (self.tokens_in, self.tokens_out) {
             self.usage = Some(Usage {
                 tokens_in: i,
                 tokens_out: o,
+                llm_tokens_in: self.llm_tokens_in.unwrap_or(0),
+                llm_tokens_out: self.llm_tokens_out.unwrap_or(0),
             });
         }
         self
@@ -99,7 +193,8 @@ impl Query {
 }
 
 const COLS: &str = "id, status, question, document_ids, answer, citations, tokens_in, tokens_out, latency_ms,
-                    top_k_applied, top_k_clamped, error_code, asked_by, created_at, finished_at";
+                    top_k_applied, top_k_clamped, error_code, asked_by, created_at, finished_at,
+                    mode, answer_mode, fallback_code, notices, grounding, llm_tokens_in, llm_tokens_out";
 
 /// What the API records when a question is accepted.
 #[derive(Debug, Clone)]
@@ -118,6 +213,8 @@ pub struct NewQuery<'a> {
     pub top_k: u32,
     /// Whether it was lowered.
     pub clamped: bool,
+    /// How it is to be answered.
+    pub mode: AnswerMode,
     /// Safety flags raised by the question.
     pub flags: &'a [&'a str],
     /// Request id.
@@ -130,8 +227,8 @@ pub async fn insert(tx: &mut TenantTx, q: &NewQuery<'_>) -> Result<(), DbError> 
     let docs: Vec<uuid::Uuid> = q.document_ids.iter().map(|d| d.as_uuid()).collect();
     let flags: Vec<&str> = q.flags.to_vec();
     sqlx::query(
-        "INSERT INTO queries (id, tenant_id, asked_by, actor, question, document_ids, top_k_applied, top_k_clamped, flags, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO queries (id, tenant_id, asked_by, actor, question, document_ids, top_k_applied, top_k_clamped, flags, request_id, mode)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(q.id)
     .bind(tenant)
@@ -143,6 +240,7 @@ pub async fn insert(tx: &mut TenantTx, q: &NewQuery<'_>) -> Result<(), DbError> 
     .bind(q.clamped)
     .bind(&flags)
     .bind(q.request_id)
+    .bind(q.mode.as_str())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -181,4 +279,14 @@ pub async fn list(
         .fetch_all(tx.conn())
         .await?;
     Ok(rows.into_iter().map(Query::finish_usage).collect())
+}
+
+/// Answers that fell back from generative to extractive, by code, over every tenant (the
+/// control role; `/metrics`).
+pub async fn fallbacks_by_code(control: &crate::db::ControlDb) -> Result<Vec<(String, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT fallback_code, count(*) FROM queries WHERE fallback_code IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(control.pool())
+    .await?)
 }

@@ -1,10 +1,12 @@
-//! Answering a question from retrieved passages. The [`Answerer`] trait is the seam: today
-//! the implementation is [`select::Selecting`], which quotes the tenant's own clauses
-//! chosen by meaning; a generative answerer (an OpenAI-compatible endpoint, gated by plan
-//! and consent) can be added behind it without touching retrieval or governance.
+//! Answering a question from retrieved passages. The [`Answerer`] trait is the seam of the
+//! extractive path: [`select::Selecting`] quotes the tenant's own clauses chosen by meaning.
+//! [`generative`] holds the model-independent half of generative answers (the prompt and the
+//! grounding filter); its answers come back as the same [`Answer`] with [`Cited`] quotes, so
+//! everything after the answerer (the tenant output filter, storage, metering) is shared.
 //! [`fusion`] merges the dense and lexical rankings that retrieval produces.
 
 pub mod fusion;
+pub mod generative;
 pub mod select;
 
 use uuid::Uuid;

@@ -25,6 +25,7 @@ mod edge;
 mod erasure;
 mod export_downloads;
 mod exports;
+mod generative;
 mod health;
 mod import_load;
 mod import_ops;

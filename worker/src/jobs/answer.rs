@@ -3,7 +3,9 @@
 //! the clauses to quote by meaning (`docket_rag::answer::select`), filter the citations (each must be one
 //! of the retrieved chunks, of a document this tenant can see, inside the query's document
 //! filter; anything else is dropped and audited as an isolation violation), then store the
-//! result, charge the ledger by query id and announce completion, in one transaction.
+//! result, charge the ledger by query id and announce completion, in one transaction. A
+//! generative question goes through [`crate::generate`] with the tenant's own passages only
+//! (a hit naming another tenant is dropped before any answerer sees it).
 
 use crate::context::{Ctx, JobContext};
 use crate::retrieve::{self, report_violations};
@@ -11,8 +13,8 @@ use apalis::prelude::{AbortError, Attempt, BoxDynError, Data};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::ids::DocumentId;
 use docket_platform::placement;
-use docket_platform::queries::Citation;
 use docket_platform::queries::job::{self, AnswerJob, Finished};
+use docket_platform::queries::{AnswerMode, Citation, ResultMode};
 use docket_rag::answer::select::Selecting;
 use docket_rag::answer::{Answer, Answerer, NO_ANSWER, quoted};
 use std::collections::HashMap;
@@ -137,8 +139,36 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     .map_err(transient)?;
     // The selection model ranks the fused pool; the best `top_k` are what was retrieved.
     let selecting = Selecting::default();
-    let (passages, hits) = retrieve::best_passages(&selecting, found, limit);
-    let answer = selecting.answer(&q.question, &passages);
+    let (ranked, ranked_hits) = retrieve::best_passages(&selecting, found, limit);
+    // Another tenant's hit (a search that ignored its filter) never reaches an answerer,
+    // least of all a language model: dropped here and audited below.
+    let (mut passages, mut hits, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
+    for (p, h) in ranked.into_iter().zip(ranked_hits) {
+        if h.tenant == t.as_uuid() {
+            passages.push(p);
+            hits.push(h);
+        } else {
+            dropped.push(h);
+        }
+    }
+    let extractive = selecting.answer(&q.question, &passages);
+    let generation = match q.answer_mode() {
+        AnswerMode::Extractive => None,
+        AnswerMode::Generative => Some(
+            crate::generate::generate(
+                ctx.llm.as_ref(),
+                &q.tenant_name,
+                &q.question,
+                &passages,
+                extractive.clone(),
+            )
+            .await,
+        ),
+    };
+    let answer = generation.as_ref().map_or(extractive, |g| g.answer.clone());
+    let mut mode = generation.as_ref().map_or(ResultMode::Extractive, |g| g.mode);
+    let mut fallback_code = generation.as_ref().and_then(|g| g.fallback_code);
+    let mut notices = generation.as_ref().map(|g| g.notices.clone()).unwrap_or_default();
 
     // Opened only now: no pooled connection is held while the answer is worked out. One
     // transaction for the filenames, the result, the ledger, the audit event and the
@@ -159,11 +189,10 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     .into_iter()
     .map(|(id, name, ready)| (id, (name, ready)))
     .collect();
-    let (status, text, citations, dropped) = match answer {
-        Answer::NoAnswer { message } => ("no_answer", message, Vec::new(), Vec::new()),
+    let (status, text, citations) = match answer {
+        Answer::NoAnswer { message } => ("no_answer", message, Vec::new()),
         Answer::Answered { text, citations } => {
             let mut kept = Vec::new();
-            let mut dropped = Vec::new();
             let mut skipped = 0;
             for c in citations {
                 let p = &passages[c.passage];
@@ -181,18 +210,26 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
                         quote: p.text[c.span.clone()].to_owned(),
                         score: c.score,
                     }),
+                    // Cannot happen (filtered above); kept as the last line of defence.
                     _ => dropped.push(hit.clone()),
                 }
             }
             if kept.is_empty() {
-                ("no_answer", NO_ANSWER.to_owned(), kept, dropped)
+                ("no_answer", NO_ANSWER.to_owned(), kept)
             } else if dropped.is_empty() && skipped == 0 {
-                ("answered", text, kept, dropped)
+                ("answered", text, kept)
             } else {
-                // The text quoted the dropped (or no longer ready) passages too: rebuild it
-                // from what is kept.
+                // The text quoted (or was written from) the dropped or no longer ready
+                // passages too: rebuild it from the quotes that are kept.
+                if mode == ResultMode::Generative {
+                    mode = ResultMode::ExtractiveFallback;
+                    fallback_code = Some("citation_withdrawn");
+                    notices.push(
+                        "citation_withdrawn: a cited document was deleted while the answer was written; the answer quotes the remaining citations".into(),
+                    );
+                }
                 let text = quoted(kept.iter().map(|c| c.quote.as_str()));
-                ("answered", text, kept, dropped)
+                ("answered", text, kept)
             }
         }
     };
@@ -212,6 +249,15 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
             .collect(),
         tokens_out: tokens_out as i32,
         actor: job.actor.clone(),
+        mode,
+        fallback_code,
+        notices,
+        llm_tokens_in: generation.as_ref().map_or(0, |g| g.tokens_in as i32),
+        llm_tokens_out: generation.as_ref().map_or(0, |g| g.tokens_out as i32),
+        grounding: generation
+            .as_ref()
+            .and_then(|g| g.grounding)
+            .and_then(|r| serde_json::to_value(r).ok()),
     };
     let latency = job::finish(&mut tx, job.query_id, &finished)
         .await
@@ -228,7 +274,12 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
             .detail("citations", finished.citations.len())
             .detail("documents", cited)
             .detail("latency_ms", ms)
-            .detail("attempt", q.attempts);
+            .detail("attempt", q.attempts)
+            .detail("mode", finished.mode.as_str());
+        let ev = match finished.fallback_code {
+            Some(code) => ev.detail("fallback", code),
+            None => ev,
+        };
         let ev = match &job.request_id {
             Some(r) => ev.detail("request_id", r.clone()),
             None => ev,

@@ -22,6 +22,7 @@ mod cpu;
 mod delete;
 mod embed;
 mod export;
+mod generative;
 mod governance;
 mod login;
 mod quality;

@@ -1,0 +1,645 @@
+//! The grounding filter: what a language model wrote is kept only where the tenant's own
+//! passages support it. The model is told to cite passages as `[n]`; it may still invent,
+//! cite a passage it was not given, or cite the wrong one. Each sentence of its answer is
+//! checked on its own:
+//!
+//! - a citation of a number that was not a passage (`[7]` of four) removes the sentence;
+//! - every number (`60`, `1,000`, `2.5`) and every capitalised name after the sentence's
+//!   first word must occur in the supporting passages: an invented figure or party is
+//!   removed even when the rest of the sentence is a faithful paraphrase;
+//! - at least [`MIN_COVERAGE`] of the sentence's content words (function words aside) must
+//!   occur in the supporting passages.
+//!
+//! The supporting passages are the ones it cites; when they do not support it (or it cites
+//! none), the retrieved passage that supports it best is cited instead, if any does. The
+//! checks are lexical on purpose: they can be explained to an auditor sentence by sentence,
+//! they cannot be talked around by the model, and they are strict — a paraphrase in other
+//! words is dropped rather than a fabrication kept. Every citation that survives quotes the
+//! passage sentence closest to what was written, an exact substring of the chunk.
+
+use super::super::{Cited, Passage};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// Share of a sentence's content words that must occur in its supporting passages.
+pub const MIN_COVERAGE: f32 = 0.6;
+
+/// What the filter did, sentence by sentence (stored with the answer and summed by the
+/// benchmark).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GroundingReport {
+    /// Sentences the model wrote (those with at least one content word).
+    pub sentences: u32,
+    /// Sentences kept.
+    pub kept: u32,
+    /// Kept sentences whose citation was supplied or corrected by the filter.
+    pub attributed: u32,
+    /// Removed: cited a passage number that was not given.
+    pub invalid_citation: u32,
+    /// Removed: a number or name that no supporting passage holds.
+    pub unverified_fact: u32,
+    /// Removed: too few of its words in any passage.
+    pub unsupported: u32,
+}
+
+impl GroundingReport {
+    /// Sentences removed.
+    pub fn removed(&self) -> u32 {
+        self.invalid_citation + self.unverified_fact + self.unsupported
+    }
+
+    /// Whether enough survived to answer with: at least one sentence, and at least half.
+    pub fn enough(&self) -> bool {
+        self.kept > 0 && self.kept * 2 >= self.sentences
+    }
+}
+
+/// The filtered answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grounded {
+    /// The kept sentences, each followed by its citations' numbers (`[1]`, `[2]` …, in the
+    /// order of [`Grounded::citations`]).
+    pub text: String,
+    /// One quote per (passage, sentence of the passage) cited, in order of first use.
+    pub citations: Vec<Cited>,
+    /// What was kept and removed.
+    pub report: GroundingReport,
+}
+
+/// Filters `generated` against `passages` (numbered `[1]`…`[n]` in the prompt, in this
+/// order).
+pub fn ground(generated: &str, passages: &[Passage]) -> Grounded {
+    let vocab: Vec<HashSet<String>> = passages
+        .iter()
+        .map(|p| words(&p.text).into_iter().collect())
+        .collect();
+    let mut report = GroundingReport::default();
+    let mut citations: Vec<Cited> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    for raw in sentences(generated) {
+        let (cites, clean) = strip_citations(raw);
+        let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+        let claim = Claim::of(&clean);
+        if claim.content.is_empty() {
+            continue;
+        }
+        report.sentences += 1;
+        if cites.iter().any(|&n| n == 0 || n > passages.len()) {
+            report.invalid_citation += 1;
+            continue;
+        }
+        let cited: Vec<usize> = cites.iter().map(|n| n - 1).collect();
+        let support = if cited.is_empty() {
+            None
+        } else {
+            Some(claim.check(cited.iter().map(|&i| &vocab[i])))
+        };
+        let (sources, attributed) = match support {
+            Some(Check::Supported(_)) => (cited, false),
+            _ => match best_single(&claim, &vocab) {
+                Some(i) => (vec![i], true),
+                None => {
+                    // Count why: against what it cited, else against every passage.
+                    let why = support.unwrap_or_else(|| claim.check(vocab.iter()));
+                    match why {
+                        Check::UnverifiedFact => report.unverified_fact += 1,
+                        _ => report.unsupported += 1,
+                    }
+                    continue;
+                }
+            },
+        };
+        report.kept += 1;
+        if attributed {
+            report.attributed += 1;
+        }
+        let mut marks = Vec::new();
+        for i in sources {
+            let (span, score) = closest_sentence(&passages[i].text, &claim.content);
+            let at = match citations.iter().position(|c| c.passage == i && c.span == span) {
+                Some(at) => at,
+                None => {
+                    citations.push(Cited {
+                        passage: i,
+                        span,
+                        score,
+                    });
+                    citations.len() - 1
+                }
+            };
+            if !marks.contains(&(at + 1)) {
+                marks.push(at + 1);
+            }
+        }
+        parts.push(with_marks(&clean, &marks));
+    }
+    Grounded {
+        text: parts.join(" "),
+        citations,
+        report,
+    }
+}
+
+/// The content of one generated sentence.
+struct Claim {
+    /// Content words (lowercase), function words aside.
+    content: Vec<String>,
+    /// Numbers and names, each of which must be found.
+    facts: Vec<String>,
+}
+
+enum Check {
+    /// Supported, with its coverage.
+    Supported(f32),
+    /// A number or name is missing.
+    UnverifiedFact,
+    /// Too few words found.
+    Unsupported,
+}
+
+impl Claim {
+    fn of(sentence: &str) -> Self {
+        let content: Vec<String> = words(sentence)
+            .into_iter()
+            .filter(|w| !is_function_word(w))
+            .collect();
+        let mut facts: Vec<String> = content
+            .iter()
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .cloned()
+            .collect();
+        // Capitalised words after the first: names of parties, places, laws.
+        for (i, w) in sentence.split_whitespace().enumerate() {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            if i > 0 && w.chars().next().is_some_and(char::is_uppercase) {
+                facts.extend(words(w).into_iter().filter(|x| !is_function_word(x)));
+            }
+        }
+        facts.sort();
+        facts.dedup();
+        Self { content, facts }
+    }
+
+    fn check<'a>(&self, sources: impl Iterator<Item = &'a HashSet<String>> + Clone) -> Check {
+        let found = |w: &String| sources.clone().any(|s| s.contains(w));
+        if !self.facts.iter().all(found) {
+            return Check::UnverifiedFact;
+        }
+        let covered = self.content.iter().filter(|w| found(w)).count() as f32 / self.content.len() as f32;
+        if covered >= MIN_COVERAGE {
+            Check::Supported(covered)
+        } else {
+            Check::Unsupported
+        }
+    }
+}
+
+/// The single passage that supports `claim` best, if any does.
+fn best_single(claim: &Claim, vocab: &[HashSet<String>]) -> Option<usize> {
+    vocab
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| match claim.check(std::iter::once(v)) {
+            Check::Supported(c) => Some((i, c)),
+            _ => None,
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+}
+
+/// The byte range of the passage's sentence sharing most words with `content`, trimmed,
+/// and the share of `content` it holds.
+fn closest_sentence(text: &str, content: &[String]) -> (std::ops::Range<usize>, f32) {
+    let mut best = (0..text.len(), -1.0f32);
+    for range in sentence_ranges(text) {
+        let have: HashSet<String> = words(&text[range.clone()]).into_iter().collect();
+        let share = content.iter().filter(|w| have.contains(*w)).count() as f32 / content.len().max(1) as f32;
+        if share > best.1 {
+            best = (range, share);
+        }
+    }
+    let (range, share) = best;
+    let slice = &text[range.clone()];
+    let start = range.start + (slice.len() - slice.trim_start().len());
+    let end = range.end - (slice.len() - slice.trim_end().len());
+    if start >= end {
+        let t = text.trim();
+        let s = text.len() - text.trim_start().len();
+        return (s..s + t.len(), share.max(0.0));
+    }
+    (start..end, share.max(0.0))
+}
+
+/// `sentence` with its citation marks before its final punctuation: `… Jersey [1].`
+fn with_marks(sentence: &str, marks: &[usize]) -> String {
+    let tags: String = marks.iter().map(|m| format!(" [{m}]")).collect();
+    match sentence.char_indices().last() {
+        Some((i, c)) if matches!(c, '.' | '!' | '?') => format!("{}{}{}", &sentence[..i], tags, c),
+        _ => format!("{sentence}{tags}."),
+    }
+}
+
+/// Byte ranges of the sentences of a passage: ends at `.`, `!`, `?` or `;` before
+/// whitespace, and at line breaks between blank-line-separated blocks.
+pub(crate) fn sentence_ranges(text: &str) -> Vec<std::ops::Range<usize>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 0..b.len() {
+        let end = match b[i] {
+            b'.' | b'!' | b'?' | b';' => b.get(i + 1).is_none_or(u8::is_ascii_whitespace),
+            b'\n' => b.get(i + 1) == Some(&b'\n'),
+            _ => false,
+        };
+        if end && i + 1 > start {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < b.len() {
+        out.push(start..b.len());
+    }
+    out.retain(|r| !text[r.clone()].trim().is_empty());
+    out
+}
+
+/// The sentences of generated text; a citation group after the final punctuation
+/// (`… Jersey. [1]`) belongs to the sentence before it.
+fn sentences(text: &str) -> Vec<&str> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < b.len() {
+        let end = match b[i] {
+            b'\n' => true,
+            b'.' | b'!' | b'?' => b.get(i + 1).is_none_or(u8::is_ascii_whitespace),
+            _ => false,
+        };
+        if !end {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        loop {
+            let k = j + text[j..].len() - text[j..].trim_start_matches([' ', '\t']).len();
+            match citation_group(&text[k..]) {
+                Some((len, _)) => j = k + len,
+                None => break,
+            }
+        }
+        out.push(&text[start..j]);
+        start = j;
+        i = j;
+    }
+    if start < b.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
+/// A citation group at the start of `s`: `[1]`, `[1, 3]`, `[2-3]`, `[Passage 2]`; its
+/// length in bytes and the numbers it names.
+fn citation_group(s: &str) -> Option<(usize, Vec<usize>)> {
+    let close = s.strip_prefix('[')?.find(']')? + 1;
+    let inner = s[1..close].trim().to_ascii_lowercase();
+    let inner = inner
+        .strip_prefix("passages")
+        .or_else(|| inner.strip_prefix("passage"))
+        .unwrap_or(&inner);
+    let mut numbers = Vec::new();
+    for tok in inner
+        .replace(" and ", ",")
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        if let Some((a, b)) = tok.split_once('-') {
+            let (a, b) = (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?);
+            if b < a || b - a > 20 {
+                return None;
+            }
+            numbers.extend(a..=b);
+        } else {
+            numbers.push(tok.parse::<usize>().ok()?);
+        }
+    }
+    (!numbers.is_empty()).then_some((close + 1, numbers))
+}
+
+/// The citation numbers of a sentence and its text without them.
+fn strip_citations(sentence: &str) -> (Vec<usize>, String) {
+    let mut cites = Vec::new();
+    let mut clean = String::with_capacity(sentence.len());
+    let mut rest = sentence;
+    while let Some(at) = rest.find('[') {
+        clean.push_str(&rest[..at]);
+        match citation_group(&rest[at..]) {
+            Some((len, numbers)) => {
+                cites.extend(numbers);
+                rest = &rest[at + len..];
+            }
+            None => {
+                clean.push('[');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    clean.push_str(rest);
+    cites.sort_unstable();
+    cites.dedup();
+    // "… Jersey ." after removing a mark: no space before punctuation.
+    let clean = clean.replace(" .", ".").replace(" ,", ",");
+    (cites, clean)
+}
+
+/// Lowercase words: letters and digits; a `,` or `.` between digits stays inside a number
+/// (`1,000` → `1000`, `2.5` → `2.5`); a possessive `'s` is dropped.
+pub(crate) fn words(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let between_digits = |c: char| {
+            (c == ',' || c == '.')
+                && i > 0
+                && chars[i - 1].is_ascii_digit()
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+        };
+        if c.is_alphanumeric() {
+            cur.extend(c.to_lowercase());
+        } else if between_digits(c) {
+            if c == '.' {
+                cur.push('.');
+            }
+        } else {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            // "Seller's" → "seller".
+            if (c == '\'' || c == '’')
+                && chars.get(i + 1) == Some(&'s')
+                && !chars.get(i + 2).is_some_and(|c| c.is_alphanumeric())
+            {
+                continue;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out.retain(|w| !(w == "s" || w.is_empty()));
+    out
+}
+
+/// English function words and the phrases a model uses to refer to its sources: they carry
+/// no claim about the contract, so they are neither required nor counted.
+fn is_function_word(w: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "a",
+        "about",
+        "above",
+        "after",
+        "all",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "each",
+        "either",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "he",
+        "her",
+        "here",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "may",
+        "might",
+        "more",
+        "most",
+        "must",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "of",
+        "on",
+        "only",
+        "or",
+        "other",
+        "our",
+        "out",
+        "over",
+        "shall",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "under",
+        "up",
+        "upon",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "whether",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "within",
+        "would",
+        "you",
+        "your",
+        "yes",
+        // How a model refers to its sources.
+        "according",
+        "passage",
+        "passages",
+        "document",
+        "documents",
+        "text",
+        "provided",
+        "given",
+        "states",
+        "stated",
+        "says",
+        "mentions",
+        "mentioned",
+        "indicates",
+        "answer",
+    ];
+    WORDS.contains(&w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passage(text: &str) -> Passage {
+        Passage {
+            chunk_id: uuid::Uuid::new_v4(),
+            document_id: uuid::Uuid::nil(),
+            text: text.into(),
+            page_start: 1,
+            page_end: 1,
+            ordinal: 0,
+            similarity: 0.5,
+            fused: 0.5,
+        }
+    }
+
+    fn contract() -> Vec<Passage> {
+        vec![
+            passage(
+                "9.07 Governing Law. This Agreement shall be construed and interpreted in accordance with the laws of the State of New Jersey. Venue lies in Newark.",
+            ),
+            passage(
+                "12.1 Term. This Agreement shall remain in force for five (5) years from the Effective Date, and either party may end it on 60 days' notice.",
+            ),
+        ]
+    }
+
+    #[test]
+    fn function_words_are_neither_required_nor_counted() {
+        assert!(is_function_word("the") && is_function_word("according") && !is_function_word("law"));
+    }
+
+    #[test]
+    fn a_supported_cited_sentence_is_kept_with_an_exact_quote() {
+        let p = contract();
+        let g = ground(
+            "This Agreement is governed by the laws of the State of New Jersey [1].",
+            &p,
+        );
+        assert_eq!(g.report.kept, 1, "{:?}", g.report);
+        assert_eq!(
+            g.text,
+            "This Agreement is governed by the laws of the State of New Jersey [1]."
+        );
+        let c = &g.citations[0];
+        assert_eq!(c.passage, 0);
+        assert!(p[0].text[c.span.clone()].starts_with("This Agreement shall be construed"));
+        assert!(p[0].text[c.span.clone()].ends_with("New Jersey."));
+    }
+
+    #[test]
+    fn invented_numbers_and_names_are_removed_even_in_a_faithful_sentence() {
+        let p = contract();
+        let g = ground(
+            "Either party may end this Agreement on 120 days' notice [2]. It is governed by the Federal Trade Commission Act [1].",
+            &p,
+        );
+        assert_eq!(g.report.sentences, 2);
+        assert_eq!(g.report.kept, 0);
+        assert_eq!(g.report.unverified_fact, 2, "{:?}", g.report);
+        assert!(g.citations.is_empty() && g.text.is_empty());
+        assert!(!g.report.enough());
+    }
+
+    #[test]
+    fn citing_a_passage_that_was_not_given_removes_the_sentence() {
+        let g = ground(
+            "The laws of New Jersey govern [7]. The term is five years [2].",
+            &contract(),
+        );
+        assert_eq!(
+            (g.report.invalid_citation, g.report.kept),
+            (1, 1),
+            "{:?}",
+            g.report
+        );
+        assert_eq!(g.text, "The term is five years [1].");
+        assert_eq!(g.citations[0].passage, 1, "renumbered: the only citation is [1]");
+    }
+
+    #[test]
+    fn an_uncited_or_miscited_sentence_is_attributed_to_the_passage_that_supports_it() {
+        let p = contract();
+        let g = ground(
+            "Venue lies in Newark. The Agreement remains in force for five years [1].",
+            &p,
+        );
+        assert_eq!((g.report.kept, g.report.attributed), (2, 2), "{:?}", g.report);
+        assert_eq!(
+            g.citations.iter().map(|c| c.passage).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(&p[0].text[g.citations[0].span.clone()], "Venue lies in Newark.");
+    }
+
+    #[test]
+    fn a_sentence_in_other_words_is_unsupported_and_too_little_falls_back() {
+        let g = ground(
+            "Disputes will be handled by arbitration in London under ICC rules. The laws of New Jersey apply [1].",
+            &contract(),
+        );
+        assert_eq!(g.report.sentences, 2);
+        assert_eq!(g.report.kept, 1);
+        assert!(g.report.enough(), "half survived");
+        let none = ground("Nothing here matches anything at all, really.", &contract());
+        assert_eq!((none.report.unsupported, none.report.kept), (1, 0));
+        assert!(!none.report.enough());
+    }
+
+    #[test]
+    fn citation_groups_and_sentence_ends_are_read_in_the_usual_shapes() {
+        assert_eq!(citation_group("[1, 3] x").map(|g| g.1), Some(vec![1, 3]));
+        assert_eq!(citation_group("[2-3]").map(|g| g.1), Some(vec![2, 3]));
+        assert_eq!(citation_group("[Passage 2]").map(|g| g.1), Some(vec![2]));
+        assert_eq!(citation_group("[see above]"), None);
+        assert_eq!(
+            sentences("It is five years. [2] Then more."),
+            vec!["It is five years. [2]", " Then more."]
+        );
+        assert_eq!(
+            words("Seller's fee is 1,000 or 2.5%."),
+            vec!["seller", "fee", "is", "1000", "or", "2.5"]
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The generative half of the `answer` job: the tenant's own retrieved passages go to the
+//! language model (`platform::llm`), its answer goes through the grounding filter
+//! (`rag::answer::generative`), and whenever that does not yield a grounded answer the
+//! extractive one is given instead, with the reason as a code. Never silent: every
+//! fallback is recorded on the query (`fallback_code`, a notice) and counted in `/metrics`.
+
+use docket_platform::llm::{Llm, Message};
+use docket_platform::queries::ResultMode;
+use docket_rag::answer::generative::{self, GroundingReport, prompt};
+use docket_rag::answer::{Answer, Passage};
+
+/// What the generative path produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The answer to store.
+    pub answer: Answer,
+    /// What produced it.
+    pub mode: ResultMode,
+    /// Why it fell back, if it did.
+    pub fallback_code: Option<&'static str>,
+    /// Sentences for the user, each starting with its code.
+    pub notices: Vec<String>,
+    /// The model's prompt tokens (0 when it was not asked or not reached).
+    pub tokens_in: u32,
+    /// The model's completion tokens.
+    pub tokens_out: u32,
+    /// What the grounding filter did, when the model answered.
+    pub grounding: Option<GroundingReport>,
+}
+
+impl Generation {
+    fn fallback(extractive: Answer, code: &'static str, why: String) -> Self {
+        Self {
+            answer: extractive,
+            mode: ResultMode::ExtractiveFallback,
+            fallback_code: Some(code),
+            notices: vec![format!("{code}: {why}; the answer quotes your documents instead")],
+            tokens_in: 0,
+            tokens_out: 0,
+            grounding: None,
+        }
+    }
+}
+
+/// Answers `question` from `passages` (this tenant's, best first) with the model; the
+/// `extractive` answer of the same passages is the fallback. When nothing retrieved is
+/// relevant (the extractive answer is `NoAnswer`), the model is not asked: no retrieval,
+/// no answer, whatever a model might make up.
+pub async fn generate(
+    llm: Option<&Llm>,
+    tenant_name: &str,
+    question: &str,
+    passages: &[Passage],
+    extractive: Answer,
+) -> Generation {
+    let Some(llm) = llm else {
+        return Generation::fallback(
+            extractive,
+            "generator_not_configured",
+            "this worker has no language model configured".into(),
+        );
+    };
+    if matches!(extractive, Answer::NoAnswer { .. }) {
+        return Generation {
+            answer: extractive,
+            mode: ResultMode::Generative,
+            fallback_code: None,
+            notices: vec![],
+            tokens_in: 0,
+            tokens_out: 0,
+            grounding: None,
+        };
+    }
+    let given = &passages[..passages.len().min(llm.config().max_passages)];
+    let messages = [
+        Message::system(prompt::system(tenant_name)),
+        Message::user(prompt::user(question, given)),
+    ];
+    let completion = match llm.complete(&messages).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, code = e.code(), "generative answer fell back");
+            return Generation::fallback(extractive, e.code(), e.to_string());
+        }
+    };
+    let used = |mut g: Generation, grounding: Option<GroundingReport>| {
+        g.tokens_in = completion.tokens_in;
+        g.tokens_out = completion.tokens_out;
+        g.grounding = grounding;
+        g
+    };
+    if generative::declined(&completion.text) {
+        let g = Generation::fallback(
+            extractive,
+            "generator_declined",
+            "the language model found no answer in the passages retrieved".into(),
+        );
+        return used(g, None);
+    }
+    let grounded = generative::ground(&completion.text, given);
+    let report = grounded.report;
+    if !report.enough() {
+        let g = Generation::fallback(
+            extractive,
+            "grounding_insufficient",
+            format!(
+                "only {} of the {} sentences the language model wrote are supported by your documents",
+                report.kept, report.sentences
+            ),
+        );
+        return used(g, Some(report));
+    }
+    let mut notices = Vec::new();
+    if report.removed() > 0 {
+        notices.push(format!(
+            "grounding_removed: {} of {} sentences the language model wrote were removed because your documents do not support them",
+            report.removed(),
+            report.sentences
+        ));
+    }
+    let g = Generation {
+        answer: Answer::Answered {
+            text: grounded.text,
+            citations: grounded.citations,
+        },
+        mode: ResultMode::Generative,
+        fallback_code: None,
+        notices,
+        tokens_in: 0,
+        tokens_out: 0,
+        grounding: None,
+    };
+    used(g, Some(report))
+}
