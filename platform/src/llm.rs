@@ -11,6 +11,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+/// Largest response body read from the endpoint.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
@@ -49,6 +52,16 @@ pub struct Completion {
     pub tokens_out: u32,
     /// Why it stopped (`stop`, `length`, …).
     pub finish_reason: Option<String>,
+    /// Whether the endpoint reported its token counts (some OpenAI-compatible servers do
+    /// not; the caller then estimates them).
+    pub usage_reported: bool,
+}
+
+impl Completion {
+    /// Whether the model was cut off by the token limit (its last sentence is unfinished).
+    pub fn truncated(&self) -> bool {
+        self.finish_reason.as_deref() == Some("length")
+    }
 }
 
 /// Why no completion came back.
@@ -93,6 +106,20 @@ impl LlmError {
             Self::ContextTooLong(_) => "generator_context_too_long",
             Self::Status { .. } => "generator_error",
             Self::BadResponse(_) => "generator_bad_response",
+        }
+    }
+
+    /// What a tenant may read about it: the code's meaning, without the endpoint's own
+    /// words (they can name the provider's internals, or be a proxy's HTML page).
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) => "the language model could not be reached",
+            Self::Timeout(_) => "the language model did not answer in time",
+            Self::Unauthorized(_) => "the language model refused the configured API key",
+            Self::RateLimited => "the language model is rate limiting requests",
+            Self::ContextTooLong(_) => "the passages do not fit the language model's context",
+            Self::Status { .. } => "the language model answered with an error",
+            Self::BadResponse(_) => "the language model's response could not be read",
         }
     }
 
@@ -173,6 +200,8 @@ impl Llm {
     pub fn new(config: LlmConfig) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            // A redirect would resend the tenant's passages somewhere not configured.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Self {
@@ -187,10 +216,12 @@ impl Llm {
         &self.config
     }
 
-    /// Asks the model; one deadline covers the wait for a permit and every attempt.
-    pub async fn complete(&self, messages: &[Message]) -> Result<Completion, LlmError> {
-        let timeout = self.config.timeout;
-        let deadline = Instant::now() + timeout;
+    /// Asks the model; one deadline covers the wait for a permit and every attempt: the
+    /// configured timeout, or `by` if that comes first (the caller's own deadline).
+    pub async fn complete(&self, messages: &[Message], by: Option<Instant>) -> Result<Completion, LlmError> {
+        let own = Instant::now() + self.config.timeout;
+        let deadline = by.map_or(own, |b| b.min(own));
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
             .await
             .map_err(|_| LlmError::Timeout(timeout))?
@@ -231,15 +262,26 @@ impl Llm {
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let resp = req
+        let mut resp = req
             .send()
             .await
             .map_err(|e| LlmError::Unreachable(describe(&e)))?;
         let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
+        // Read with a cap: a chat completion is a few KiB; a misbehaving endpoint must not
+        // fill the worker's memory.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| LlmError::Unreachable(describe(&e)))?;
+            .map_err(|e| LlmError::Unreachable(describe(&e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(LlmError::BadResponse(format!(
+                    "larger than {MAX_RESPONSE_BYTES} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status != 200 {
             return Err(classify(status, &bytes));
         }
@@ -254,6 +296,7 @@ impl Llm {
             .content
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| LlmError::BadResponse("an empty message".into()))?;
+        let usage_reported = r.usage.is_some();
         let usage = r.usage.unwrap_or(Usage {
             prompt_tokens: 0,
             completion_tokens: 0,
@@ -263,6 +306,7 @@ impl Llm {
             tokens_in: usage.prompt_tokens,
             tokens_out: usage.completion_tokens,
             finish_reason: choice.finish_reason,
+            usage_reported,
         })
     }
 }

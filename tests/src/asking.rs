@@ -39,7 +39,12 @@ impl TestApp {
             return v;
         }
         assert_eq!(status, 202, "{question}: {v}");
-        let id = v["query_id"].as_str().expect("query id").to_owned();
+        self.wait_query(token, v["query_id"].as_str().expect("query id"))
+            .await
+    }
+
+    /// Polls `GET /v1/queries/{id}` until the query is final (at most 150 s).
+    pub async fn wait_query(&self, token: &str, id: &str) -> Value {
         let started = std::time::Instant::now();
         loop {
             let q: Value = self
@@ -55,10 +60,7 @@ impl TestApp {
             if matches!(q["status"].as_str(), Some("answered" | "no_answer" | "failed")) {
                 return q;
             }
-            assert!(
-                started.elapsed().as_secs() < 150,
-                "{question}: never finished: {q}"
-            );
+            assert!(started.elapsed().as_secs() < 150, "{id} never finished: {q}");
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
     }

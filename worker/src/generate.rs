@@ -8,6 +8,7 @@ use docket_platform::llm::{Llm, Message};
 use docket_platform::queries::ResultMode;
 use docket_rag::answer::generative::{self, GroundingReport, prompt};
 use docket_rag::answer::{Answer, Passage};
+use tokio::time::Instant;
 
 /// What the generative path produced.
 #[derive(Debug, Clone)]
@@ -42,18 +43,44 @@ impl Generation {
     }
 }
 
-/// Answers `question` from `passages` (this tenant's, best first) with the model; the
+/// What a generative answer needs besides the passages.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The model, if this worker has one.
+    pub llm: Option<&'a Llm>,
+    /// The tenant's display name (the system prompt is bound to it).
+    pub tenant_name: &'a str,
+    /// The question.
+    pub question: &'a str,
+    /// Whether the tenant's plan and current consent still allow sending its passages out,
+    /// read when the job claimed the question (consent can be withdrawn after asking):
+    /// `Err(code)` falls back without calling the model.
+    pub allowed: Result<(), &'static str>,
+    /// When the answer must be stored by (the job attempt's deadline, less a margin).
+    pub by: Instant,
+}
+
+/// Answers the question from `passages` (this tenant's, best first) with the model; the
 /// `extractive` answer of the same passages is the fallback. When nothing retrieved is
 /// relevant (the extractive answer is `NoAnswer`), the model is not asked: no retrieval,
-/// no answer, whatever a model might make up.
+/// no answer, whatever a model might make up. `count` estimates tokens (the embedding
+/// model's tokenizer) for an endpoint that reports none.
 pub async fn generate(
-    llm: Option<&Llm>,
-    tenant_name: &str,
-    question: &str,
+    req: Request<'_>,
     passages: &[Passage],
     extractive: Answer,
+    count: impl Fn(&str) -> usize,
 ) -> Generation {
-    let Some(llm) = llm else {
+    if let Err(code) = req.allowed {
+        let why = match code {
+            "consent_withdrawn" => {
+                "the consent to external_llm_processing was withdrawn after the question was asked"
+            }
+            _ => "the plan no longer includes generative answers",
+        };
+        return Generation::fallback(extractive, code, why.into());
+    }
+    let Some(llm) = req.llm else {
         return Generation::fallback(
             extractive,
             "generator_not_configured",
@@ -73,16 +100,23 @@ pub async fn generate(
     }
     let given = &passages[..passages.len().min(llm.config().max_passages)];
     let messages = [
-        Message::system(prompt::system(tenant_name)),
-        Message::user(prompt::user(question, given)),
+        Message::system(prompt::system(req.tenant_name)),
+        Message::user(prompt::user(req.question, given)),
     ];
-    let completion = match llm.complete(&messages).await {
+    let mut completion = match llm.complete(&messages, Some(req.by)).await {
         Ok(c) => c,
         Err(e) => {
+            // The endpoint's own words go to the log only.
             tracing::warn!(error = %e, code = e.code(), "generative answer fell back");
-            return Generation::fallback(extractive, e.code(), e.to_string());
+            return Generation::fallback(extractive, e.code(), e.public_message().into());
         }
     };
+    if !completion.usage_reported {
+        // Metered all the same: the embedding model's count of what was sent and written.
+        tracing::warn!("the language model reported no token usage; estimating it");
+        completion.tokens_in = messages.iter().map(|m| count(&m.content)).sum::<usize>() as u32;
+        completion.tokens_out = count(&completion.text) as u32;
+    }
     let used = |mut g: Generation, grounding: Option<GroundingReport>| {
         g.tokens_in = completion.tokens_in;
         g.tokens_out = completion.tokens_out;
@@ -97,7 +131,14 @@ pub async fn generate(
         );
         return used(g, None);
     }
-    let grounded = generative::ground(&completion.text, given);
+    // Cut off by the token limit: its unfinished last sentence is not judged (a missing
+    // "not" may be what was cut).
+    let written = if completion.truncated() {
+        generative::grounding::complete_sentences(&completion.text)
+    } else {
+        &completion.text
+    };
+    let grounded = generative::ground(written, given);
     let report = grounded.report;
     if !report.enough() {
         let g = Generation::fallback(

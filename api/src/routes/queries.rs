@@ -58,14 +58,9 @@ fn only_actor(auth: &TenantAuth) -> Option<String> {
     (auth.role > Role::Admin).then(|| auth.actor_label())
 }
 
-/// The query as JSON, the request's notices after the answer's own.
-fn result(q: &queries::Query, notices: &[String]) -> Value {
-    let mut v = serde_json::to_value(q).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        let all: Vec<&String> = q.notices.iter().chain(notices).collect();
-        o.insert("notices".into(), json!(all));
-    }
-    v
+/// The query as JSON (its notices include the request's: they are stored with it).
+fn result(q: &queries::Query) -> Value {
+    serde_json::to_value(q).unwrap_or_default()
 }
 
 /// The mode a question is answered in. Asked for explicitly, `generative` must pass the
@@ -168,6 +163,7 @@ async fn ask(
         top_k,
         clamped: top_k < requested,
         mode,
+        notices: &notices,
         flags: &governed.flags,
         request_id: auth.ctx.request_id.as_deref(),
     };
@@ -215,7 +211,7 @@ async fn ask(
         let q = queries::get(&mut tx, id, None).await?;
         tx.commit().await?;
         if let Some(q) = q.filter(queries::Query::is_final) {
-            return Ok((StatusCode::OK, Json(result(&q, &notices))));
+            return Ok((StatusCode::OK, Json(result(&q))));
         }
         if waited == Waited::Finished {
             break;
@@ -242,7 +238,7 @@ async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found("query"))?;
     tx.commit().await?;
-    Ok(Json(result(&q, &[])))
+    Ok(Json(result(&q)))
 }
 
 #[derive(Deserialize)]
@@ -268,6 +264,6 @@ async fn list(
         rows.len(),
         rows.last().map(|q| (q.created_at, q.query_id.as_uuid())),
     );
-    let items: Vec<Value> = rows.iter().map(|q| result(q, &[])).collect();
+    let items: Vec<Value> = rows.iter().map(result).collect();
     Ok(Json(json!({"queries": items, "next_cursor": next})))
 }

@@ -38,10 +38,18 @@ impl Reader<'_> {
     pub(super) fn llm(&mut self) -> Option<LlmConfig> {
         let raw = self.raw("DOCKET_LLM_URL")?;
         let url = raw.trim_end_matches('/').trim_end_matches("/v1").to_owned();
-        let loopback = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
-            .iter()
-            .any(|p| url.starts_with(p));
-        if !(url.starts_with("https://") || loopback) {
+        // Parsed, not prefix-matched: `http://127.0.0.1:1@elsewhere` names another host.
+        let acceptable = url::Url::parse(&url).is_ok_and(|u| {
+            let loopback = matches!(
+                u.host(),
+                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+            ) || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+                || u.host_str() == Some("localhost");
+            u.username().is_empty()
+                && u.password().is_none()
+                && (u.scheme() == "https" || (u.scheme() == "http" && loopback))
+        });
+        if !acceptable {
             // Questions and the tenant's passages travel to this endpoint: never in clear
             // text over a network.
             self.fail(

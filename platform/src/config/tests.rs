@@ -201,3 +201,25 @@ fn a_language_model_is_optional_and_checked_when_named() {
         ["DOCKET_LLM_URL", "DOCKET_LLM_MODEL", "DOCKET_LLM_TIMEOUT_SECS"]
     );
 }
+
+#[test]
+fn a_language_model_url_is_parsed_not_prefix_matched() {
+    for sneaky in [
+        "http://127.0.0.1:1@llm.example.com",
+        "https://user:pw@llm.example.com",
+        "ftp://127.0.0.1",
+        "http://llm.example.com",
+    ] {
+        let err =
+            Config::load(&env(&[("DOCKET_LLM_URL", sneaky), ("DOCKET_LLM_MODEL", "m")])).expect_err(sneaky);
+        assert_eq!(err.errors[0].var, "DOCKET_LLM_URL", "{sneaky}");
+    }
+    for fine in [
+        "https://api.example.com/v1",
+        "http://localhost:8080",
+        "http://[::1]:9000",
+    ] {
+        let c = Config::load(&env(&[("DOCKET_LLM_URL", fine), ("DOCKET_LLM_MODEL", "m")])).expect(fine);
+        assert!(c.llm.is_some());
+    }
+}

@@ -61,12 +61,28 @@ pub struct Claimed {
     pub mode: String,
     /// The tenant's display name (the generative prompt is bound to it).
     pub tenant_name: String,
+    /// For a generative question: whether the plan includes `generative_answers` now.
+    pub plan_generates: Option<bool>,
+    /// For a generative question: whether the tenant consents to
+    /// `external_llm_processing` now (its latest decision).
+    pub llm_consent: Option<bool>,
 }
 
 impl Claimed {
     /// How the question is to be answered.
     pub fn answer_mode(&self) -> super::AnswerMode {
         super::AnswerMode::parse(&self.mode)
+    }
+
+    /// Whether the passages may go to a language model now: the API checked plan and
+    /// consent when the question was asked, but a consent withdrawn (or a plan changed)
+    /// while it waited in the queue applies to it too. `Err` carries the fallback code.
+    pub fn generative_allowed(&self) -> Result<(), &'static str> {
+        match (self.plan_generates, self.llm_consent) {
+            (Some(true), Some(true)) => Ok(()),
+            (Some(true), _) => Err("consent_withdrawn"),
+            _ => Err("feature_not_in_plan"),
+        }
     }
 }
 
@@ -77,7 +93,14 @@ pub async fn claim(tx: &mut TenantTx, id: QueryId) -> Result<Option<Claimed>, Db
         "UPDATE queries SET status = 'running', attempts = attempts + 1
          WHERE id = $1 AND status IN ('queued', 'running')
          RETURNING question, document_ids, top_k_applied, attempts, created_at, mode,
-                   (SELECT t.name FROM tenants t WHERE t.id = queries.tenant_id) AS tenant_name",
+                   (SELECT t.name FROM tenants t WHERE t.id = queries.tenant_id) AS tenant_name,
+                   CASE WHEN mode = 'generative' THEN
+                       (SELECT p.features ? 'generative_answers' FROM tenants t JOIN plans p ON p.id = t.plan_id
+                        WHERE t.id = queries.tenant_id) END AS plan_generates,
+                   CASE WHEN mode = 'generative' THEN
+                       COALESCE((SELECT c.granted FROM consents c
+                                 WHERE c.tenant_id = queries.tenant_id AND c.purpose = 'external_llm_processing'
+                                 ORDER BY c.seq DESC LIMIT 1), false) END AS llm_consent",
     )
     .bind(id)
     .fetch_optional(tx.conn())
@@ -134,7 +157,7 @@ pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Opti
                     tokens_in = $5 + (SELECT n FROM retrieved), tokens_out = $6,
                     finished_at = clock_timestamp(), error_code = NULL, error_message = NULL,
                     latency_ms = (extract(epoch FROM clock_timestamp() - created_at) * 1000)::int,
-                    answer_mode = $12, fallback_code = $13, notices = $14,
+                    answer_mode = $12, fallback_code = $13, notices = $14 || notices,
                     llm_tokens_in = $15, llm_tokens_out = $16, grounding = $17
              WHERE id = $1 AND status = 'running'
              RETURNING latency_ms, tokens_in),

@@ -215,6 +215,9 @@ pub struct NewQuery<'a> {
     pub clamped: bool,
     /// How it is to be answered.
     pub mode: AnswerMode,
+    /// Notices of the request (a lowered `top_k`, an unavailable default mode), kept with
+    /// the answer.
+    pub notices: &'a [String],
     /// Safety flags raised by the question.
     pub flags: &'a [&'a str],
     /// Request id.
@@ -227,8 +230,8 @@ pub async fn insert(tx: &mut TenantTx, q: &NewQuery<'_>) -> Result<(), DbError> 
     let docs: Vec<uuid::Uuid> = q.document_ids.iter().map(|d| d.as_uuid()).collect();
     let flags: Vec<&str> = q.flags.to_vec();
     sqlx::query(
-        "INSERT INTO queries (id, tenant_id, asked_by, actor, question, document_ids, top_k_applied, top_k_clamped, flags, request_id, mode)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO queries (id, tenant_id, asked_by, actor, question, document_ids, top_k_applied, top_k_clamped, flags, request_id, mode, notices)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(q.id)
     .bind(tenant)
@@ -241,6 +244,7 @@ pub async fn insert(tx: &mut TenantTx, q: &NewQuery<'_>) -> Result<(), DbError> 
     .bind(&flags)
     .bind(q.request_id)
     .bind(q.mode.as_str())
+    .bind(q.notices)
     .execute(tx.conn())
     .await?;
     Ok(())

@@ -24,11 +24,15 @@ use std::time::Duration;
 const MAX_ATTEMPTS: i32 = 3;
 /// Longest one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time an attempt keeps after the language model's deadline to fall back and store the
+/// answer.
+const STORE_MARGIN: Duration = Duration::from_secs(5);
 
 /// The apalis handler.
 pub async fn handle(job: AnswerJob, ctx: Data<Ctx>, delivery: Attempt) -> Result<(), BoxDynError> {
     let ctx: Ctx = (*ctx).clone();
-    let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, run(&ctx, &job)).await {
+    let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT;
+    let outcome = match tokio::time::timeout_at(deadline, run(&ctx, &job, deadline)).await {
         Ok(r) => r,
         Err(_) => Err("the attempt timed out".to_owned()),
     };
@@ -96,7 +100,7 @@ fn actor(job: &AnswerJob) -> Actor {
     Actor::parse_label(&job.actor).unwrap_or(Actor::System)
 }
 
-async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
+async fn run(ctx: &Ctx, job: &AnswerJob, attempt_deadline: tokio::time::Instant) -> Result<(), String> {
     let t = job.tenant_id;
     // Claim and read where to search in one transaction: every round trip here is paid by
     // every question. A claim lost in a database crash is simply made again on redelivery,
@@ -142,28 +146,30 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     let (ranked, ranked_hits) = retrieve::best_passages(&selecting, found, limit);
     // Another tenant's hit (a search that ignored its filter) never reaches an answerer,
     // least of all a language model: dropped here and audited below.
-    let (mut passages, mut hits, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut passages, mut hits, mut violations) = (Vec::new(), Vec::new(), Vec::new());
     for (p, h) in ranked.into_iter().zip(ranked_hits) {
         if h.tenant == t.as_uuid() {
             passages.push(p);
             hits.push(h);
         } else {
-            dropped.push(h);
+            violations.push(h);
         }
     }
     let extractive = selecting.answer(&q.question, &passages);
     let generation = match q.answer_mode() {
         AnswerMode::Extractive => None,
-        AnswerMode::Generative => Some(
-            crate::generate::generate(
-                ctx.llm.as_ref(),
-                &q.tenant_name,
-                &q.question,
-                &passages,
-                extractive.clone(),
-            )
-            .await,
-        ),
+        AnswerMode::Generative => {
+            let req = crate::generate::Request {
+                llm: ctx.llm.as_ref(),
+                tenant_name: &q.tenant_name,
+                question: &q.question,
+                allowed: q.generative_allowed(),
+                // Time left in this attempt to fall back and store the answer.
+                by: attempt_deadline - STORE_MARGIN,
+            };
+            let count = |s: &str| ctx.chunker.count_tokens(s);
+            Some(crate::generate::generate(req, &passages, extractive.clone(), count).await)
+        }
     };
     let answer = generation.as_ref().map_or(extractive, |g| g.answer.clone());
     let mut mode = generation.as_ref().map_or(ResultMode::Extractive, |g| g.mode);
@@ -189,6 +195,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
     .into_iter()
     .map(|(id, name, ready)| (id, (name, ready)))
     .collect();
+    let mut dropped = Vec::new();
     let (status, text, citations) = match answer {
         Answer::NoAnswer { message } => ("no_answer", message, Vec::new()),
         Answer::Answered { text, citations } => {
@@ -224,7 +231,9 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
                 if mode == ResultMode::Generative {
                     mode = ResultMode::ExtractiveFallback;
                     fallback_code = Some("citation_withdrawn");
-                    notices.push(
+                    // First: a fallback's notice leads with its code.
+                    notices.insert(
+                        0,
                         "citation_withdrawn: a cited document was deleted while the answer was written; the answer quotes the remaining citations".into(),
                     );
                 }
@@ -287,8 +296,9 @@ async fn run(ctx: &Ctx, job: &AnswerJob) -> Result<(), String> {
         ctx.auditor.tenant(&mut tx, ev).await.map_err(transient)?;
     }
     tx.commit().await.map_err(transient)?;
-    if !dropped.is_empty() {
-        report_violations(ctx, t, &dropped).await;
+    violations.extend(dropped);
+    if !violations.is_empty() {
+        report_violations(ctx, t, &violations).await;
     }
     Ok(())
 }

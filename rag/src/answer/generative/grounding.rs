@@ -4,9 +4,12 @@
 //! checked on its own:
 //!
 //! - a citation of a number that was not a passage (`[7]` of four) removes the sentence;
-//! - every number (`60`, `1,000`, `2.5`) and every capitalised name after the sentence's
-//!   first word must occur in the supporting passages: an invented figure or party is
-//!   removed even when the rest of the sentence is a faithful paraphrase;
+//! - every number (`60`, `1,000`, `2.5`, `ninety`), every capitalised name (the first word
+//!   too, unless it is a function word) and every word that turns a clause's meaning
+//!   (`not`, `no`, `never`, `without`, `unless`, `except`, `only`, `before`, `after`,
+//!   `within`, `until`) must occur in the supporting passages: an invented figure or party,
+//!   or a `not` the clause does not have, is removed even when the rest of the sentence is a
+//!   faithful paraphrase;
 //! - at least [`MIN_COVERAGE`] of the sentence's content words (function words aside) must
 //!   occur in the supporting passages.
 //!
@@ -40,6 +43,9 @@ pub struct GroundingReport {
     pub unverified_fact: u32,
     /// Removed: too few of its words in any passage.
     pub unsupported: u32,
+    /// Dropped without counting as a sentence: the same words as a sentence already kept
+    /// (small models repeat themselves).
+    pub repeated: u32,
 }
 
 impl GroundingReport {
@@ -76,11 +82,16 @@ pub fn ground(generated: &str, passages: &[Passage]) -> Grounded {
     let mut report = GroundingReport::default();
     let mut citations: Vec<Cited> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
+    let mut said: HashSet<Vec<String>> = HashSet::new();
     for raw in sentences(generated) {
         let (cites, clean) = strip_citations(raw);
         let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
         let claim = Claim::of(&clean);
-        if claim.content.is_empty() {
+        if claim.content.is_empty() || is_list_marker(&clean) {
+            continue;
+        }
+        if said.contains(&claim.content) {
+            report.repeated += 1;
             continue;
         }
         report.sentences += 1;
@@ -110,6 +121,7 @@ pub fn ground(generated: &str, passages: &[Passage]) -> Grounded {
             },
         };
         report.kept += 1;
+        said.insert(claim.content.clone());
         if attributed {
             report.attributed += 1;
         }
@@ -165,13 +177,20 @@ impl Claim {
             .collect();
         let mut facts: Vec<String> = content
             .iter()
-            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w.as_str()))
             .cloned()
             .collect();
-        // Capitalised words after the first: names of parties, places, laws.
-        for (i, w) in sentence.split_whitespace().enumerate() {
+        // Words that turn a clause's meaning are not filler: "may not" is not "may".
+        facts.extend(
+            words(sentence)
+                .into_iter()
+                .filter(|w| TURNING_WORDS.contains(&w.as_str())),
+        );
+        // Capitalised words: names of parties, places, laws (a sentence's first word too —
+        // "Globex may end it" — unless it is a function word such as "The").
+        for w in sentence.split_whitespace() {
             let w = w.trim_matches(|c: char| !c.is_alphanumeric());
-            if i > 0 && w.chars().next().is_some_and(char::is_uppercase) {
+            if w.chars().next().is_some_and(char::is_uppercase) {
                 facts.extend(words(w).into_iter().filter(|x| !is_function_word(x)));
             }
         }
@@ -228,6 +247,30 @@ fn closest_sentence(text: &str, content: &[String]) -> (std::ops::Range<usize>, 
         return (s..s + t.len(), share.max(0.0));
     }
     (start..end, share.max(0.0))
+}
+
+/// "1.", "2)", "(a)": the number of a list item the sentence splitter cut off.
+fn is_list_marker(s: &str) -> bool {
+    let core = s.trim_matches(|c: char| matches!(c, '.' | ')' | '(' | ':'));
+    !core.is_empty()
+        && core.len() <= 3
+        && core.chars().all(|c| c.is_ascii_alphanumeric())
+        && s.len() <= 5
+        && (core.chars().all(|c| c.is_ascii_digit()) || s.contains('(') || s.contains(')'))
+}
+
+/// The text up to the end of its last complete sentence (a terminal `.`, `!` or `?`, with
+/// the citation group after it): what is kept of an answer the model was cut off in.
+pub fn complete_sentences(text: &str) -> &str {
+    let Some(last) = sentences(text).into_iter().rev().find(|s| {
+        let (_, clean) = strip_citations(s);
+        clean.trim_end().ends_with(['.', '!', '?'])
+    }) else {
+        return "";
+    };
+    // `sentences` returns sub-slices of `text`: the end of `last` is an offset in it.
+    let end = last.as_ptr() as usize - text.as_ptr() as usize + last.len();
+    &text[..end]
 }
 
 /// `sentence` with its citation marks before its final punctuation: `… Jersey [1].`
@@ -390,6 +433,55 @@ pub(crate) fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// Numbers written as words: checked like digits ("ninety days" against "thirty days").
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "first",
+    "second",
+    "third",
+    "half",
+    "twice",
+    "once",
+];
+
+/// English words that negate, except or bound a statement: a sentence that has one must
+/// find it in its supporting passages.
+const TURNING_WORDS: &[&str] = &[
+    "not", "no", "nor", "never", "neither", "none", "without", "unless", "except", "only", "before", "after",
+    "within", "until", "cannot",
+];
+
 /// English function words and the phrases a model uses to refer to its sources: they carry
 /// no claim about the contract, so they are neither required nor counted.
 fn is_function_word(w: &str) -> bool {
@@ -397,7 +489,6 @@ fn is_function_word(w: &str) -> bool {
         "a",
         "about",
         "above",
-        "after",
         "all",
         "also",
         "an",
@@ -408,7 +499,6 @@ fn is_function_word(w: &str) -> bool {
         "at",
         "be",
         "been",
-        "before",
         "being",
         "below",
         "between",
@@ -445,12 +535,8 @@ fn is_function_word(w: &str) -> bool {
         "most",
         "must",
         "my",
-        "no",
-        "nor",
-        "not",
         "of",
         "on",
-        "only",
         "or",
         "other",
         "our",
@@ -492,7 +578,6 @@ fn is_function_word(w: &str) -> bool {
         "why",
         "will",
         "with",
-        "within",
         "would",
         "you",
         "your",
@@ -583,6 +668,60 @@ mod tests {
     }
 
     #[test]
+    fn a_negation_a_number_in_words_or_an_invented_first_word_is_not_supported() {
+        let p = contract();
+        for bad in [
+            "Either party may not end it on 60 days' notice [2].",
+            "This Agreement shall remain in force for ninety years [2].",
+            "Globex may end it on 60 days' notice [2].",
+            "The Agreement is never governed by the laws of New Jersey [1].",
+        ] {
+            let g = ground(bad, &p);
+            assert_eq!(
+                (g.report.kept, g.report.unverified_fact),
+                (0, 1),
+                "{bad}: {:?}",
+                g.report
+            );
+        }
+        let good = ground("Either party may end it on 60 days' notice [2].", &p);
+        assert_eq!(good.report.kept, 1, "{:?}", good.report);
+    }
+
+    #[test]
+    fn list_numbers_are_not_sentences_and_a_cut_off_answer_keeps_its_complete_sentences() {
+        let g = ground(
+            "1. The term is five years [2].\n2. Venue lies in Newark.",
+            &contract(),
+        );
+        assert_eq!((g.report.sentences, g.report.kept), (2, 2), "{:?}", g.report);
+        assert_eq!(
+            complete_sentences("The term is five years. [2] Venue lies in"),
+            "The term is five years. [2]"
+        );
+        assert_eq!(complete_sentences("Venue lies in"), "");
+        assert_eq!(
+            complete_sentences("It is five years [2]."),
+            "It is five years [2]."
+        );
+    }
+
+    #[test]
+    fn a_repeated_sentence_is_kept_once() {
+        let g = ground(
+            "The term is five years [2]. The term is five years [2]. The term is five years.",
+            &contract(),
+        );
+        assert_eq!(
+            (g.report.sentences, g.report.kept, g.report.repeated),
+            (1, 1, 2),
+            "{:?}",
+            g.report
+        );
+        assert_eq!(g.text, "The term is five years [1].");
+    }
+
+    #[test]
     fn citing_a_passage_that_was_not_given_removes_the_sentence() {
         let g = ground(
             "The laws of New Jersey govern [7]. The term is five years [2].",
@@ -622,8 +761,13 @@ mod tests {
         assert_eq!(g.report.sentences, 2);
         assert_eq!(g.report.kept, 1);
         assert!(g.report.enough(), "half survived");
-        let none = ground("Nothing here matches anything at all, really.", &contract());
-        assert_eq!((none.report.unsupported, none.report.kept), (1, 0));
+        let none = ground("the weather was pleasant all week long.", &contract());
+        assert_eq!(
+            (none.report.unsupported, none.report.kept),
+            (1, 0),
+            "{:?}",
+            none.report
+        );
         assert!(!none.report.enough());
     }
 
