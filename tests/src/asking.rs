@@ -65,6 +65,15 @@ impl TestApp {
         }
     }
 
+    /// The text of every chunk of tenant `t` (a quote must be an exact substring of one).
+    pub async fn chunk_texts(&self, t: docket_platform::ids::TenantId) -> Vec<String> {
+        sqlx::query_scalar("SELECT text FROM chunks WHERE tenant_id = $1")
+            .bind(t)
+            .fetch_all(self.control.pool())
+            .await
+            .expect("chunks")
+    }
+
     /// Rows in `queries` and token rows in the ledger for the tenant (what a refusal must
     /// not create).
     pub async fn query_footprint(&self, t: docket_platform::ids::TenantId) -> (i64, i64) {

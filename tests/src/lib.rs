@@ -168,6 +168,16 @@ pub fn test_env(database: &str, dirs: &TempDir, overrides: &[(&str, &str)]) -> H
     env
 }
 
+/// Polls `probe` every 100 ms until it says a helper service is up; panics naming `what`
+/// after `timeout` (a test whose service is missing fails, it never passes silently).
+pub async fn wait_until_up(what: &str, timeout: std::time::Duration, mut probe: impl AsyncFnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !probe().await {
+        assert!(started.elapsed() < timeout, "{what} did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// A binary of this workspace from the target directory: next to the running executable
 /// (benchmarks in `target/debug/`) or one level up (test binaries in `target/debug/deps/`).
 /// `scripts/test` and `scripts/bench` build them.

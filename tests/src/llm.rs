@@ -5,7 +5,7 @@
 //! tests assert structure and guarantees, never its words.
 
 use crate::stripe::free_port;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The model alias the server answers to.
 pub const MODEL: &str = "smollm2";
@@ -42,22 +42,15 @@ impl LocalLlm {
             child: Some(child),
         };
         let http = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            let ok = http
-                .get(format!("{}/health", s.url()))
+        let what = format!("the model server on port {port} (scripts/test installs xllamacpp)");
+        crate::wait_until_up(&what, Duration::from_secs(60), async || {
+            http.get(format!("{}/health", s.url()))
                 .send()
                 .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return s;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the model server did not come up on port {port} (is xllamacpp installed? scripts/test installs it)"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        s
     }
 
     /// Its base URL (what `DOCKET_LLM_URL` takes).

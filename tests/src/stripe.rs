@@ -3,7 +3,7 @@
 //! loopback port, so each test counts its own Stripe objects.
 
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The test-mode key the emulator is called with (any `sk_test_` key is accepted).
 pub const KEY: &str = "sk_test_docket";
@@ -44,24 +44,20 @@ impl LocalStripe {
             child: Some(child),
             http: reqwest::Client::new(),
         };
-        let started = Instant::now();
-        loop {
-            let ok = s
-                .http
-                .get(format!("{}/v1/customers", s.base()))
-                .bearer_auth(KEY)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return s;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "localstripe did not start on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::wait_until_up(
+            &format!("localstripe on port {port}"),
+            Duration::from_secs(30),
+            async || {
+                s.http
+                    .get(format!("{}/v1/customers", s.base()))
+                    .bearer_auth(KEY)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
+        s
     }
 
     /// `http://127.0.0.1:{port}`.

@@ -32,8 +32,9 @@ const KEYWORDS: &[&str] = &[
     "paragraph",
 ];
 
-/// Numbers written out, as some contracts number their articles ("Item Two").
-const NUMBER_WORDS: &[&str] = &[
+/// Numbers written out, as some contracts number their articles ("Item Two"); the
+/// grounding filter checks them too.
+pub(crate) const NUMBER_WORDS: &[&str] = &[
     "one",
     "two",
     "three",

@@ -39,14 +39,6 @@ async fn consent(app: &TestApp, token: &str, granted: bool) {
     assert_eq!(r.status(), 201);
 }
 
-async fn chunk_texts(app: &TestApp, t: docket_platform::ids::TenantId) -> Vec<String> {
-    sqlx::query_scalar("SELECT text FROM chunks WHERE tenant_id = $1")
-        .bind(t)
-        .fetch_all(app.control.pool())
-        .await
-        .expect("chunks")
-}
-
 async fn ledger(app: &TestApp, t: docket_platform::ids::TenantId, kind: &str) -> i64 {
     sqlx::query_scalar(
         "SELECT COALESCE(sum(quantity), 0)::bigint FROM usage_events WHERE tenant_id = $1 AND kind = $2",
@@ -96,7 +88,7 @@ async fn generative_answers_are_grounded_in_the_tenants_own_passages_and_metered
     let a_id = a_doc["id"].as_str().expect("id").to_owned();
     let b_doc = app.upload_ready(&tb, "supply.txt", SUPPLY.to_vec()).await;
     let b_id = b_doc["id"].as_str().expect("id").to_owned();
-    let b_chunks = chunk_texts(&app, b.id).await;
+    let b_chunks = app.chunk_texts(b.id).await;
 
     let questions = [
         GOVERNING,

@@ -3,7 +3,7 @@
 //! safety.
 
 use docket_tests::actors::expect_error;
-use docket_tests::{TestApp, contract, spawn_app};
+use docket_tests::{contract, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -12,14 +12,6 @@ const SUPPLY: &[u8] = b"SUPPLY AGREEMENT\n\nThis Supply Agreement is made betwee
     Contoso Widgets LLC. The Supplier shall deliver the widgets every month. This Agreement shall be governed \
     by the laws of the State of Ohio. The Buyer shall pay each invoice within thirty days. Either party may \
     terminate this Agreement for convenience on ninety days written notice.";
-
-async fn chunk_texts(app: &TestApp, t: docket_platform::ids::TenantId) -> Vec<String> {
-    sqlx::query_scalar("SELECT text FROM chunks WHERE tenant_id = $1")
-        .bind(t)
-        .fetch_all(app.control.pool())
-        .await
-        .expect("chunks")
-}
 
 #[tokio::test]
 async fn questions_get_exact_quotes_from_the_tenants_own_documents() {
@@ -51,7 +43,7 @@ async fn questions_get_exact_quotes_from_the_tenants_own_documents() {
         quote.contains("governed by the laws of the State of Ohio"),
         "{quote}"
     );
-    let chunks = chunk_texts(&app, t.id).await;
+    let chunks = app.chunk_texts(t.id).await;
     // Citations name chunks by their stable id (tenant, document, ordinal).
     let ids: Vec<String> = sqlx::query_as::<_, (uuid::Uuid, i32)>(
         "SELECT document_id, ordinal FROM chunks WHERE tenant_id = $1",
