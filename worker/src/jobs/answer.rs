@@ -217,7 +217,9 @@ async fn run(ctx: &Ctx, job: &AnswerJob, attempt_deadline: tokio::time::Instant)
                         quote: p.text[c.span.clone()].to_owned(),
                         score: c.score,
                     }),
-                    // Cannot happen (filtered above); kept as the last line of defence.
+                    // A document this tenant cannot see (no row through RLS) or outside the
+                    // document filter: another tenant's hits were dropped above, so this is
+                    // the last line of defence, reported as a violation.
                     _ => dropped.push(hit.clone()),
                 }
             }
@@ -234,7 +236,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob, attempt_deadline: tokio::time::Instant)
                     // First: a fallback's notice leads with its code.
                     notices.insert(
                         0,
-                        "citation_withdrawn: a cited document was deleted while the answer was written; the answer quotes the remaining citations".into(),
+                        "citation_withdrawn: a cited document was deleted or could not be shown while the answer was written; the answer quotes the remaining citations".into(),
                     );
                 }
                 let text = quoted(kept.iter().map(|c| c.quote.as_str()));
