@@ -1,7 +1,9 @@
 -- Generative answers (issue 23). A query records the mode it was asked in (the request's,
--- or the tenant's default) and the mode that produced its answer: `generative`, or
--- `extractive_fallback` when the language model failed or too little of what it wrote was
--- grounded in the tenant's passages (`fallback_code` says which). The model's own token
+-- or the tenant's default when it applies) and the mode that produced its answer:
+-- `extractive`, `generative`, or `extractive_fallback` when a generative question was
+-- answered by quoting instead (the model failed, declined, too little of what it wrote was
+-- grounded, a cited document vanished, or plan or consent changed meanwhile:
+-- `fallback_code` says which). The API calls these `requested_mode` and `mode`. The model's own token
 -- counts are kept apart from the retrieval tokens, so the ledger, quotas and invoices see
 -- them as their own kinds (`llm_tokens_in`, `llm_tokens_out`).
 ALTER TABLE queries
@@ -12,6 +14,10 @@ ALTER TABLE queries
     ADD COLUMN llm_tokens_in integer,
     ADD COLUMN llm_tokens_out integer,
     ADD COLUMN grounding jsonb;
+
+-- Every answer before this migration was extractive: said so, so `mode` in the API is null
+-- only for questions not answered (queued, running, failed).
+UPDATE queries SET answer_mode = 'extractive' WHERE status IN ('answered', 'no_answer');
 
 -- `/metrics` counts fallbacks by code across tenants (control role) without reading every
 -- query.

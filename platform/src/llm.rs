@@ -7,6 +7,7 @@
 use crate::config::LlmConfig;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -90,6 +91,11 @@ pub enum LlmError {
         /// The endpoint's error message.
         message: String,
     },
+    /// Every permit is taken and as many questions already wait for one: answered
+    /// extractively at once instead of holding an answer slot (extractive questions of
+    /// every tenant share those slots).
+    #[error("the language model is busy with other questions")]
+    Busy,
     /// A 200 whose body is not a chat completion, or one without text.
     #[error("the language model's response could not be read: {0}")]
     BadResponse(String),
@@ -106,6 +112,7 @@ impl LlmError {
             Self::ContextTooLong(_) => "generator_context_too_long",
             Self::Status { .. } => "generator_error",
             Self::BadResponse(_) => "generator_bad_response",
+            Self::Busy => "generator_busy",
         }
     }
 
@@ -120,6 +127,7 @@ impl LlmError {
             Self::ContextTooLong(_) => "the passages do not fit the language model's context",
             Self::Status { .. } => "the language model answered with an error",
             Self::BadResponse(_) => "the language model's response could not be read",
+            Self::Busy => "the language model is busy with other questions",
         }
     }
 
@@ -139,6 +147,17 @@ pub struct Llm {
     http: reqwest::Client,
     config: LlmConfig,
     permits: Arc<Semaphore>,
+    /// Questions waiting for a permit (at most as many as there are permits).
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a question as waiting for a permit until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Serialize)]
@@ -203,9 +222,12 @@ impl Llm {
             // A redirect would resend the tenant's passages somewhere not configured.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
+            // Only fails when no TLS backend can start: the worker cannot work anyway, and
+            // a default client would follow redirects.
+            .expect("an HTTP client for the language model");
         Self {
             permits: Arc::new(Semaphore::new(config.concurrency)),
+            waiting: Arc::new(AtomicUsize::new(0)),
             http,
             config,
         }
@@ -222,10 +244,22 @@ impl Llm {
         let own = Instant::now() + self.config.timeout;
         let deadline = by.map_or(own, |b| b.min(own));
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
-            .await
-            .map_err(|_| LlmError::Timeout(timeout))?
-            .map_err(|_| LlmError::Unreachable("the client is shut down".into()))?;
+        let _permit = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // A generative answer holds one of the worker's answer slots while it
+                // waits: the queue for permits is as long as the permits, no longer.
+                if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.config.concurrency {
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
+                    return Err(LlmError::Busy);
+                }
+                let _waiting = Waiting(&self.waiting);
+                tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| LlmError::Timeout(timeout))?
+                    .map_err(|_| LlmError::Unreachable("the client is shut down".into()))?
+            }
+        };
         let mut attempt = 0;
         loop {
             let result = tokio::time::timeout_at(deadline, self.once(messages))
@@ -366,5 +400,26 @@ mod tests {
         assert_eq!(e.code(), "generator_error");
         assert!(e.retryable(), "a 5xx is worth another attempt");
         assert!(!classify(400, b"{}").retryable(), "a bad request stays bad");
+    }
+
+    #[test]
+    fn every_error_code_is_one_metrics_reports() {
+        let all = [
+            LlmError::Unreachable(String::new()),
+            LlmError::Timeout(Duration::ZERO),
+            LlmError::Unauthorized(401),
+            LlmError::RateLimited,
+            LlmError::ContextTooLong(String::new()),
+            LlmError::Status {
+                status: 500,
+                message: String::new(),
+            },
+            LlmError::BadResponse(String::new()),
+            LlmError::Busy,
+        ];
+        for e in all {
+            assert!(crate::queries::FALLBACK_CODES.contains(&e.code()), "{}", e.code());
+            assert!(!e.public_message().is_empty());
+        }
     }
 }

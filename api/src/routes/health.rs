@@ -52,8 +52,11 @@ async fn refresh_gauges(state: &AppState) {
     // it survives worker restarts and every API process reports the same figure).
     match docket_platform::queries::fallbacks_by_code(&state.control).await {
         Ok(codes) => {
-            for (code, n) in codes {
-                metrics::gauge!("docket_answer_fallbacks", "code" => code).set(n as f64);
+            // Every known code, 0 included: a count that fell to 0 (a deleted tenant's
+            // queries) must not keep showing its last value.
+            for code in docket_platform::queries::FALLBACK_CODES {
+                let n = codes.iter().find(|(c, _)| c == code).map_or(0, |(_, n)| *n);
+                metrics::gauge!("docket_answer_fallbacks", "code" => *code).set(n as f64);
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not read answer fallbacks for /metrics"),

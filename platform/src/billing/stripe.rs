@@ -99,7 +99,7 @@ impl Stripe {
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .unwrap_or_default();
+            .expect("an HTTP client for Stripe");
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),

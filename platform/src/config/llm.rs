@@ -25,7 +25,9 @@ pub struct LlmConfig {
     /// default 1). A 4xx other than 429 is never retried.
     pub retries: u32,
     /// Requests to the model one worker process has in flight at once
-    /// (`DOCKET_LLM_CONCURRENCY`, default 2); further questions wait for a permit.
+    /// (`DOCKET_LLM_CONCURRENCY`, 1–6, default 2). As many more questions may wait for a
+    /// permit; past that they are answered extractively at once (`generator_busy`), so
+    /// generative questions never hold more than 12 of a worker's 16 answer slots.
     pub concurrency: usize,
     /// Most tokens the model may write per answer (`DOCKET_LLM_MAX_TOKENS`, default 256).
     pub max_tokens: u32,
@@ -67,7 +69,7 @@ impl Reader<'_> {
             api_key: self.secret("DOCKET_LLM_API_KEY"),
             timeout: Duration::from_secs(self.ranged("DOCKET_LLM_TIMEOUT_SECS", 30, 1, 45)),
             retries: self.ranged("DOCKET_LLM_RETRIES", 1, 0, 3) as u32,
-            concurrency: self.ranged("DOCKET_LLM_CONCURRENCY", 2, 1, 64) as usize,
+            concurrency: self.ranged("DOCKET_LLM_CONCURRENCY", 2, 1, 6) as usize,
             max_tokens: self.ranged("DOCKET_LLM_MAX_TOKENS", 256, 16, 4096) as u32,
             max_passages: self.ranged("DOCKET_LLM_MAX_PASSAGES", 4, 1, 20) as usize,
         })

@@ -50,8 +50,9 @@ pub enum ResultMode {
     Extractive,
     /// The language model's grounded answer.
     Generative,
-    /// A generative question answered with quoted clauses, because the model failed or too
-    /// little of what it wrote was grounded (`fallback_code` says which).
+    /// A generative question answered with quoted clauses instead: the model failed or
+    /// declined, too little of what it wrote was grounded, a cited document vanished, or
+    /// plan or consent changed meanwhile (`fallback_code` says which).
     ExtractiveFallback,
 }
 
@@ -111,11 +112,13 @@ pub struct Query {
     /// Citations.
     #[sqlx(json)]
     pub citations: Vec<Citation>,
-    /// The mode asked for (the request's, else the tenant's default).
+    /// The mode asked for: the request's, else the tenant's default when the plan, the
+    /// consent and the deployment allow it, else `extractive` (stored as `mode`).
     #[serde(rename = "requested_mode")]
     #[sqlx(skip)]
     pub mode: AnswerMode,
-    /// What produced the answer (`None` until it is final).
+    /// What produced the answer (stored as `answer_mode`; `None` until it is answered, and
+    /// for a failed question).
     #[serde(rename = "mode")]
     #[sqlx(skip)]
     pub answer_mode: Option<ResultMode>,
@@ -284,6 +287,24 @@ pub async fn list(
         .await?;
     Ok(rows.into_iter().map(Query::finish_usage).collect())
 }
+
+/// Every `fallback_code` an answer can carry (`/metrics` reports each, 0 included).
+pub const FALLBACK_CODES: &[&str] = &[
+    "generator_unreachable",
+    "generator_timeout",
+    "generator_unauthorized",
+    "generator_rate_limited",
+    "generator_context_too_long",
+    "generator_error",
+    "generator_bad_response",
+    "generator_busy",
+    "generator_declined",
+    "generator_not_configured",
+    "grounding_insufficient",
+    "citation_withdrawn",
+    "consent_withdrawn",
+    "feature_not_in_plan",
+];
 
 /// Answers that fell back from generative to extractive, by code, over every tenant (the
 /// control role; `/metrics`).

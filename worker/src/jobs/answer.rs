@@ -223,22 +223,24 @@ async fn run(ctx: &Ctx, job: &AnswerJob, attempt_deadline: tokio::time::Instant)
                     _ => dropped.push(hit.clone()),
                 }
             }
+            let withdrawn = !dropped.is_empty() || skipped > 0;
+            if withdrawn && mode == ResultMode::Generative {
+                // What the model wrote leaned on passages that cannot be shown: the quotes
+                // that can are the answer, and the result says so (its own notices, about
+                // text no longer shown, go).
+                mode = ResultMode::ExtractiveFallback;
+                fallback_code = Some("citation_withdrawn");
+                notices = vec![
+                    "citation_withdrawn: a cited document was deleted or could not be shown while the answer was written; the answer quotes the remaining citations".into(),
+                ];
+            }
             if kept.is_empty() {
                 ("no_answer", NO_ANSWER.to_owned(), kept)
-            } else if dropped.is_empty() && skipped == 0 {
+            } else if !withdrawn {
                 ("answered", text, kept)
             } else {
                 // The text quoted (or was written from) the dropped or no longer ready
                 // passages too: rebuild it from the quotes that are kept.
-                if mode == ResultMode::Generative {
-                    mode = ResultMode::ExtractiveFallback;
-                    fallback_code = Some("citation_withdrawn");
-                    // First: a fallback's notice leads with its code.
-                    notices.insert(
-                        0,
-                        "citation_withdrawn: a cited document was deleted or could not be shown while the answer was written; the answer quotes the remaining citations".into(),
-                    );
-                }
                 let text = quoted(kept.iter().map(|c| c.quote.as_str()));
                 ("answered", text, kept)
             }

@@ -31,7 +31,8 @@ pub const MIN_COVERAGE: f32 = 0.6;
 /// benchmark).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct GroundingReport {
-    /// Sentences the model wrote (those with at least one content word).
+    /// Sentences the model wrote (those with at least one content word; list numbers and
+    /// repeats aside).
     pub sentences: u32,
     /// Sentences kept.
     pub kept: u32,
@@ -39,7 +40,8 @@ pub struct GroundingReport {
     pub attributed: u32,
     /// Removed: cited a passage number that was not given.
     pub invalid_citation: u32,
-    /// Removed: a number or name that no supporting passage holds.
+    /// Removed: a number, name or meaning-turning word (`not`, `only`, …) that no
+    /// supporting passage holds.
     pub unverified_fact: u32,
     /// Removed: too few of its words in any passage.
     pub unsupported: u32,
@@ -387,6 +389,7 @@ fn strip_citations(sentence: &str) -> (Vec<usize>, String) {
         }
     }
     clean.push_str(rest);
+    let clean = prose_references(&clean, &mut cites);
     cites.sort_unstable();
     cites.dedup();
     // "… Jersey ." after removing a mark: no space before punctuation.
@@ -394,9 +397,64 @@ fn strip_citations(sentence: &str) -> (Vec<usize>, String) {
     (cites, clean)
 }
 
+/// "According to passage 2, …", "passages 1 and 3 say …": the numbers are citations (the
+/// prompt's numbering, which the answer renumbers), not facts to check; the words become
+/// "the cited passage(s)".
+fn prose_references(text: &str, cites: &mut Vec<usize>) -> String {
+    let tokens: Vec<&str> = text.split(' ').collect();
+    let number = |t: &str| {
+        t.trim_end_matches([',', '.', ';', ':', ')'])
+            .parse::<usize>()
+            .ok()
+    };
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let word = tokens[i].to_ascii_lowercase();
+        let plural = word == "passages";
+        if (word == "passage" || plural) && tokens.get(i + 1).is_some_and(|t| number(t).is_some()) {
+            let mut j = i + 1;
+            let mut last = tokens[i];
+            while let Some(t) = tokens.get(j) {
+                if let Some(n) = number(t) {
+                    cites.push(n);
+                    last = t;
+                    j += 1;
+                } else if matches!(*t, "and" | "or" | "&")
+                    && tokens.get(j + 1).is_some_and(|t| number(t).is_some())
+                {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            // Keep the punctuation that ended the reference ("passage 2, the term …").
+            let tail = last.trim_start_matches(|c: char| c.is_ascii_digit());
+            let capital = tokens[i].starts_with(['P']);
+            let phrase = match (capital, plural) {
+                (true, true) => "The cited passages",
+                (true, false) => "The cited passage",
+                (false, true) => "the cited passages",
+                (false, false) => "the cited passage",
+            };
+            out.push(format!("{phrase}{tail}"));
+            i = j;
+        } else {
+            out.push(tokens[i].to_owned());
+            i += 1;
+        }
+    }
+    out.join(" ")
+}
+
 /// Lowercase words: letters and digits; a `,` or `.` between digits stays inside a number
-/// (`1,000` → `1000`, `2.5` → `2.5`); a possessive `'s` is dropped.
+/// (`1,000` → `1000`, `2.5` → `2.5`); a possessive `'s` is dropped; a contracted negation
+/// is a `not` (`can't` → `ca`, `not`), so it is checked like one.
 pub(crate) fn words(text: &str) -> Vec<String> {
+    let text = text
+        .replace("n't", " not")
+        .replace("n’t", " not")
+        .replace("N'T", " NOT");
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -564,6 +622,9 @@ fn is_function_word(w: &str) -> bool {
         "states",
         "stated",
         "says",
+        "say",
+        "said",
+        "cited",
         "mentions",
         "mentioned",
         "indicates",
@@ -674,6 +735,33 @@ mod tests {
             complete_sentences("It is five years [2]."),
             "It is five years [2]."
         );
+    }
+
+    #[test]
+    fn contracted_negations_are_negations_and_prose_references_are_citations() {
+        let p = contract();
+        let g = ground("Either party can't end it on 60 days' notice [2].", &p);
+        assert_eq!(
+            (g.report.kept, g.report.unverified_fact),
+            (0, 1),
+            "{:?}",
+            g.report
+        );
+        let g = ground("According to passage 2, the term is five years.", &p);
+        assert_eq!(g.report.kept, 1, "{:?}", g.report);
+        assert_eq!(
+            g.text,
+            "According to the cited passage, the term is five years [1]."
+        );
+        assert_eq!(g.citations[0].passage, 1);
+        let g = ground(
+            "Passages 1 and 2 say the Agreement is governed by New Jersey law.",
+            &p,
+        );
+        assert_eq!(g.report.kept, 1, "{:?}", g.report);
+        assert!(g.text.starts_with("The cited passages say"), "{}", g.text);
+        let g = ground("According to passage 7, the term is five years.", &p);
+        assert_eq!(g.report.invalid_citation, 1, "{:?}", g.report);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The prompt: a system message bound to the tenant, then the numbered passages and the
-//! question. Passages and question are data, fenced and labelled as such, never
-//! instructions: the system message says so, and the grounding filter enforces the part
-//! that matters (nothing survives that the passages do not hold).
+//! question. Passages and question are data, labelled as such, never instructions: the
+//! system message says so. The labels are only numbers (a passage could imitate one), so
+//! what matters is enforced after the model: the grounding filter keeps nothing the
+//! passages do not hold, and cites only the passages that were given.
 
 use super::super::Passage;
 use super::DECLINE;
@@ -22,7 +23,6 @@ pub fn system(tenant: &str) -> String {
 pub fn user(question: &str, passages: &[Passage]) -> String {
     let mut s = String::from("Passages:\n");
     for (i, p) in passages.iter().enumerate() {
-        // A passage cannot close its own fence early: the fence is only the number.
         s.push_str(&format!(
             "[{}] {}\n\n",
             i + 1,
