@@ -5,6 +5,7 @@
 //! refused key) answers extractively with the reason as a code, counted in `/metrics`. The
 //! model is tiny and often wrong: these tests check guarantees, never its words.
 
+use docket_tests::actors::TestTenant;
 use docket_tests::actors::expect_error;
 use docket_tests::llm::{LocalLlm, MODEL};
 use docket_tests::stripe::free_port;
@@ -48,6 +49,24 @@ async fn ledger(app: &TestApp, t: docket_platform::ids::TenantId, kind: &str) ->
     .fetch_one(app.control.pool())
     .await
     .expect("ledger")
+}
+
+/// An app whose language model is at `url` (with `extra` settings), its in-process worker,
+/// and an enterprise tenant `slug` that consents and holds the supply contract.
+async fn consenting_tenant(
+    url: &str,
+    extra: &[(&str, &str)],
+    slug: &str,
+) -> (TestApp, tokio::task::JoinHandle<()>, TestTenant, String) {
+    let mut settings = vec![("DOCKET_LLM_URL", url), ("DOCKET_LLM_MODEL", MODEL)];
+    settings.extend_from_slice(extra);
+    let app = spawn_app_with(&settings).await;
+    let worker = app.spawn_worker().await;
+    let t = app.create_tenant_on(slug, "enterprise", "shared").await;
+    let owner = app.owner_token(&t).await;
+    consent(&app, &owner, true).await;
+    app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    (app, worker, t, owner)
 }
 
 /// The citation numbers written in an answer (`[1]`, `[2]` …).
@@ -198,12 +217,7 @@ async fn generative_answers_are_grounded_in_the_tenants_own_passages_and_metered
 async fn an_unreachable_model_answers_extractively_says_why_and_is_counted() {
     // Nothing listens on this port: every connection is refused.
     let url = format!("http://127.0.0.1:{}", free_port());
-    let app = spawn_app_with(&[("DOCKET_LLM_URL", url.as_str()), ("DOCKET_LLM_MODEL", MODEL)]).await;
-    let _worker = app.spawn_worker().await;
-    let t = app.create_tenant_on("unreach", "enterprise", "shared").await;
-    let owner = app.owner_token(&t).await;
-    consent(&app, &owner, true).await;
-    app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    let (app, _worker, t, owner) = consenting_tenant(&url, &[], "unreach").await;
 
     let v = app.ask(&owner, GOVERNING, json!({"mode": "generative"})).await;
     assert_eq!(
@@ -342,17 +356,8 @@ async fn a_hanging_model_times_out_and_a_refused_key_is_reported() {
             open.push(s);
         }
     });
-    let app = spawn_app_with(&[
-        ("DOCKET_LLM_URL", hang_url.as_str()),
-        ("DOCKET_LLM_MODEL", MODEL),
-        ("DOCKET_LLM_TIMEOUT_SECS", "2"),
-    ])
-    .await;
-    let _worker = app.spawn_worker().await;
-    let t = app.create_tenant_on("hang", "enterprise", "shared").await;
-    let owner = app.owner_token(&t).await;
-    consent(&app, &owner, true).await;
-    app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    let (app, _worker, _, owner) =
+        consenting_tenant(&hang_url, &[("DOCKET_LLM_TIMEOUT_SECS", "2")], "hang").await;
     let v = app.ask(&owner, GOVERNING, json!({"mode": "generative"})).await;
     assert_eq!(v["fallback_code"], "generator_timeout", "{v}");
     assert_eq!(v["mode"], "extractive_fallback");
@@ -362,17 +367,8 @@ async fn a_hanging_model_times_out_and_a_refused_key_is_reported() {
     // The real server with a key; Docket configured with another one: 401, not retried.
     let llm = LocalLlm::start_with(&["--api-key", "right-key"]).await;
     let url = llm.url();
-    let app = spawn_app_with(&[
-        ("DOCKET_LLM_URL", url.as_str()),
-        ("DOCKET_LLM_MODEL", MODEL),
-        ("DOCKET_LLM_API_KEY", "wrong-key"),
-    ])
-    .await;
-    let _worker = app.spawn_worker().await;
-    let t = app.create_tenant_on("key", "enterprise", "shared").await;
-    let owner = app.owner_token(&t).await;
-    consent(&app, &owner, true).await;
-    app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    let (app, _worker, _, owner) =
+        consenting_tenant(&url, &[("DOCKET_LLM_API_KEY", "wrong-key")], "key").await;
     let v = app.ask(&owner, GOVERNING, json!({"mode": "generative"})).await;
     assert_eq!(v["fallback_code"], "generator_unauthorized", "{v}");
     assert!(
@@ -385,12 +381,7 @@ async fn a_hanging_model_times_out_and_a_refused_key_is_reported() {
     // `exceed_context_size_error`, reported without the server's own words.
     let llm = LocalLlm::start_with(&["--ctx", "256", "--parallel", "1"]).await;
     let url = llm.url();
-    let app = spawn_app_with(&[("DOCKET_LLM_URL", url.as_str()), ("DOCKET_LLM_MODEL", MODEL)]).await;
-    let _worker = app.spawn_worker().await;
-    let t = app.create_tenant_on("ctx", "enterprise", "shared").await;
-    let owner = app.owner_token(&t).await;
-    consent(&app, &owner, true).await;
-    app.upload_ready(&owner, "supply.txt", SUPPLY.to_vec()).await;
+    let (app, _worker, _, owner) = consenting_tenant(&url, &[], "ctx").await;
     let v = app.ask(&owner, GOVERNING, json!({"mode": "generative"})).await;
     assert_eq!(v["fallback_code"], "generator_context_too_long", "{v}");
     let notice = v["notices"][0].as_str().expect("notice");
