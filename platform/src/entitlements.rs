@@ -114,7 +114,7 @@ struct Row {
     max_import_bytes: i64,
     refuse_flagged_input: bool,
     consents: Vec<String>,
-    default_answer_mode: String,
+    default_answer_mode: AnswerMode,
 }
 
 fn limit(v: &serde_json::Value) -> Option<Limit> {
@@ -185,7 +185,7 @@ pub async fn load(tx: &mut TenantTx) -> Result<Option<(Tenant, Entitlements)>, D
         max_import_bytes: r.max_import_bytes.max(1) as u64,
         refuse_flagged_input: r.refuse_flagged_input,
         consents: r.consents,
-        default_answer_mode: AnswerMode::parse(&r.default_answer_mode),
+        default_answer_mode: r.default_answer_mode,
     };
     Ok(Some((r.tenant, ent)))
 }

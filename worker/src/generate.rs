@@ -6,6 +6,7 @@
 
 use docket_platform::llm::{Llm, Message};
 use docket_platform::queries::ResultMode;
+use docket_platform::queries::job::Withdrawn;
 use docket_rag::answer::generative::{self, GroundingReport, prompt};
 use docket_rag::answer::{Answer, Passage};
 use tokio::time::Instant;
@@ -54,8 +55,8 @@ pub struct Request<'a> {
     pub question: &'a str,
     /// Whether the tenant's plan and current consent still allow sending its passages out,
     /// read when the job claimed the question (consent can be withdrawn after asking):
-    /// `Err(code)` falls back without calling the model.
-    pub allowed: Result<(), &'static str>,
+    /// `Err` falls back without calling the model.
+    pub allowed: Result<(), Withdrawn>,
     /// When the answer must be stored by (the job attempt's deadline, less a margin).
     pub by: Instant,
 }
@@ -71,14 +72,8 @@ pub async fn generate(
     extractive: Answer,
     count: impl Fn(&str) -> usize,
 ) -> Generation {
-    if let Err(code) = req.allowed {
-        let why = match code {
-            "consent_withdrawn" => {
-                "the consent to external_llm_processing was withdrawn after the question was asked"
-            }
-            _ => "the plan no longer includes generative answers",
-        };
-        return Generation::fallback(extractive, code, why.into());
+    if let Err(w) = req.allowed {
+        return Generation::fallback(extractive, w.code(), w.reason().into());
     }
     let Some(llm) = req.llm else {
         return Generation::fallback(
@@ -134,7 +129,7 @@ pub async fn generate(
     // Cut off by the token limit: its unfinished last sentence is not judged (a missing
     // "not" may be what was cut).
     let written = if completion.truncated() {
-        generative::grounding::complete_sentences(&completion.text)
+        generative::complete_sentences(&completion.text)
     } else {
         &completion.text
     };

@@ -71,7 +71,7 @@ async fn update(
     )
     .bind(auth.tenant_id())
     .bind(refuse)
-    .bind(mode.as_str())
+    .bind(mode)
     .execute(tx.conn())
     .await?;
     let ev = auth

@@ -57,8 +57,8 @@ pub struct Claimed {
     pub attempts: i32,
     /// When it was asked (latency is measured from here).
     pub created_at: chrono::DateTime<chrono::Utc>,
-    /// `extractive` or `generative` (see [`super::AnswerMode`]).
-    pub mode: String,
+    /// How the question is to be answered.
+    pub mode: super::AnswerMode,
     /// The tenant's display name (the generative prompt is bound to it).
     pub tenant_name: String,
     /// For a generative question: whether the plan includes `generative_answers` now.
@@ -69,19 +69,43 @@ pub struct Claimed {
 }
 
 impl Claimed {
-    /// How the question is to be answered.
-    pub fn answer_mode(&self) -> super::AnswerMode {
-        super::AnswerMode::parse(&self.mode)
-    }
-
     /// Whether the passages may go to a language model now: the API checked plan and
     /// consent when the question was asked, but a consent withdrawn (or a plan changed)
     /// while it waited in the queue applies to it too. `Err` carries the fallback code.
-    pub fn generative_allowed(&self) -> Result<(), &'static str> {
+    pub fn generative_allowed(&self) -> Result<(), Withdrawn> {
         match (self.plan_generates, self.llm_consent) {
             (Some(true), Some(true)) => Ok(()),
-            (Some(true), _) => Err("consent_withdrawn"),
-            _ => Err("feature_not_in_plan"),
+            (Some(true), _) => Err(Withdrawn::Consent),
+            _ => Err(Withdrawn::Feature),
+        }
+    }
+}
+
+/// What no longer allows a queued generative question to reach a language model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// The tenant withdrew its consent to `external_llm_processing`.
+    Consent,
+    /// The plan no longer includes `generative_answers`.
+    Feature,
+}
+
+impl Withdrawn {
+    /// The fallback code the answer carries.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Consent => "consent_withdrawn",
+            Self::Feature => "feature_not_in_plan",
+        }
+    }
+
+    /// Why, in a sentence's words.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Consent => {
+                "the consent to external_llm_processing was withdrawn after the question was asked"
+            }
+            Self::Feature => "the plan no longer includes generative answers",
         }
     }
 }
@@ -183,7 +207,7 @@ pub async fn finish(tx: &mut TenantTx, id: QueryId, f: &Finished) -> Result<Opti
     .bind(DONE_CHANNEL)
     .bind(f.retrieved.iter().map(|r| r.0).collect::<Vec<_>>())
     .bind(f.retrieved.iter().map(|r| r.1).collect::<Vec<_>>())
-    .bind(f.mode.as_str())
+    .bind(f.mode)
     .bind(f.fallback_code)
     .bind(&f.notices)
     .bind(f.llm_tokens_in)

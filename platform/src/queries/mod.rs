@@ -34,10 +34,11 @@ impl AnswerMode {
     }
 
     /// From the stored name.
-    pub fn parse(s: &str) -> Self {
+    pub fn from_stored(s: &str) -> Option<Self> {
         match s {
-            "generative" => Self::Generative,
-            _ => Self::Extractive,
+            "extractive" => Some(Self::Extractive),
+            "generative" => Some(Self::Generative),
+            _ => None,
         }
     }
 }
@@ -67,14 +68,49 @@ impl ResultMode {
     }
 
     /// From the stored name.
-    pub fn parse(s: &str) -> Self {
+    pub fn from_stored(s: &str) -> Option<Self> {
         match s {
-            "generative" => Self::Generative,
-            "extractive_fallback" => Self::ExtractiveFallback,
-            _ => Self::Extractive,
+            "extractive" => Some(Self::Extractive),
+            "generative" => Some(Self::Generative),
+            "extractive_fallback" => Some(Self::ExtractiveFallback),
+            _ => None,
         }
     }
 }
+
+/// Columns of these enums are `text` (with a CHECK of the names): read and bound as their
+/// stored names, so rows and parameters carry the enum, never a string.
+macro_rules! stored_as_text {
+    ($($t:ty),*) => {$(
+        impl sqlx::Type<sqlx::Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $t {
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                <$t>::from_stored(s).ok_or_else(|| format!("unknown {} {s:?}", stringify!($t)).into())
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+    )*};
+}
+
+stored_as_text!(AnswerMode, ResultMode);
 
 /// One citation as stored and returned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,19 +151,11 @@ pub struct Query {
     /// The mode asked for: the request's, else the tenant's default when the plan, the
     /// consent and the deployment allow it, else `extractive` (stored as `mode`).
     #[serde(rename = "requested_mode")]
-    #[sqlx(skip)]
     pub mode: AnswerMode,
     /// What produced the answer (stored as `answer_mode`; `None` until it is answered, and
     /// for a failed question).
     #[serde(rename = "mode")]
-    #[sqlx(skip)]
     pub answer_mode: Option<ResultMode>,
-    #[serde(skip)]
-    #[sqlx(rename = "mode")]
-    mode_stored: String,
-    #[serde(skip)]
-    #[sqlx(rename = "answer_mode")]
-    answer_mode_stored: Option<String>,
     /// Why a generative question was answered extractively (`generator_unreachable`, …).
     pub fallback_code: Option<String>,
     /// Sentences about how the answer was made (each starts with its code).
@@ -176,8 +204,6 @@ pub struct Usage {
 
 impl Query {
     fn finish_usage(mut self) -> Self {
-        self.mode = AnswerMode::parse(&self.mode_stored);
-        self.answer_mode = self.answer_mode_stored.as_deref().map(ResultMode::parse);
         if let (Some(i), Some(o)) = (self.tokens_in, self.tokens_out) {
             self.usage = Some(Usage {
                 tokens_in: i,
@@ -246,7 +272,7 @@ pub async fn insert(tx: &mut TenantTx, q: &NewQuery<'_>) -> Result<(), DbError> 
     .bind(q.clamped)
     .bind(&flags)
     .bind(q.request_id)
-    .bind(q.mode.as_str())
+    .bind(q.mode)
     .bind(q.notices)
     .execute(tx.conn())
     .await?;

@@ -33,8 +33,9 @@ fn ends_sentence(text: &str, dot: usize) -> bool {
     !ABBREVIATIONS.contains(&word.trim_end_matches('.'))
 }
 
-/// Sentence spans of `text`, in order, trimmed of surrounding whitespace.
-pub fn split(text: &str) -> Vec<Range<usize>> {
+/// Where sentences end, untrimmed: a `.`, `?` or `!` before whitespace (not after an
+/// abbreviation or an enumeration), or a blank line.
+fn ends(text: &str) -> Vec<Range<usize>> {
     let mut raw = Vec::new();
     let mut start = 0;
     let bytes = text.as_bytes();
@@ -55,6 +56,19 @@ pub fn split(text: &str) -> Vec<Range<usize>> {
         }
     }
     raw.push(start..text.len());
+    raw
+}
+
+/// Every sentence of `text` as written, trimmed: short ones (a heading, "Venue lies in
+/// Newark.") stay on their own and long ones are not cut. For matching a sentence someone
+/// wrote against the one a passage holds.
+pub fn as_written(text: &str) -> Vec<Range<usize>> {
+    ends(text).into_iter().filter_map(|r| trim(text, r)).collect()
+}
+
+/// Sentence spans of `text`, in order, trimmed of surrounding whitespace.
+pub fn split(text: &str) -> Vec<Range<usize>> {
+    let raw = ends(text);
     let mut out: Vec<Range<usize>> = Vec::new();
     // A short span (a heading, "1. Term.") joins the span after it.
     let mut pending: Option<Range<usize>> = None;

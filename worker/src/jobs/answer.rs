@@ -156,7 +156,7 @@ async fn run(ctx: &Ctx, job: &AnswerJob, attempt_deadline: tokio::time::Instant)
         }
     }
     let extractive = selecting.answer(&q.question, &passages);
-    let generation = match q.answer_mode() {
+    let generation = match q.mode {
         AnswerMode::Extractive => None,
         AnswerMode::Generative => {
             let req = crate::generate::Request {

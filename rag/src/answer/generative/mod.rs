@@ -12,8 +12,10 @@
 
 pub mod grounding;
 pub mod prompt;
+mod reading;
 
 pub use grounding::{Grounded, GroundingReport, ground};
+pub use reading::complete_sentences;
 
 /// What the model is told to write when the passages do not answer the question.
 pub const DECLINE: &str = "NOT_IN_DOCUMENTS";
