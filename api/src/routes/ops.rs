@@ -16,7 +16,7 @@ use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::identity::jwt::Audience;
 use docket_platform::identity::operators;
 use docket_platform::identity::users::Email;
-use docket_platform::ids::TenantId;
+use docket_platform::ids::{OperatorId, TenantId};
 use docket_platform::tenants;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,11 +42,24 @@ async fn login(
     ctx: RequestCtx,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    crate::auth::preauth::admit(&state, &ctx, "ops.login").await?;
-    let email =
-        Email::parse(&body.email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
-    // Operators are throttled like users: the same failures and lockout, per account (in
-    // Redis: operators have no tenant to keep a throttle row in).
+    let id = authenticate(&state, &ctx, &body.email, body.password).await?;
+    Ok(Json(
+        tokens::issue(&state, Audience::Operator, id.0, None, None).await?,
+    ))
+}
+
+/// Checks an operator's email and password, with the same per-account throttle and lockout
+/// as users (in Redis: operators have no tenant to keep a throttle row in), and audits the
+/// sign-in (`ops.login`) or the refusal. The JSON login and the panel's sign-in both call
+/// this; they differ only in what they hand out (a token, a session).
+pub async fn authenticate(
+    state: &AppState,
+    ctx: &RequestCtx,
+    email: &str,
+    password: String,
+) -> Result<OperatorId, ApiError> {
+    crate::auth::preauth::admit(state, ctx, "ops.login").await?;
+    let email = Email::parse(email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     let auth = &state.config.auth;
     let account = docket_platform::ratelimit::account_key("ops-login", email.as_str());
     let lockout = auth.login_lockout.as_secs();
@@ -59,15 +72,14 @@ async fn login(
         .action("ops.login")
         .retry_after(wait);
         let window = format!("login-throttled:{account}");
-        return Err(refusal.record_once(&state, &ctx, &window, wait).await);
+        return Err(refusal.record_once(state, ctx, &window, wait).await);
     }
     let found = operators::find_for_login(&state.control, &email).await?;
     let (id, hash, active) = match &found {
         Some((id, h, a)) => (Some(*id), Some(h.clone()), *a),
         None => (None, None, false),
     };
-    let pw = body.password;
-    let ok = docket_platform::identity::password::verify_bounded(pw, hash).await;
+    let ok = docket_platform::identity::password::verify_bounded(password, hash).await;
     let actor = id.map(Actor::Operator).unwrap_or(Actor::Anonymous);
     let (Some(id), true, true) = (id, ok, active) else {
         let locked = docket_platform::ratelimit::count_failure(
@@ -91,11 +103,7 @@ async fn login(
                 "the email or password is wrong",
             ),
         };
-        return Err(refusal
-            .action("ops.login")
-            .actor(actor)
-            .record(&state, &ctx)
-            .await);
+        return Err(refusal.action("ops.login").actor(actor).record(state, ctx).await);
     };
     state
         .auditor
@@ -105,9 +113,7 @@ async fn login(
         )
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(
-        tokens::issue(&state, Audience::Operator, id.0, None, None).await?,
-    ))
+    Ok(id)
 }
 
 async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
@@ -125,37 +131,58 @@ async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StatusChange {
+struct StatusBody {
     reason: Option<String>,
 }
 
-async fn set_status(
+/// What an operator does to a tenant's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    /// Every request on its behalf is refused with 403 `tenant_suspended`.
+    Suspend,
+    /// Back to active.
+    Resume,
+}
+
+impl StatusChange {
+    fn stored(self) -> &'static str {
+        match self {
+            Self::Suspend => "suspended",
+            Self::Resume => "active",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Self::Suspend => "ops.tenants.suspend",
+            Self::Resume => "ops.tenants.resume",
+        }
+    }
+}
+
+/// Suspends or resumes a tenant (404 unless it is active or suspended), audited on the
+/// tenant's and the platform's chains in the same transaction. `/ops` and the panel both
+/// call this.
+pub async fn change_status(
     state: &AppState,
     op: &OperatorAuth,
-    id: &str,
-    status: &str,
+    id: TenantId,
+    change: StatusChange,
     reason: Option<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = TenantId(parse_id(id, "tenant")?);
+) -> Result<(), ApiError> {
     // The row as the control role; its audit events commit with it.
     let mut tx = state.control.pool().begin().await?;
     let updated = sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status IN ('active', 'suspended')")
         .bind(id)
-        .bind(status)
+        .bind(change.stored())
         .execute(&mut *tx)
         .await?;
     if updated.rows_affected() == 0 {
         return Err(ApiError::not_found("tenant"));
     }
-    let action = format!(
-        "ops.tenants.{}",
-        if status == "suspended" {
-            "suspend"
-        } else {
-            "resume"
-        }
-    );
-    let mut ev = op.event(&action, Outcome::Allowed).target(format!("tenant:{id}"));
+    let mut ev = op
+        .event(change.action(), Outcome::Allowed)
+        .target(format!("tenant:{id}"));
     if let Some(r) = &reason {
         ev = ev.detail("reason", r.clone());
     }
@@ -163,8 +190,19 @@ async fn set_status(
         .auditor
         .commit_operator_change(tx, id, ev)
         .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(json!({"tenant_id": id, "status": status})))
+        .map_err(ApiError::internal)
+}
+
+async fn set_status(
+    state: &AppState,
+    op: &OperatorAuth,
+    id: &str,
+    change: StatusChange,
+    reason: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = TenantId(parse_id(id, "tenant")?);
+    change_status(state, op, id, change, reason).await?;
+    Ok(Json(json!({"tenant_id": id, "status": change.stored()})))
 }
 
 /// The optional `{"reason": …}` body (an empty body is fine).
@@ -172,7 +210,7 @@ fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    crate::json::parse::<StatusChange>(body).map(|c| c.reason)
+    crate::json::parse::<StatusBody>(body).map(|c| c.reason)
 }
 
 async fn suspend(
@@ -181,7 +219,7 @@ async fn suspend(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_status(&state, &op, &id, "suspended", reason(&body)?).await
+    set_status(&state, &op, &id, StatusChange::Suspend, reason(&body)?).await
 }
 
 async fn resume(
@@ -190,5 +228,5 @@ async fn resume(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_status(&state, &op, &id, "active", reason(&body)?).await
+    set_status(&state, &op, &id, StatusChange::Resume, reason(&body)?).await
 }

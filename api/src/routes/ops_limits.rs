@@ -49,20 +49,36 @@ async fn change_plan(
     ApiJson(body): ApiJson<PlanChange>,
 ) -> Result<Json<Value>, ApiError> {
     let id = TenantId(parse_id(&id, "tenant")?);
-    let actor = Actor::Operator(op.operator);
-    let from = plans::change_plan(&state.control, &state.auditor, actor, id, &body.plan)
-        .await
-        .map_err(to_api)?;
+    let from = apply_plan(&state, &op, id, &body.plan).await?;
     Ok(Json(json!({"tenant_id": id, "from": from, "to": body.plan})))
 }
 
-#[derive(Deserialize)]
+/// Moves a tenant to another plan, audited; returns the plan it was on. `/ops` and the
+/// panel call this.
+pub async fn apply_plan(
+    state: &AppState,
+    op: &OperatorAuth,
+    id: TenantId,
+    plan: &str,
+) -> Result<String, ApiError> {
+    let actor = Actor::Operator(op.operator);
+    plans::change_plan(&state.control, &state.auditor, actor, id, plan)
+        .await
+        .map_err(to_api)
+}
+
+/// A rate-limit override: `/ops` takes it as JSON, the panel as a form.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OverrideBody {
-    per_minute: u32,
-    burst: u32,
-    expires_in_secs: u64,
-    reason: String,
+pub struct OverrideBody {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// The override ends after this long.
+    pub expires_in_secs: u64,
+    /// Why (audited).
+    pub reason: String,
 }
 
 async fn set_override(
@@ -72,6 +88,22 @@ async fn set_override(
     ApiJson(body): ApiJson<OverrideBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = TenantId(parse_id(&id, "tenant")?);
+    let (o, expires_at) = apply_override(&state, &op, id, class, body).await?;
+    Ok(Json(json!({
+        "tenant_id": id, "class": o.class, "per_minute": o.per_minute, "burst": o.burst,
+        "expires_at": expires_at,
+    })))
+}
+
+/// Validates and sets a tenant's rate-limit override for one endpoint class, audited.
+/// `/ops` and the panel call this.
+pub async fn apply_override(
+    state: &AppState,
+    op: &OperatorAuth,
+    id: TenantId,
+    class: String,
+    body: OverrideBody,
+) -> Result<(RateOverride, chrono::DateTime<chrono::Utc>), ApiError> {
     let o = RateOverride {
         class,
         per_minute: body.per_minute,
@@ -83,10 +115,7 @@ async fn set_override(
     let expires_at = plans::set_rate_override(&state.control, &state.auditor, actor, id, &o)
         .await
         .map_err(to_api)?;
-    Ok(Json(json!({
-        "tenant_id": id, "class": o.class, "per_minute": o.per_minute, "burst": o.burst,
-        "expires_at": expires_at,
-    })))
+    Ok((o, expires_at))
 }
 
 async fn clear_override(
@@ -95,10 +124,17 @@ async fn clear_override(
     Path((id, class)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id = TenantId(parse_id(&id, "tenant")?);
-    let class = EndpointClass::parse(&class).ok_or_else(|| ApiError::not_found("rate override"))?;
+    clear(&state, &op, id, &class).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends a tenant's override for one class (404 when there is none), audited. `/ops` and the
+/// panel call this.
+pub async fn clear(state: &AppState, op: &OperatorAuth, id: TenantId, class: &str) -> Result<(), ApiError> {
+    let class = EndpointClass::parse(class).ok_or_else(|| ApiError::not_found("rate override"))?;
     let actor = Actor::Operator(op.operator);
     match plans::clear_rate_override(&state.control, &state.auditor, actor, id, class).await {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::not_found("rate override")),
         Err(e) => Err(to_api(e)),
     }

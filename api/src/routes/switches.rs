@@ -28,20 +28,35 @@ pub fn router() -> Router<AppState> {
         .route("/ops/switches/{id}", delete(lift))
 }
 
-#[derive(Deserialize)]
+/// A switch to set: `/ops/switches` takes it as JSON, the panel as a form.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SetBody {
-    class: String,
-    tenant_id: Option<uuid::Uuid>,
-    reason: String,
-    expires_in_secs: Option<u64>,
+pub struct SwitchRequest {
+    /// Endpoint class: `query`, `upload`, `read` or `admin`.
+    pub class: String,
+    /// One tenant, or every tenant when absent.
+    pub tenant_id: Option<uuid::Uuid>,
+    /// Shown to refused callers (1–500 printable characters).
+    pub reason: String,
+    /// Lifts itself after this long (1 s to a year); stays until lifted when absent.
+    pub expires_in_secs: Option<u64>,
 }
 
 async fn set(
     State(state): State<AppState>,
     op: OperatorAuth,
-    ApiJson(body): ApiJson<SetBody>,
+    ApiJson(body): ApiJson<SwitchRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let sw = set_switch(&state, &op, body).await?;
+    Ok((StatusCode::CREATED, Json(json!(sw))))
+}
+
+/// Validates and sets a switch, audited (`ops.switches.set`). `/ops` and the panel call this.
+pub async fn set_switch(
+    state: &AppState,
+    op: &OperatorAuth,
+    body: SwitchRequest,
+) -> Result<switches::Switch, ApiError> {
     let class = EndpointClass::parse(&body.class).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_class",
@@ -86,7 +101,7 @@ async fn set(
             .detail("class", class.as_str())
             .detail("tenant", tenant.map(|t| t.to_string()))
     };
-    let sw = switches::set(
+    switches::set(
         &state.control,
         &state.auditor,
         class,
@@ -97,8 +112,7 @@ async fn set(
         record,
     )
     .await
-    .map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, Json(json!(sw))))
+    .map_err(ApiError::internal)
 }
 
 async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
@@ -119,7 +133,12 @@ async fn lift(
     op: OperatorAuth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id, "switch")?;
+    lift_switch(&state, &op, parse_id(&id, "switch")?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lifts a switch in force (404 otherwise), audited (`ops.switches.lift`).
+pub async fn lift_switch(state: &AppState, op: &OperatorAuth, id: uuid::Uuid) -> Result<(), ApiError> {
     let ev = op
         .event("ops.switches.lift", Outcome::Allowed)
         .target(format!("switch:{id}"));
@@ -129,5 +148,5 @@ async fn lift(
     {
         return Err(ApiError::not_found("switch"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -31,6 +31,8 @@ mod import_load;
 mod import_ops;
 mod imports;
 mod memberships;
+mod panel;
+mod panel_forms;
 mod parse_limits;
 mod plans;
 mod preauth;
