@@ -38,7 +38,7 @@ pub struct TenantRow {
     pub isolation_tier: String,
     /// `active`, `suspended`, `deleting` or `deleted`.
     pub status: String,
-    /// Documents stored (not being deleted).
+    /// Documents kept (queued, processing or ready: what the plan's document limit counts).
     pub documents: i64,
     /// Tokens counted against the quota this calendar month (UTC).
     pub tokens_this_month: i64,
@@ -54,7 +54,8 @@ pub struct TenantRow {
 pub async fn tenants(control: &ControlDb, f: &TenantFilter) -> Result<Vec<TenantRow>, DbError> {
     Ok(sqlx::query_as(
         "SELECT t.id, t.slug, t.name, t.plan_id, t.isolation_tier, t.status,
-           (SELECT count(*) FROM documents d WHERE d.tenant_id = t.id AND d.status <> 'deleting') AS documents,
+           (SELECT count(*) FROM documents d WHERE d.tenant_id = t.id
+              AND d.status IN ('queued', 'processing', 'ready')) AS documents,
            COALESCE((SELECT sum(u.quantity) FROM usage_monthly u WHERE u.tenant_id = t.id
                       AND u.month = date_trunc('month', now() AT TIME ZONE 'UTC')::date
                       AND u.kind = ANY($5)), 0)::bigint AS tokens_this_month,
@@ -102,34 +103,38 @@ pub struct ImportRow {
     pub status: String,
     /// Entries found.
     pub total: i32,
+    /// Entries the unpack step has handled.
+    pub unpacked: i32,
     /// Documents ready.
     pub ready: i64,
     /// Documents and entries that failed.
     pub failed: i64,
-    /// Documents in the pipeline.
+    /// Documents waiting or in the pipeline.
     pub processing: i64,
     /// Started.
     pub started_at: DateTime<Utc>,
 }
 
 impl ImportRow {
-    /// Finished entries (ready or failed) out of `total`, as a whole percentage.
+    /// Entries done with (unpacked and not waiting or in the pipeline: ready, failed,
+    /// duplicate, cancelled or deleted since) out of `total`, as a whole percentage.
     pub fn percent(&self) -> i64 {
         if self.total <= 0 {
             return 0;
         }
-        ((self.ready + self.failed) * 100 / i64::from(self.total)).min(100)
+        let done = (i64::from(self.unpacked) - self.processing).max(0);
+        (done * 100 / i64::from(self.total)).min(100)
     }
 }
 
 /// Imports in progress, oldest first.
 pub async fn imports_in_progress(control: &ControlDb) -> Result<Vec<ImportRow>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT i.id, t.slug, i.source, i.status, i.total,
+        "SELECT i.id, t.slug, i.source, i.status, i.total, i.unpacked,
            count(d.id) FILTER (WHERE d.status = 'ready') AS ready,
            count(d.id) FILTER (WHERE d.status = 'failed')
              + (SELECT count(*) FROM import_failures f WHERE f.import_id = i.id) AS failed,
-           count(d.id) FILTER (WHERE d.status = 'processing') AS processing,
+           count(d.id) FILTER (WHERE d.status IN ('queued', 'processing')) AS processing,
            i.started_at
          FROM imports i JOIN tenants t ON t.id = i.tenant_id
          LEFT JOIN documents d ON d.import_id = i.id
@@ -162,8 +167,9 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Jobs that failed in the last week and jobs running far past their stage's norm (the
-/// same rule as `/metrics`' stalled gauge), newest first.
+/// Jobs that failed in the last week, and pipeline jobs (parse, chunk, embed, index)
+/// running far past their stage's norm (the rule of `/metrics`' stalled gauge), newest
+/// first.
 pub async fn troubled_jobs(control: &ControlDb) -> Result<Vec<JobRow>, DbError> {
     use crate::imports::progress::{STALL_FACTOR, STALL_FLOOR_SECS};
     Ok(sqlx::query_as(
@@ -174,7 +180,8 @@ pub async fn troubled_jobs(control: &ControlDb) -> Result<Vec<JobRow>, DbError> 
          SELECT j.id, t.slug, j.kind, j.status, j.attempts, j.error_code, j.error_message, j.updated_at
          FROM jobs j JOIN tenants t ON t.id = j.tenant_id LEFT JOIN norms n ON n.kind = j.kind
          WHERE (j.status = 'failed' AND j.updated_at > now() - interval '7 days')
-            OR (j.status = 'running' AND j.updated_at < now() - make_interval(secs => COALESCE(n.secs, $1)))
+            OR (j.status = 'running' AND j.kind IN ('parse', 'chunk', 'embed', 'index')
+                AND j.updated_at < now() - make_interval(secs => COALESCE(n.secs, $1)))
          ORDER BY j.updated_at DESC LIMIT $3",
     )
     .bind(STALL_FLOOR_SECS)
@@ -215,7 +222,7 @@ pub async fn billing_runs(control: &ControlDb) -> Result<Vec<BillingRunRow>, DbE
     .await?)
 }
 
-/// Invoices of one month, counted by status.
+/// Invoices of one month (void ones left out), counted by status.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InvoicePeriodRow {
     /// The month.
@@ -244,7 +251,7 @@ pub async fn invoice_periods(control: &ControlDb) -> Result<Vec<InvoicePeriodRow
            count(*) FILTER (WHERE stripe_status <> 'pushed') AS not_pushed,
            sum(total_cents)::bigint AS total_cents,
            string_agg(DISTINCT currency, ', ') AS currencies
-         FROM invoices GROUP BY period ORDER BY period DESC LIMIT 24",
+         FROM invoices WHERE status <> 'void' GROUP BY period ORDER BY period DESC LIMIT 24",
     )
     .fetch_all(control.pool())
     .await?)

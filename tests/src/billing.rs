@@ -11,43 +11,67 @@ use docket_platform::jobs::JobQueue;
 use docket_platform::redis_conn::Redis;
 use std::time::{Duration, Instant};
 
+/// A tenant and the plan and status history it is to have lived:
+/// `(tenant, [(RFC 3339 instant, plan)], [(RFC 3339 instant, status)])`.
+pub type TenantHistory<'a> = (TenantId, &'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)]);
+
 impl TestApp {
     /// Replaces `tenant`'s plan and status history with `plans` and `statuses`
     /// (`(RFC 3339 instant, value)`), as if it had lived them.
     pub async fn set_history(&self, tenant: TenantId, plans: &[(&str, &str)], statuses: &[(&str, &str)]) {
+        self.set_histories(&[(tenant, plans, statuses)]).await;
+    }
+
+    /// [`Self::set_history`] for several tenants in one transaction: a billing run that
+    /// looks meanwhile sees all of them changed or none (a run between two tenants' changes
+    /// would bill one and leave the other to the next run, ten minutes later).
+    pub async fn set_histories(&self, tenants: &[TenantHistory<'_>]) {
         let su = self.pool_as("docket_test_super").await;
-        for table in ["plan_history", "status_history"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE tenant_id = $1"
-            )))
-            .bind(tenant)
-            .execute(&su)
-            .await
-            .expect("clear history");
+        let mut tx = su.begin().await.expect("begin");
+        for (tenant, plans, statuses) in tenants {
+            for table in ["plan_history", "status_history"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE tenant_id = $1"
+                )))
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await
+                .expect("clear history");
+            }
+            for (at, plan) in plans.iter() {
+                sqlx::query(
+                    "INSERT INTO plan_history (tenant_id, plan_id, from_ts) VALUES ($1, $2, $3::timestamptz)",
+                )
+                .bind(tenant)
+                .bind(plan)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .expect("plan history");
+            }
+            for (at, status) in statuses.iter() {
+                sqlx::query(
+                    "INSERT INTO status_history (tenant_id, status, from_ts) VALUES ($1, $2, $3::timestamptz)",
+                )
+                .bind(tenant)
+                .bind(status)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .expect("status history");
+            }
         }
-        for (at, plan) in plans {
-            sqlx::query(
-                "INSERT INTO plan_history (tenant_id, plan_id, from_ts) VALUES ($1, $2, $3::timestamptz)",
-            )
-            .bind(tenant)
-            .bind(plan)
-            .bind(at)
-            .execute(&su)
-            .await
-            .expect("plan history");
-        }
-        for (at, status) in statuses {
-            sqlx::query(
-                "INSERT INTO status_history (tenant_id, status, from_ts) VALUES ($1, $2, $3::timestamptz)",
-            )
-            .bind(tenant)
-            .bind(status)
-            .bind(at)
-            .execute(&su)
-            .await
-            .expect("status history");
-        }
+        tx.commit().await.expect("commit");
         su.close().await;
+    }
+
+    /// Several tenants on `plan`, active since long before any billed month, in one
+    /// transaction (see [`Self::set_histories`]).
+    pub async fn active_since_before_all(&self, tenants: &[TenantId], plan: &str) {
+        let plans = [("2020-01-01T00:00:00Z", plan)];
+        let statuses = [("2020-01-01T00:00:00Z", "active")];
+        let all: Vec<_> = tenants.iter().map(|t| (*t, &plans[..], &statuses[..])).collect();
+        self.set_histories(&all).await;
     }
 
     /// A tenant on `plan` and active since long before `month`.

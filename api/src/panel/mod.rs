@@ -128,9 +128,55 @@ pub fn render(t: &impl Template) -> Response {
     }
 }
 
+/// A form the panel reads: a missing or malformed field is the panel's 400 `invalid_form`
+/// page (415 for a body that is not a form), not axum's plain-text rejection.
+#[derive(Debug)]
+pub struct PanelForm<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for PanelForm<T> {
+    type Rejection = PanelError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, PanelError> {
+        match axum::extract::Form::<T>::from_request(req, state).await {
+            Ok(axum::extract::Form(v)) => Ok(Self(v)),
+            Err(e) if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(PanelError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the form as application/x-www-form-urlencoded",
+            )),
+            Err(e) => Err(PanelError::invalid(
+                "invalid_form",
+                format!("the form is incomplete or malformed: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+/// A page's query string, refused like [`PanelForm`] (400 `invalid_query`).
+#[derive(Debug)]
+pub struct PanelQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for PanelQuery<T> {
+    type Rejection = PanelError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, PanelError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Self(v)),
+            Err(e) => Err(PanelError::invalid(
+                "invalid_query",
+                format!("the page's query string is malformed: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
 /// A refusal or failure shown as a page: the same status, code and sentence as the API's.
 #[derive(Debug)]
-pub struct PanelError(pub ApiError);
+pub struct PanelError(
+    /// The status, code and sentence.
+    pub ApiError,
+);
 
 impl PanelError {
     /// An error with a status, code and message.

@@ -2,11 +2,11 @@
 //! chain with its verification, and exports and deletions.
 
 use super::session::PanelAuth;
-use super::{Frame, PanelError, audit_view, non_empty, render, thousands, when};
+use super::{Frame, PanelError, PanelQuery, non_empty, render, thousands, when};
 use crate::state::AppState;
 use askama::Template;
 use axum::Router;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use axum::routing::get;
 use docket_platform::audit::verify;
@@ -119,7 +119,10 @@ async fn billing(
             margin: money(p.margin_cents, &p.currency),
         })
         .collect();
-    audit_view(&state, &auth, "billing").await?;
+    // The `/ops` billing reads' own events.
+    super::audit(&state, &auth, "ops.billing.runs", "billing").await?;
+    super::audit(&state, &auth, "ops.invoices.list", "billing").await?;
+    crate::routes::invoices::audit_read(&state, &auth.op, "ops.billing.margins", month).await?;
     Ok(render(&BillingPage {
         frame: Frame::new(&auth, "billing"),
         runs,
@@ -163,7 +166,7 @@ struct AuditPage {
 async fn audit(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
-    Query(f): Query<AuditFilter>,
+    PanelQuery(f): PanelQuery<AuditFilter>,
 ) -> Result<Response, PanelError> {
     let slug = non_empty(f.tenant).unwrap_or_default();
     let action = non_empty(f.action).unwrap_or_default();
@@ -210,7 +213,32 @@ async fn audit(
                 .unwrap_or_default(),
         })
         .collect();
-    audit_view(&state, &auth, "audit").await?;
+    // Reading a tenant's chain is recorded on that chain (as `/ops` reads of a tenant's usage
+    // are), reading the platform's on the platform's.
+    let ev = auth
+        .op
+        .event("ops.audit.read", docket_platform::audit::Outcome::Allowed)
+        .detail("action_prefix", action.clone());
+    match &tenant {
+        Some(t) => {
+            let tx = state.control.pool().begin().await.map_err(PanelError::internal)?;
+            let mut tx = docket_platform::db::ControlDb::scope_to_tenant(tx, t.id).await?;
+            let ev = ev.target(format!("tenant:{}", t.id));
+            state
+                .auditor
+                .operator_change(&mut tx, ev)
+                .await
+                .map_err(PanelError::internal)?;
+            tx.commit().await.map_err(PanelError::internal)?;
+        }
+        None => {
+            state
+                .auditor
+                .platform(state.control.pool(), ev.target("platform"))
+                .await
+                .map_err(PanelError::internal)?;
+        }
+    }
     Ok(render(&AuditPage {
         frame: Frame::new(&auth, "audit"),
         chain: tenant
@@ -263,7 +291,9 @@ async fn requests(
             finished: r.finished_at.as_ref().map(when).unwrap_or_default(),
         })
         .collect();
-    audit_view(&state, &auth, "requests").await?;
+    // The `/ops` list reads' own events.
+    super::audit(&state, &auth, "ops.exports.list", "requests").await?;
+    super::audit(&state, &auth, "ops.deletions.list", "requests").await?;
     Ok(render(&RequestsPage {
         frame: Frame::new(&auth, "requests"),
         rows,

@@ -66,8 +66,10 @@ pub fn cookie_token(parts: &Parts) -> Option<String> {
 }
 
 /// Whether a state-changing request comes from the panel's own pages: `Sec-Fetch-Site`
-/// (when sent) says same-origin, and `Origin` (when sent) names this very host.
-pub fn same_origin(parts: &Parts) -> bool {
+/// (when sent) says same-origin, and `Origin` (when sent) is the panel's configured public
+/// origin (`DOCKET_PANEL_ORIGIN`, exactly), or without one names the request's own host
+/// (`Host`, or the URI's authority under HTTP/2).
+pub fn same_origin(parts: &Parts, configured: Option<&str>) -> bool {
     if let Some(site) = parts.headers.get("sec-fetch-site")
         && site.as_bytes() != b"same-origin"
     {
@@ -76,12 +78,29 @@ pub fn same_origin(parts: &Parts) -> bool {
     let Some(origin) = parts.headers.get(header::ORIGIN) else {
         return true;
     };
-    let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if let Some(expected) = configured {
+        return origin.eq_ignore_ascii_case(expected);
+    }
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
     let authority = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")));
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
     matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
+/// Whether the request is htmx's own background fetch (the imports table's refresh).
+fn background(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get("hx-request")
+        .is_some_and(|v| v.as_bytes() == b"true")
 }
 
 /// The `csrf` field of a URL-encoded form.
@@ -89,6 +108,13 @@ fn form_token(body: &[u8]) -> Option<String> {
     url::form_urlencoded::parse(body)
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.into_owned())
+}
+
+/// Whether a form field holds text Docket refuses everywhere (the edge's rule for paths and
+/// query strings, and `ApiJson`'s for JSON bodies).
+fn form_has_forbidden_char(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body)
+        .any(|(k, v)| crate::edge::has_forbidden_char(&k) || crate::edge::has_forbidden_char(&v))
 }
 
 /// Records a refused panel request on the platform chain.
@@ -99,19 +125,35 @@ async fn audit_refusal(state: &AppState, ctx: &RequestCtx, actor: Actor, code: &
     }
 }
 
-/// A page for someone not signed in: reads go to the sign-in page, anything else is 401.
-fn signed_out(method: &Method) -> Response {
-    if method == Method::GET || method == Method::HEAD {
-        let mut r = Redirect::to("/ops/panel/login").into_response();
+/// A page for someone not signed in: reads go to the sign-in page, anything else is 401
+/// (htmx's refreshes too, told to load the sign-in page instead of swapping it into a
+/// table). A cookie that was sent and matched no live session is removed; none is removed
+/// when none was sent (a cross-site link arrives without it under SameSite=Strict).
+fn signed_out(parts: &Parts, sent_cookie: bool) -> Response {
+    let mut r = if background(parts) {
+        let mut r = PanelError::new(
+            StatusCode::UNAUTHORIZED,
+            "session_required",
+            "your panel session has ended; sign in again",
+        )
+        .into_response();
+        r.headers_mut()
+            .insert("hx-redirect", HeaderValue::from_static("/ops/panel/login"));
+        r
+    } else if parts.method == Method::GET || parts.method == Method::HEAD {
+        Redirect::to("/ops/panel/login").into_response()
+    } else {
+        PanelError::new(
+            StatusCode::UNAUTHORIZED,
+            "session_required",
+            "your panel session has ended; sign in again",
+        )
+        .into_response()
+    };
+    if sent_cookie {
         r.headers_mut().insert(header::SET_COOKIE, cleared_cookie());
-        return r;
     }
-    PanelError::new(
-        StatusCode::UNAUTHORIZED,
-        "session_required",
-        "your panel session has ended; sign in again",
-    )
-    .into_response()
+    r
 }
 
 /// The panel's gate: a live session for every page, and same-origin plus the CSRF token for
@@ -119,20 +161,21 @@ fn signed_out(method: &Method) -> Response {
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let ctx = RequestCtx::from_parts(&parts);
-    let session = match cookie_token(&parts) {
+    let token = cookie_token(&parts);
+    let session = match &token {
         None => None,
-        Some(t) => match operator_sessions::find(&state.control, &t).await {
+        Some(t) => match operator_sessions::find(&state.control, t, !background(&parts)).await {
             Ok(s) => s,
             Err(e) => return PanelError::internal(e).into_response(),
         },
     };
     let Some(session) = session else {
-        return signed_out(&parts.method);
+        return signed_out(&parts, token.is_some());
     };
     let actor = Actor::Operator(session.operator);
     let mut body = body;
     if !matches!(parts.method, Method::GET | Method::HEAD) {
-        if !same_origin(&parts) {
+        if !same_origin(&parts, state.config.panel_origin.as_deref()) {
             audit_refusal(&state, &ctx, actor, "cross_site_request").await;
             return PanelError::new(
                 StatusCode::FORBIDDEN,
@@ -152,6 +195,9 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
                 .into_response();
             }
         };
+        if form_has_forbidden_char(&bytes) {
+            return PanelError(crate::edge::invalid_text("form")).into_response();
+        }
         let sent = form_token(&bytes).unwrap_or_default();
         if !constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
             audit_refusal(&state, &ctx, actor, "csrf_token_invalid").await;
@@ -190,27 +236,58 @@ mod tests {
     #[test]
     fn only_the_panels_own_origin_may_change_state() {
         let host = ("host", "ops.docket.example:8443");
-        assert!(same_origin(&parts(&[
+        let same = |h: &[(&str, &str)]| same_origin(&parts(h), None);
+        assert!(same(&[
             host,
             ("origin", "https://ops.docket.example:8443"),
             ("sec-fetch-site", "same-origin")
-        ])));
+        ]));
         assert!(
-            same_origin(&parts(&[host])),
+            same(&[host]),
             "a client that sends neither header relies on the token"
         );
-        assert!(!same_origin(&parts(&[host, ("origin", "https://evil.example")])));
+        assert!(!same(&[host, ("origin", "https://evil.example")]));
         assert!(
-            !same_origin(&parts(&[host, ("origin", "https://ops.docket.example:9999")])),
+            !same(&[host, ("origin", "https://ops.docket.example:9999")]),
             "another port is another origin"
         );
-        assert!(!same_origin(&parts(&[host, ("origin", "null")])));
-        assert!(!same_origin(&parts(&[host, ("sec-fetch-site", "same-site")])));
-        assert!(!same_origin(&parts(&[host, ("sec-fetch-site", "cross-site")])));
+        assert!(!same(&[host, ("origin", "null")]));
+        assert!(!same(&[host, ("sec-fetch-site", "same-site")]));
+        assert!(!same(&[host, ("sec-fetch-site", "cross-site")]));
         assert!(
-            !same_origin(&parts(&[("origin", "https://ops.docket.example:8443")])),
+            !same(&[("origin", "https://ops.docket.example:8443")]),
             "no Host to compare with"
         );
+    }
+
+    #[test]
+    fn a_configured_origin_is_compared_whole_whatever_the_proxy_sent_as_host() {
+        let public = Some("https://ops.docket.example");
+        let behind_proxy = ("host", "10.0.0.7:8080");
+        assert!(same_origin(
+            &parts(&[behind_proxy, ("origin", "https://ops.docket.example")]),
+            public
+        ));
+        assert!(
+            !same_origin(
+                &parts(&[behind_proxy, ("origin", "http://ops.docket.example")]),
+                public
+            ),
+            "the scheme counts"
+        );
+        assert!(!same_origin(
+            &parts(&[behind_proxy, ("origin", "http://10.0.0.7:8080")]),
+            public
+        ));
+    }
+
+    #[test]
+    fn control_characters_in_a_form_are_found_encoded() {
+        assert!(form_has_forbidden_char(b"plan=a%00b"));
+        assert!(form_has_forbidden_char(b"reason=x%1B%5B31m"));
+        assert!(!form_has_forbidden_char(
+            b"reason=M%C3%BCller+%26+S%C3%B6hne%0Aline+two"
+        ));
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! functions, with their validation and audit events.
 
 use super::session::PanelAuth;
-use super::{Frame, PanelError, audit, non_empty, render, when};
+use super::{Frame, PanelError, PanelForm, PanelQuery, audit, non_empty, render, when};
 use crate::routes::parse_id;
 use crate::routes::switches::{SwitchRequest, lift_switch, set_switch};
 use crate::state::AppState;
 use askama::Template;
 use axum::Router;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use docket_platform::ids::TenantId;
@@ -50,7 +50,7 @@ struct Done {
 async fn page(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
-    Query(d): Query<Done>,
+    PanelQuery(d): PanelQuery<Done>,
 ) -> Result<Response, PanelError> {
     let list = switches::active(&state.db).await?;
     let mut rows = Vec::with_capacity(list.len());
@@ -106,7 +106,7 @@ struct SetForm {
 async fn set(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
-    Form(form): Form<SetForm>,
+    PanelForm(form): PanelForm<SetForm>,
 ) -> Result<Response, PanelError> {
     let tenant_id = match non_empty(form.tenant) {
         None => None,

@@ -3,14 +3,14 @@
 //! rate-limit override), each through the `/ops` API's own function.
 
 use super::session::PanelAuth;
-use super::{Frame, PanelError, audit, non_empty, render, thousands, when};
+use super::{Frame, PanelError, PanelForm, PanelQuery, audit, non_empty, render, thousands, when};
 use crate::routes::ops::{StatusChange, change_status};
 use crate::routes::ops_limits::{self, OverrideBody};
 use crate::routes::parse_id;
 use crate::state::AppState;
 use askama::Template;
 use axum::Router;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use docket_platform::ids::TenantId;
@@ -119,7 +119,7 @@ struct TenantsPage {
 async fn page(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
-    Query(f): Query<Filters>,
+    PanelQuery(f): PanelQuery<Filters>,
 ) -> Result<Response, PanelError> {
     let filter = TenantFilter {
         search: f.q.clone().unwrap_or_default(),
@@ -166,16 +166,10 @@ fn tenant_id(id: &str) -> Result<TenantId, PanelError> {
 }
 
 /// The panel asks for a reason every time (the API leaves it optional): it goes into both
-/// audit chains and into the review of operator actions.
+/// audit chains and into the review of operator actions. What a reason may hold is checked
+/// by the functions the API shares ([`change_status`], the override's own validation).
 fn required_reason(r: Option<String>) -> Result<String, PanelError> {
-    let r = non_empty(r).ok_or_else(|| PanelError::invalid("invalid_reason", "a reason is required"))?;
-    if r.chars().count() > 500 || r.chars().any(char::is_control) {
-        return Err(PanelError::invalid(
-            "invalid_reason",
-            "the reason must be at most 500 printable characters",
-        ));
-    }
-    Ok(r)
+    non_empty(r).ok_or_else(|| PanelError::invalid("invalid_reason", "a reason is required"))
 }
 
 async fn status_change(
@@ -199,7 +193,7 @@ async fn suspend(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
     Path(id): Path<String>,
-    Form(form): Form<ReasonForm>,
+    PanelForm(form): PanelForm<ReasonForm>,
 ) -> Result<Response, PanelError> {
     status_change(&state, &auth, &id, StatusChange::Suspend, form).await
 }
@@ -208,7 +202,7 @@ async fn resume(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
     Path(id): Path<String>,
-    Form(form): Form<ReasonForm>,
+    PanelForm(form): PanelForm<ReasonForm>,
 ) -> Result<Response, PanelError> {
     status_change(&state, &auth, &id, StatusChange::Resume, form).await
 }
@@ -223,7 +217,7 @@ async fn plan(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
     Path(id): Path<String>,
-    Form(form): Form<PlanForm>,
+    PanelForm(form): PanelForm<PlanForm>,
 ) -> Result<Response, PanelError> {
     ops_limits::apply_plan(&state, &auth.op, tenant_id(&id)?, form.plan.trim()).await?;
     Ok(back(&form.slug.unwrap_or_default(), "plan"))
@@ -249,7 +243,7 @@ async fn set_override(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
     Path(id): Path<String>,
-    Form(form): Form<OverrideForm>,
+    PanelForm(form): PanelForm<OverrideForm>,
 ) -> Result<Response, PanelError> {
     let too_big = |f: &str| PanelError::invalid("invalid_limit", format!("{f} is too large"));
     let body = OverrideBody {
@@ -275,7 +269,7 @@ async fn clear_override(
     State(state): State<AppState>,
     Extension(auth): Extension<PanelAuth>,
     Path(id): Path<String>,
-    Form(form): Form<ClearForm>,
+    PanelForm(form): PanelForm<ClearForm>,
 ) -> Result<Response, PanelError> {
     ops_limits::clear(&state, &auth.op, tenant_id(&id)?, &form.class).await?;
     Ok(back(&form.slug.unwrap_or_default(), "override_cleared"))

@@ -110,7 +110,12 @@ struct PeriodQuery {
 }
 
 /// Records an operator's read of a month's billing on the platform chain.
-async fn audit_read(state: &AppState, op: &OperatorAuth, action: &str, month: Month) -> Result<(), ApiError> {
+pub async fn audit_read(
+    state: &AppState,
+    op: &OperatorAuth,
+    action: &str,
+    month: Month,
+) -> Result<(), ApiError> {
     let ev = op
         .event(action, Outcome::Allowed)
         .detail("period", month.to_string());

@@ -160,7 +160,8 @@ impl StatusChange {
     }
 }
 
-/// Suspends or resumes a tenant (404 unless it is active or suspended), audited on the
+/// Suspends or resumes a tenant (404 unless it is active or suspended; 400
+/// `invalid_reason` for an empty, overlong or control-character reason), audited on the
 /// tenant's and the platform's chains in the same transaction. `/ops` and the panel both
 /// call this.
 pub async fn change_status(
@@ -170,6 +171,14 @@ pub async fn change_status(
     change: StatusChange,
     reason: Option<String>,
 ) -> Result<(), ApiError> {
+    if let Some(r) = &reason
+        && (r.trim().is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "a reason must be 1 to 500 printable characters (it goes into both audit chains)",
+        ));
+    }
     // The row as the control role; its audit events commit with it.
     let mut tx = state.control.pool().begin().await?;
     let updated = sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status IN ('active', 'suspended')")

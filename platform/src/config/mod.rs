@@ -203,6 +203,10 @@ pub struct Config {
     pub billing: BillingConfig,
     /// The language model behind generative answers, when one is configured.
     pub llm: Option<LlmConfig>,
+    /// The operator panel's public origin (`https://ops.example.com`), when the API sits
+    /// behind a proxy that rewrites `Host`: state changes must come from exactly this origin.
+    /// Unset: the request's own `Host`.
+    pub panel_origin: Option<String>,
 }
 
 /// Ingestion settings.
@@ -427,6 +431,15 @@ impl Config {
         }
         let billing = r.billing();
         let llm = r.llm();
+        let panel_origin = r
+            .raw("DOCKET_PANEL_ORIGIN")
+            .and_then(|raw| match origin_of(&raw) {
+                Ok(o) => Some(o),
+                Err(reason) => {
+                    r.fail("DOCKET_PANEL_ORIGIN", reason);
+                    None
+                }
+            });
         if !r.errors.is_empty() {
             return Err(ConfigError { errors: r.errors });
         }
@@ -453,6 +466,7 @@ impl Config {
                 ingest,
                 billing,
                 llm,
+                panel_origin,
             }),
             _ => Err(ConfigError {
                 errors: vec![VarError {
@@ -462,6 +476,23 @@ impl Config {
             }),
         }
     }
+}
+
+/// `scheme://host[:port]` of an origin URL (http or https, nothing else in it).
+fn origin_of(raw: &str) -> Result<String, &'static str> {
+    let bad =
+        "expected an origin such as `https://ops.example.com` (scheme, host, optional port; nothing else)";
+    let u = url::Url::parse(raw).map_err(|_| bad)?;
+    let plain =
+        u.username().is_empty() && u.password().is_none() && u.query().is_none() && u.fragment().is_none();
+    if !matches!(u.scheme(), "http" | "https")
+        || !plain
+        || !matches!(u.path(), "" | "/")
+        || u.host().is_none()
+    {
+        return Err(bad);
+    }
+    Ok(u.origin().ascii_serialization())
 }
 
 #[cfg(test)]

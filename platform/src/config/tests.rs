@@ -223,3 +223,20 @@ fn a_language_model_url_is_parsed_not_prefix_matched() {
         assert!(c.llm.is_some());
     }
 }
+
+#[test]
+fn the_panel_origin_is_an_origin_and_nothing_more() {
+    let c = Config::load(&env(&[("DOCKET_PANEL_ORIGIN", "https://Ops.Example.com:8443/")])).expect("valid");
+    assert_eq!(c.panel_origin.as_deref(), Some("https://ops.example.com:8443"));
+    assert_eq!(Config::load(&env(&[])).expect("valid").panel_origin, None);
+    for bad in [
+        "ops.example.com",
+        "ftp://ops.example.com",
+        "https://ops.example.com/panel",
+        "https://u:p@ops.example.com",
+        "https://ops.example.com/?x=1",
+    ] {
+        let err = Config::load(&env(&[("DOCKET_PANEL_ORIGIN", bad)])).expect_err(bad);
+        assert_eq!(err.errors[0].var, "DOCKET_PANEL_ORIGIN", "{bad}");
+    }
+}

@@ -30,6 +30,10 @@ pub struct OperatorSession {
 
 /// Starts a session; returns the cookie token (shown once, stored only as its hash).
 pub async fn start(control: &ControlDb, operator: OperatorId) -> Result<(String, OperatorSession), DbError> {
+    // Housekeeping: sessions long over are of no further use (sign-ins are audited).
+    sqlx::query("DELETE FROM operator_sessions WHERE expires_at < now() - interval '30 days'")
+        .execute(control.pool())
+        .await?;
     let token = random_token(32);
     let csrf = random_token(32);
     let (id, email, expires_at): (Uuid, String, DateTime<Utc>) = sqlx::query_as(
@@ -55,21 +59,36 @@ pub async fn start(control: &ControlDb, operator: OperatorId) -> Result<(String,
     ))
 }
 
-/// The live session of a cookie token, marking it used: `None` when unknown, ended, idle
-/// too long, expired, or its operator is no longer active.
-pub async fn find(control: &ControlDb, token: &str) -> Result<Option<OperatorSession>, DbError> {
+/// The live session of a cookie token: `None` when unknown, ended, idle too long, expired,
+/// or its operator is no longer active (which ends it for good). `touch` marks it used: a
+/// page the operator asked for does, a page's own background refresh does not (an open tab
+/// must not keep a session alive past its idle limit).
+pub async fn find(control: &ControlDb, token: &str, touch: bool) -> Result<Option<OperatorSession>, DbError> {
+    let hash = sha256_hex(token.as_bytes());
     let row: Option<(Uuid, OperatorId, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "UPDATE operator_sessions s SET last_seen_at = now()
+        "UPDATE operator_sessions s SET last_seen_at = CASE WHEN $3 THEN now() ELSE s.last_seen_at END
          FROM operators o
          WHERE s.token_hash = $1 AND s.ended_at IS NULL AND s.expires_at > now()
            AND s.last_seen_at > now() - make_interval(secs => $2)
            AND o.id = s.operator_id AND o.status = 'active'
          RETURNING s.id, s.operator_id, o.email, s.csrf_token, s.expires_at",
     )
-    .bind(sha256_hex(token.as_bytes()))
+    .bind(&hash)
     .bind(IDLE.as_secs_f64())
+    .bind(touch)
     .fetch_optional(control.pool())
     .await?;
+    if row.is_none() {
+        // A disabled operator's session ends, so re-enabling the account does not revive a
+        // cookie that may have been taken meanwhile.
+        sqlx::query(
+            "UPDATE operator_sessions s SET ended_at = now() FROM operators o
+             WHERE s.token_hash = $1 AND s.ended_at IS NULL AND o.id = s.operator_id AND o.status <> 'active'",
+        )
+        .bind(&hash)
+        .execute(control.pool())
+        .await?;
+    }
     Ok(
         row.map(|(id, operator, email, csrf, expires_at)| OperatorSession {
             id,

@@ -33,6 +33,7 @@ mod imports;
 mod memberships;
 mod panel;
 mod panel_forms;
+mod panel_sessions;
 mod parse_limits;
 mod plans;
 mod preauth;

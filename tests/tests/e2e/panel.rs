@@ -93,6 +93,14 @@ async fn operator_panel_scenarios_pass_in_headless_chromium() {
         "ops.tenants.resume",
         "ops.switches.set",
         "ops.switches.lift",
+        "ops.panel.session_start",
+        "ops.billing.runs",
+        "ops.invoices.list",
+        "ops.billing.margins",
+        "ops.exports.list",
+        "ops.deletions.list",
+        "ops.audit.read",
+        "ops.panel.view",
         "ops.logout",
     ] {
         assert!(
@@ -114,7 +122,7 @@ async fn operator_panel_scenarios_pass_in_headless_chromium() {
         )),
         "the suspension and its reason are on the tenant's own chain: {on_tenant:?}"
     );
-    for expected in ["tenant.rate_override", "tenant.plan_change"] {
+    for expected in ["tenant.rate_override", "tenant.plan_change", "ops.audit.read"] {
         assert!(
             on_tenant.iter().any(|(a, _)| a == expected),
             "{expected} missing: {on_tenant:?}"

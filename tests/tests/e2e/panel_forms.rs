@@ -9,7 +9,7 @@ use reqwest::{Client, Response, redirect};
 use uuid::Uuid;
 
 /// What a browser's form submission sends.
-trait FormBody {
+pub(crate) trait FormBody {
     fn form_body(self, pairs: &[(&str, &str)]) -> Self;
 }
 
@@ -24,14 +24,14 @@ impl FormBody for reqwest::RequestBuilder {
 }
 
 /// A browser-like client that does not follow redirects (the tests look at them).
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder()
         .redirect(redirect::Policy::none())
         .build()
         .expect("client")
 }
 
-async fn operator(app: &TestApp) -> String {
+pub(crate) async fn operator(app: &TestApp) -> String {
     let email = format!(
         "forms-{}@docket.example.com",
         &Uuid::new_v4().simple().to_string()[..8]
@@ -42,7 +42,7 @@ async fn operator(app: &TestApp) -> String {
     email
 }
 
-async fn sign_in(app: &TestApp, email: &str, password: &str) -> Response {
+pub(crate) async fn sign_in(app: &TestApp, email: &str, password: &str) -> Response {
     client()
         .post(format!("{}/ops/panel/login", app.address))
         .header(ORIGIN, &app.address)
@@ -53,12 +53,12 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> Response {
 }
 
 /// A signed-in session: the cookie header and the CSRF token from a page.
-struct Session {
-    cookie: String,
-    csrf: String,
+pub(crate) struct Session {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
-async fn session(app: &TestApp, email: &str) -> Session {
+pub(crate) async fn session(app: &TestApp, email: &str) -> Session {
     let r = sign_in(app, email, PASSWORD).await;
     assert_eq!(r.status(), 303);
     let set = r.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
@@ -75,7 +75,7 @@ async fn session(app: &TestApp, email: &str) -> Session {
     Session { cookie, csrf }
 }
 
-async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Response {
+pub(crate) async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Response {
     let mut req = client().get(format!("{}{path}", app.address));
     if let Some(c) = cookie {
         req = req.header(COOKIE, c);
@@ -83,7 +83,7 @@ async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> Response {
     req.send().await.expect("get")
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     path: &str,
     cookie: &str,
@@ -101,7 +101,7 @@ async fn post(
 }
 
 /// Asserts a refusal page: status, and the code shown on it.
-async fn refused(r: Response, status: u16, code: &str) {
+pub(crate) async fn refused(r: Response, status: u16, code: &str) {
     assert_eq!(r.status(), status);
     assert!(
         r.headers()["content-type"]
@@ -390,41 +390,4 @@ async fn every_form_refuses_bad_input_with_a_code_and_changes_nothing() {
             .expect("ascii")
             .contains("done=suspended")
     );
-}
-
-#[tokio::test]
-async fn sessions_end_when_idle_and_when_the_operator_is_disabled() {
-    let app = spawn_app().await;
-    let email = operator(&app).await;
-    let s = session(&app, &email).await;
-    assert_eq!(get(&app, "/ops/panel/jobs", Some(&s.cookie)).await.status(), 200);
-    sqlx::query("UPDATE operator_sessions SET last_seen_at = now() - interval '31 minutes'")
-        .execute(app.control.pool())
-        .await
-        .expect("age");
-    let r = get(&app, "/ops/panel/jobs", Some(&s.cookie)).await;
-    assert_eq!(r.status(), 303, "idle for longer than the limit");
-    assert!(
-        r.headers()[SET_COOKIE]
-            .to_str()
-            .expect("ascii")
-            .contains("Max-Age=0")
-    );
-
-    let s = session(&app, &email).await;
-    sqlx::query("UPDATE operators SET status = 'disabled' WHERE lower(email) = lower($1)")
-        .bind(&email)
-        .execute(app.control.pool())
-        .await
-        .expect("disable");
-    assert_eq!(get(&app, "/ops/panel/jobs", Some(&s.cookie)).await.status(), 303);
-    let r = post(
-        &app,
-        "/ops/panel/logout",
-        &s.cookie,
-        Some(&app.address),
-        &[("csrf", &s.csrf)],
-    )
-    .await;
-    refused(r, 401, "session_required").await;
 }
