@@ -6,6 +6,7 @@ pub mod auth;
 pub mod edge;
 pub mod error;
 pub mod json;
+pub mod openapi;
 pub mod panel;
 pub mod rate;
 pub mod request_id;
@@ -17,10 +18,13 @@ use axum::Router;
 use state::AppState;
 use std::future::Future;
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
-/// The whole application router.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every JSON route, with its OpenAPI operation (a route cannot be added without one).
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::me::router())
@@ -43,6 +47,28 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::policy::router())
         .merge(routes::consents::router())
         .merge(routes::access_reviews::router())
+}
+
+/// The OpenAPI document of [`router`]'s JSON API, as served at `/openapi.json`.
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = api_routes().split_for_parts();
+    openapi::finish(&mut api);
+    api
+}
+
+/// The whole application router: the documented JSON API, its document (`/openapi.json`)
+/// and reference UI (`/docs`), and the operator panel (HTML pages, outside the JSON
+/// contract).
+pub fn router(state: AppState) -> Router {
+    let (documented, mut api) = api_routes().split_for_parts();
+    openapi::finish(&mut api);
+    Router::new()
+        .merge(documented)
+        .merge(
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", api)
+                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        )
         .merge(panel::router(state.clone()))
         .fallback(edge::not_found)
         .method_not_allowed_fallback(edge::method_not_allowed)

@@ -11,11 +11,10 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use docket_platform::access_reviews::decide::{self, Asked, DecideError, Decision};
 use docket_platform::access_reviews::issue::SignedReport;
 use docket_platform::access_reviews::report::Report;
@@ -24,19 +23,20 @@ use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most decisions one request may carry.
 const MAX_DECISIONS: usize = 1_000;
 
 /// `/v1/access-reviews`, `/ops/access-reviews`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/access-reviews", get(list))
-        .route("/v1/access-reviews/{id}", get(one))
-        .route("/v1/access-reviews/{id}/report", get(signed))
-        .route("/v1/access-reviews/{id}/decisions", post(decisions))
-        .route("/v1/access-reviews/{id}/complete", post(complete))
-        .route("/ops/access-reviews", get(ops_overdue))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(signed))
+        .routes(routes!(decisions))
+        .routes(routes!(complete))
+        .routes(routes!(ops_overdue))
 }
 
 fn refused(e: DecideError) -> ApiError {
@@ -53,6 +53,18 @@ fn refused(e: DecideError) -> ApiError {
     ApiError::new(status, e.code(), e.to_string())
 }
 
+/// List the tenant's access reviews
+///
+/// Every quarterly review, newest quarter first: `{"access_reviews": [{id, quarter
+/// (`YYYYQn`), period_start, period_end, status (queued, running, open, completed, failed),
+/// findings, decided, overdue, report_sha256, completed_by, completed_at, issued_at,
+/// error_message, created_at}]}`. Capability `audit.read`.
+#[utoipa::path(
+    get,
+    path = "/v1/access-reviews",
+    tag = "compliance",
+    responses((status = 200, description = "The tenant's access reviews", body = serde_json::Value))
+)]
 async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::AuditRead).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -61,7 +73,28 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
     Ok(Json(json!({ "access_reviews": all })))
 }
 
-/// `{id}` (the review, its report and decisions) or `{id}.pdf`.
+/// Show an access review, or download it as PDF
+///
+/// `{id}`: the review, its report and decisions, `{access_review, report (the issued report,
+/// or null before it is issued), decisions: [{finding_id, decision, reason, decided_by,
+/// decided_at}], addresses: {"user:{id}": email}}` (the current addresses of the users the
+/// report names by id). `{id}.pdf`: the report rendered as PDF from the signed report
+/// (`Content-Disposition: attachment`), audited (`access_review.download`). Capability
+/// `audit.read`.
+#[utoipa::path(
+    get,
+    path = "/v1/access-reviews/{id}",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The review's id; with a `.pdf` suffix, the report as PDF")),
+    responses(
+        (status = 200, description = "The review as JSON, or (for `{id}.pdf`) its report as PDF", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/pdf")
+        )),
+        (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`review_not_issued` (`{id}.pdf` only): the review's report is not issued yet", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -143,7 +176,21 @@ fn not_issued(review: &reviews::Review) -> ApiError {
     )
 }
 
-/// The signed report, byte for byte as issued.
+/// Fetch an access review's signed report
+///
+/// The signed report, byte for byte as issued (JSON `{report, signature}`), to verify offline
+/// against `/.well-known/docket-keys.json`. Capability `audit.read`.
+#[utoipa::path(
+    get,
+    path = "/v1/access-reviews/{id}/report",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The review's id")),
+    responses(
+        (status = 200, description = "The signed report as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`review_not_issued`: the review's report is not issued yet", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn signed(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -163,20 +210,46 @@ async fn signed(
     }
 }
 
-#[derive(Deserialize)]
+/// A decision on one finding.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionItem {
+    /// The finding, as the report names it.
     finding_id: String,
+    /// `keep` or `revoke`.
     decision: String,
+    /// Why: required to keep (1 to 1000 characters), an optional note to revoke.
     reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Decisions on a review's findings.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionsBody {
+    /// 1 to 1000 decisions, applied together or not at all.
     decisions: Vec<DecisionItem>,
 }
 
+/// Decide findings of an access review
+///
+/// Keeps or revokes the access each finding names (a revoke disables the user or revokes
+/// the key at once); every decision is audited (`access_review.keep` /
+/// `access_review.revoke`) and none is changed later. All or nothing: one refused decision
+/// refuses the request. Capability `tenant.manage`. Answers `{"applied": [{finding_id,
+/// decision, effect (`user_disabled`, `key_revoked`, `already_revoked`, or null)}]}`.
+#[utoipa::path(
+    post,
+    path = "/v1/access-reviews/{id}/decisions",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The review's id")),
+    request_body = DecisionsBody,
+    responses(
+        (status = 200, description = "The decisions applied", body = serde_json::Value),
+        (status = 400, description = "`invalid_decisions` (not 1 to 1000 decisions), `invalid_decision` (neither `keep` nor `revoke`), `unknown_finding` (not in this review), `reason_required` (a keep without a reason, or a reason over 1000 characters)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`review_not_open` (not issued yet, or completed), `already_decided` (decisions are not changed), `cannot_modify_self` (revoking your own access), `last_owner` (revoking the last active owner)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn decisions(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -223,6 +296,22 @@ async fn decisions(
     Ok(Json(json!({ "applied": applied })))
 }
 
+/// Complete an access review
+///
+/// Once every finding is decided; audited (`access_review.completed`). Capability
+/// `tenant.manage`. Answers `{"access_review": {id, quarter, status: "completed",
+/// completed_by, completed_at, …}}`.
+#[utoipa::path(
+    post,
+    path = "/v1/access-reviews/{id}/complete",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The review's id")),
+    responses(
+        (status = 200, description = "The completed review", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`review_not_open` (not issued yet, or completed already), `findings_undecided` (decide every finding first)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn complete(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -240,7 +329,17 @@ async fn complete(
     Ok(Json(json!({ "access_review": review })))
 }
 
-/// Open reviews issued more than the due period ago, oldest first.
+/// List overdue access reviews
+///
+/// Open reviews of every tenant issued more than the due period (30 days) ago, oldest
+/// first: `{overdue_after_days, overdue: [{tenant_id, tenant_slug, review_id, quarter,
+/// issued_at, days_open}]}`. Audited (`ops.access_reviews.list`).
+#[utoipa::path(
+    get,
+    path = "/ops/access-reviews",
+    tag = "ops",
+    responses((status = 200, description = "Open reviews past their due date", body = serde_json::Value))
+)]
 async fn ops_overdue(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let rows = reviews::overdue(&state.control).await?;
     state

@@ -5,10 +5,9 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
@@ -16,28 +15,62 @@ use docket_platform::identity::api_keys;
 use docket_platform::ids::ApiKeyId;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/api-keys`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/api-keys", get(list).post(create))
-        .route("/v1/api-keys/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
+/// List the tenant's API keys
+///
+/// Every API key of the caller's tenant, revoked and expired ones included (`keys.manage`):
+/// `{"api_keys": [{id, name, role, created_by, created_at, expires_at, revoked_at,
+/// last_used_at}]}`. The secrets are never shown again.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "auth",
+    responses((status = 200, description = "The keys: `{\"api_keys\": [{id, name, role, created_by, created_at, expires_at, revoked_at, last_used_at}]}`", body = serde_json::Value))
+)]
 async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::KeysManage).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     Ok(Json(json!({"api_keys": api_keys::list(&mut tx).await?})))
 }
 
-#[derive(Deserialize)]
+/// An API key to create.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKey {
+    /// A label: 1 to 100 printable characters.
     name: String,
+    /// The role the key acts with: `owner`, `admin`, `member` or `viewer`; never above the
+    /// caller's own.
     role: String,
+    /// When the key stops working (RFC 3339, in the future); none: it never expires.
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// Create an API key
+///
+/// Creates a key acting with a role no higher than the caller's (`keys.manage`, plan
+/// feature `api_keys`); audited (`api_keys.create`). Answers
+/// `{api_key: {id, name, role, created_by, created_at, expires_at, revoked_at, last_used_at},
+/// key, note}`: `key` is the secret (`dk_…`, sent as a bearer token), shown only this once.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "auth",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key and, once only, its secret: `{api_key, key, note}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_name` (not 1-100 printable characters), `invalid_role`, `invalid_expiry` (not in the future)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`feature_not_in_plan` (the plan has no API keys), `role_not_grantable` (the role is above the caller's own; audited)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -92,6 +125,22 @@ async fn create(
     ))
 }
 
+/// Revoke an API key
+///
+/// Revokes a key at once (`keys.manage`; revoking a revoked key again also answers 204);
+/// nobody revokes a key whose role, or whose creator's role, is above their own. Audited
+/// (`api_keys.revoke`).
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "auth",
+    params(("id" = String, Path, description = "The API key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "`role_not_grantable`: the key's role or its creator's is above the caller's own (audited)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such API key in this tenant", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     auth: TenantAuth,

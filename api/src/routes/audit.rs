@@ -6,31 +6,46 @@
 use crate::auth::{OperatorAuth, TenantAuth};
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use docket_platform::audit::{Outcome, StoredEvent, checkpoint, export as audit_export};
 use docket_platform::authz::Capability;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/audit-events`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/audit-events", get(list))
-        .route("/v1/audit-events/export", get(export))
-        .route("/v1/audit-checkpoints", get(checkpoints))
-        .route("/ops/audit-checkpoints", get(ops_checkpoints))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(export))
+        .routes(routes!(checkpoints))
+        .routes(routes!(ops_checkpoints))
 }
 
+/// Export the tenant's audit chain
+///
 /// The chain from its first row to its head as `audit::export` lays it out, streamed page by
-/// page (NDJSON). The export is audited before the head is read, so the file includes the
-/// record of its own export.
+/// page (NDJSON, `Content-Disposition: attachment; filename="audit-{tenant}.jsonl"`): a first
+/// line with the header `{format, chain, head_seq, head_hash, exported_at}`, then one event
+/// per line `{seq, id, occurred_at, actor_kind, actor_id, action, target, outcome, reason,
+/// request_id, details, prev_hash, hash}` from `seq` 1 to `head_seq`, to verify offline. The
+/// export is audited (`audit.export`) before the head is read, so the file includes the
+/// record of its own export. Capability `audit.read`. If reading stops midway the body is
+/// cut short (the status line has gone out); the file then ends before its header's head.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-events/export",
+    tag = "compliance",
+    responses(
+        (status = 200, description = "The chain as NDJSON: the header line, then every event in order", content_type = "application/x-ndjson", body = String),
+    )
+)]
 async fn export(State(state): State<AppState>, auth: TenantAuth) -> Result<Response, ApiError> {
     auth.require(&state, Capability::AuditRead).await?;
     let tenant = auth.tenant_id();
@@ -95,8 +110,18 @@ async fn export(State(state): State<AppState>, auth: TenantAuth) -> Result<Respo
     Ok(resp)
 }
 
+/// List the tenant's audit checkpoints
+///
 /// The tenant's chain's latest 100 checkpoints, newest first, exactly as stored (signed:
-/// check them offline against `/.well-known/docket-keys.json`).
+/// check them offline against `/.well-known/docket-keys.json`). Capability `audit.read`.
+/// Answers `{chain, checkpoints: [{checkpoint: {format, chain, seq, hash, at}, signature}]}`,
+/// `chain` being the tenant's id.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-checkpoints",
+    tag = "compliance",
+    responses((status = 200, description = "The chain's latest signed checkpoints, newest first", body = serde_json::Value))
+)]
 async fn checkpoints(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::AuditRead).await?;
     let chain = auth.tenant_id().to_string();
@@ -106,7 +131,17 @@ async fn checkpoints(State(state): State<AppState>, auth: TenantAuth) -> Result<
     Ok(Json(json!({ "chain": chain, "checkpoints": list })))
 }
 
-/// Every chain's latest checkpoint (chain, position, head hash, when, where it is stored).
+/// List every chain's latest checkpoint
+///
+/// Every chain's latest checkpoint (chain, position, head hash, when, where it is stored):
+/// `{"checkpoints": [{chain, seq, hash, taken_at, object}]}`, ordered by chain (`platform` or
+/// a tenant's id). Audited (`ops.audit_checkpoints.list`).
+#[utoipa::path(
+    get,
+    path = "/ops/audit-checkpoints",
+    tag = "ops",
+    responses((status = 200, description = "The latest checkpoint of every chain", body = serde_json::Value))
+)]
 async fn ops_checkpoints(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let rows: Vec<(String, i64, String, DateTime<Utc>, String)> = sqlx::query_as(
         "SELECT chain, seq, hash, taken_at, object_key FROM audit_checkpoint_heads ORDER BY chain",
@@ -128,19 +163,41 @@ async fn ops_checkpoints(State(state): State<AppState>, op: OperatorAuth) -> Res
     Ok(Json(json!({ "checkpoints": heads })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Filter {
+    /// Only events of this action (exact match, e.g. `documents.uploaded`).
     action: Option<String>,
     /// `user:{id}` or `api_key:{id}`.
     actor: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
     from: Option<DateTime<Utc>>,
+    /// Only events before this instant (RFC 3339).
     to: Option<DateTime<Utc>>,
     /// Return events with a smaller sequence number (the previous page's `next_cursor`).
     cursor: Option<i64>,
+    /// Events per page, 1 to 200 (default 50).
     limit: Option<i64>,
 }
 
+/// List the tenant's audit events
+///
+/// The caller's tenant's audit trail, newest first, filtered by action, actor and time.
+/// Capability `audit.read`. Answers `{events: [{seq, id, occurred_at, actor_kind, actor_id,
+/// action, target, outcome, reason, request_id, details, prev_hash, hash}], next_cursor}`;
+/// `next_cursor` (a `seq`, or null on the last page) is the `cursor` of the next page.
+/// Actors are stored pseudonymously: `actor` is pseudonymised the same way before matching.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-events",
+    tag = "compliance",
+    params(Filter),
+    responses(
+        (status = 200, description = "A page of events, newest first, and the next page's cursor", body = serde_json::Value),
+        (status = 400, description = "`invalid_query` (an unknown parameter, or one that does not parse: a timestamp that is not RFC 3339, a non-integer `cursor` or `limit`), `invalid_limit` (not 1 to 200), `invalid_actor` (not `user:{id}` or `api_key:{id}`)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,

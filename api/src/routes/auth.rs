@@ -6,10 +6,9 @@ use crate::auth::tokens::{self, TokenResponse};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::identity::credential::{Credential, Kind};
 use docket_platform::identity::jwt::Audience;
@@ -19,21 +18,28 @@ use docket_platform::identity::{password, throttle};
 use docket_platform::tenants;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/auth/*` and `/.well-known/jwks.json`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh_token))
-        .route("/v1/auth/logout", post(logout))
-        .route("/.well-known/jwks.json", get(jwks))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh_token))
+        .routes(routes!(logout))
+        .routes(routes!(jwks))
 }
 
-#[derive(Deserialize)]
+/// A tenant user's sign-in. (Named `TenantLoginBody` in the document: the operators'
+/// sign-in has a `LoginBody` of its own.)
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = TenantLoginBody)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    /// The organisation's slug.
     tenant: String,
+    /// The user's email address.
     email: String,
+    /// The user's password.
     password: String,
 }
 
@@ -62,6 +68,28 @@ fn throttled(wait: u64) -> Refusal {
     .retry_after(wait)
 }
 
+/// Sign in as a tenant user
+///
+/// Checks the organisation, email and password and answers a token pair:
+/// `{access_token, refresh_token, token_type, expires_in}` — `access_token` is a JWT (send
+/// it as `Authorization: Bearer …`), `refresh_token` is the opaque token for
+/// `POST /v1/auth/refresh`, `token_type` is always `Bearer`, `expires_in` the access
+/// token's lifetime in seconds. An unknown organisation answers, waits and throttles like a
+/// wrong password; repeated failures lock the account for a while (429
+/// `login_throttled`). Audited (`auth.login`).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in: `{access_token, refresh_token, token_type, expires_in}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_email`: the email is not an address", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`invalid_credentials` (the organisation, email or password is wrong), `user_disabled`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`tenant_suspended`: the organisation is suspended", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_requests` (too many sign-in requests from this address or in total), `login_throttled` (too many failed logins for this account); both with `Retry-After`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ctx: RequestCtx,
@@ -211,9 +239,11 @@ async fn login(
     Ok(Json(tokens))
 }
 
-#[derive(Deserialize)]
+/// A refresh token, to redeem or to revoke.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
+    /// The opaque refresh token from sign-in or the last refresh.
     refresh_token: String,
 }
 
@@ -226,6 +256,24 @@ fn invalid_refresh(action: &'static str) -> Refusal {
     .action(action)
 }
 
+/// Exchange a refresh token for new tokens
+///
+/// Redeems the refresh token once and answers a new pair:
+/// `{access_token, refresh_token, token_type, expires_in}` (the old refresh token is spent).
+/// Presenting a spent refresh token again revokes every session of that sign-in (401
+/// `refresh_token_reused`). Audited (`auth.refresh`).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "New tokens: `{access_token, refresh_token, token_type, expires_in}`", body = serde_json::Value),
+        (status = 401, description = "`invalid_refresh_token` (unknown, expired or malformed; sign in again), `refresh_token_reused` (already used: the whole sign-in was revoked), `user_disabled`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`tenant_suspended`: the organisation is suspended", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many sign-in requests from this address or in total (`Retry-After`)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn refresh_token(
     State(state): State<AppState>,
     ctx: RequestCtx,
@@ -314,6 +362,21 @@ async fn refresh_token(
     }
 }
 
+/// Sign out
+///
+/// Revokes the refresh token and every token of its sign-in (the access token simply
+/// expires). Audited (`auth.logout`, with the number of tokens revoked).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    request_body = RefreshBody,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "`invalid_refresh_token`: the refresh token is not valid", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_requests`: too many sign-in requests from this address or in total (`Retry-After`)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn logout(
     State(state): State<AppState>,
     ctx: RequestCtx,
@@ -348,6 +411,17 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The public keys that verify access tokens (JWKS)
+///
+/// A JSON Web Key Set, `{"keys": [{kty, crv, alg, use, kid, x}]}`: the Ed25519 (`EdDSA`)
+/// keys access tokens are signed with, the active key first, then retired keys still
+/// within their verification window. Match a token's `kid` header to a key.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    responses((status = 200, description = "The JSON Web Key Set: `{\"keys\": [{kty, crv, alg, use, kid, x}]}`", body = serde_json::Value))
+)]
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
     Json(state.keys.jwks().await)
 }

@@ -6,24 +6,26 @@ use crate::auth::TenantAuth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::consents::{self, Purpose, TermsVersion};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/consents`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/consents", get(list).post(decide))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, decide))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Filter {
+    /// Only this purpose: `external_llm_processing` or `usage_analytics`.
     purpose: Option<String>,
 }
 
@@ -32,6 +34,23 @@ fn purpose(s: &str) -> Result<Purpose, ApiError> {
         .map_err(|e: String| ApiError::bad_request("unknown_purpose", e))
 }
 
+/// List the tenant's consents
+///
+/// Every purpose's current state and the history of decisions, newest first (`audit.read`):
+/// `{purposes: [{purpose, granted, terms_version, decided_by, decided_at}], history:
+/// [{id, purpose, granted, terms_version, decided_by, decided_at}]}`. A purpose never
+/// decided is listed as not granted, with nulls. `decided_by` is `user:{id}` or
+/// `api_key:{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/consents",
+    tag = "tenant",
+    params(Filter),
+    responses(
+        (status = 200, description = "Current state and history: `{purposes, history}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_query` (an unknown or malformed parameter), `unknown_purpose`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -58,14 +77,35 @@ async fn list(
     Ok(Json(json!({"purposes": purposes, "history": history})))
 }
 
-#[derive(Deserialize)]
+/// A consent decision.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Decide {
+    /// The purpose: `external_llm_processing` or `usage_analytics`.
     purpose: String,
+    /// `true` grants, `false` refuses or withdraws.
     granted: bool,
+    /// The version of the terms decided on: 1 to 64 letters, digits, `.`, `_` or `-`,
+    /// starting with a letter or digit (e.g. `2026-10`).
     terms_version: String,
 }
 
+/// Record a consent decision
+///
+/// Records a new decision for a purpose (owners, `tenant.manage`); earlier decisions stay
+/// as they were, and the newest is the current state (a withdrawal applies from the next
+/// request). Audited (`consent.grant` or `consent.revoke`). Answers the decision:
+/// `{id, purpose, granted, terms_version, decided_by, decided_at}`.
+#[utoipa::path(
+    post,
+    path = "/v1/consents",
+    tag = "tenant",
+    request_body = Decide,
+    responses(
+        (status = 201, description = "The decision recorded: `{id, purpose, granted, terms_version, decided_by, decided_at}`", body = serde_json::Value),
+        (status = 400, description = "`unknown_purpose`, `invalid_terms_version`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn decide(
     State(state): State<AppState>,
     auth: TenantAuth,

@@ -12,11 +12,10 @@ use crate::auth::{Gate, OperatorAuth, TenantAuth, TenantAuthDuringDeletion};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
 use docket_platform::deletions::job::{self, DeleteJob};
@@ -27,18 +26,30 @@ use docket_platform::ids::{DocumentId, UserId};
 use docket_platform::placement;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/deletions…` (the `DELETE` on a document is routed with the document's routes).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/deletions", get(list).post(super::tenant_deletion::request))
-        .route("/v1/deletions/{id}", get(one))
-        .route("/v1/deletions/{id}/certificate", get(certificate))
-        .route("/ops/deletions", get(ops_list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, super::tenant_deletion::request))
+        .routes(routes!(one))
+        .routes(routes!(certificate))
+        .routes(routes!(ops_list))
 }
 
+/// List every tenant's deletions
+///
 /// `GET /ops/deletions`: every tenant's deletions (status, counts, residue found), for
-/// operators; subjects only hashed, as everywhere.
+/// operators; subjects only hashed, as everywhere. `{"deletions": [{id, tenant_id, scope,
+/// target_sha256, status, requested_by, swept, residue, certificate_sha256, error_code,
+/// error_message, created_at, started_at, finished_at, grace_ends_at, confirm_before}]}`.
+/// Audited (`ops.deletions.list`).
+#[utoipa::path(
+    get,
+    path = "/ops/deletions",
+    tag = "ops",
+    responses((status = 200, description = "Every tenant's deletions", body = serde_json::Value))
+)]
 async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let all = deletions::list_all(&state.control).await?;
     state
@@ -61,14 +72,38 @@ async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Jso
 }
 
 /// `?dry_run=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
+    /// `true`: say what would be removed, per store, and remove nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-/// `DELETE /v1/documents/{id}[?dry_run=true]`.
+/// Delete a document
+///
+/// `DELETE /v1/documents/{id}[?dry_run=true]`. Capability `documents.write`; owners and
+/// admins may delete any document, members only documents they uploaded themselves. The
+/// document answers nothing from the moment it is marked; the `delete` job removes it from
+/// every store, checks for residue and issues a signed certificate. Audited
+/// (`deletions.requested`). Answers 202 `{deletion_id, status: "queued", status_url,
+/// certificate_url}` (a second request while it is being deleted answers the same deletion);
+/// with `dry_run=true`, 200 `{dry_run: true, scope: "document", document_id, stores}` (counts
+/// per store) and nothing is removed.
+#[utoipa::path(
+    delete,
+    path = "/v1/documents/{id}",
+    tag = "documents",
+    params(("id" = String, Path, description = "The document's id"), DeleteQuery),
+    responses(
+        (status = 200, description = "Dry run: what would be removed, per store", body = serde_json::Value),
+        (status = 202, description = "The deletion is queued: `{deletion_id, status: \"queued\", status_url, certificate_url}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`: an unknown parameter, or `dry_run` is not a boolean", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`not_document_owner`: a member may delete only documents they uploaded", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such document of this tenant", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn delete_document(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -287,6 +322,19 @@ fn accepted(id: uuid::Uuid) -> (StatusCode, Json<Value>) {
     )
 }
 
+/// List the tenant's deletions
+///
+/// The tenant's latest 200 deletions (documents, users, the tenant), newest first, subjects
+/// only hashed: `{"deletions": [{id, scope, target_sha256, status, requested_by, swept
+/// (removed per store), residue, certificate_sha256, error_code, error_message, created_at,
+/// started_at, finished_at, grace_ends_at, confirm_before}]}`. Capability `documents.write`;
+/// also answers while the tenant is in its deletion's grace period.
+#[utoipa::path(
+    get,
+    path = "/v1/deletions",
+    tag = "compliance",
+    responses((status = 200, description = "The tenant's deletions, newest first", body = serde_json::Value))
+)]
 async fn list(
     State(state): State<AppState>,
     TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
@@ -298,6 +346,22 @@ async fn list(
     Ok(Json(json!({ "deletions": all })))
 }
 
+/// Show a deletion
+///
+/// Its status, counts per store and residue found: `{id, scope, target_sha256, status,
+/// requested_by, swept, residue, certificate_sha256, error_code, error_message, created_at,
+/// started_at, finished_at, grace_ends_at, confirm_before}`. Capability `documents.write`;
+/// also answers while the tenant is in its deletion's grace period.
+#[utoipa::path(
+    get,
+    path = "/v1/deletions/{id}",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The deletion's id")),
+    responses(
+        (status = 200, description = "The deletion", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such deletion of this tenant", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
@@ -313,6 +377,22 @@ async fn one(
     Ok(Json(json!(d)))
 }
 
+/// Fetch a deletion's certificate
+///
+/// The signed deletion certificate exactly as issued (JSON, to verify offline against
+/// `/.well-known/docket-keys.json`), once the deletion is done. Capability
+/// `documents.write`.
+#[utoipa::path(
+    get,
+    path = "/v1/deletions/{id}/certificate",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The deletion's id")),
+    responses(
+        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such deletion of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`certificate_not_ready`: the deletion is not done; its certificate is issued when it is", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn certificate(
     State(state): State<AppState>,
     auth: TenantAuth,

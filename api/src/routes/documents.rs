@@ -5,11 +5,10 @@ use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::{Page, parse_id, within_plan_limits};
 use crate::state::AppState;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::blobs::BlobError;
@@ -21,28 +20,28 @@ use docket_platform::tenant_keys;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// `/v1/documents`, `/v1/jobs`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        // Uploads stream to object storage under our own limit, not axum's 2 MB default.
-        .route(
-            "/v1/documents",
-            post(upload).layer(DefaultBodyLimit::disable()).get(list),
-        )
-        .route(
-            "/v1/documents/{id}",
-            get(show).delete(super::deletions::delete_document),
-        )
-        .route("/v1/documents/{id}/retry", post(retry))
-        .route("/v1/jobs/{id}", get(job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        // Uploads stream to object storage under our own limit, not axum's 2 MB default
+        // (the listing reads no body, so lifting the limit on the path changes nothing for it).
+        .routes(routes!(upload, list).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(show, super::deletions::delete_document))
+        .routes(routes!(retry))
+        .routes(routes!(job))
 }
 
 type ByteStream<'a> = BoxStream<'a, Result<Bytes, String>>;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
+    /// The file's name (display only; its last path segment, up to 255 characters). Required
+    /// for a raw body; for multipart, used when the `file` field names no file.
     filename: Option<String>,
 }
 
@@ -66,6 +65,47 @@ fn accepted(d: &Document, duplicate: bool) -> Json<Value> {
     }))
 }
 
+/// Upload a document
+///
+/// Streams one file (PDF, plain text or Markdown, decided from its content) to encrypted
+/// storage and queues it for parsing, chunking and indexing. Send it as multipart field
+/// `file`, or as the raw body with `?filename=`. Content the tenant already has is not
+/// stored twice: it answers 200 with the existing document (`duplicate: true`), and a failed
+/// document with the same content is retried instead (202, `retried: true`). An
+/// `Idempotency-Key` replays the first answer for the same content. Counts against the
+/// plan's document and storage limits and the upload size limit; audited
+/// (`documents.upload`). Answers `{document_id, status, status_url, duplicate}` (plus
+/// `retried: true` when a failed document was revived).
+#[utoipa::path(
+    post,
+    path = "/v1/documents",
+    tag = "documents",
+    params(
+        UploadQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "1-200 visible ASCII characters; a repeat with the same key and content answers the first upload's document")
+    ),
+    request_body(
+        content(
+            (String = "multipart/form-data"),
+            (String = "application/pdf"),
+            (String = "text/plain"),
+            (String = "text/markdown"),
+            (String = "application/octet-stream"),
+        ),
+        description = "The file: either `multipart/form-data` with the file in field `file` (other fields are ignored), or the raw bytes as the body with `?filename=` (any content type; the type is decided from the content: PDF, plain text or Markdown)"
+    ),
+    responses(
+        (status = 202, description = "Stored and queued (or a failed document with this content revived: `retried: true`): `{document_id, status, status_url, duplicate: false}`", body = serde_json::Value),
+        (status = 200, description = "The tenant already has this content (or the `Idempotency-Key` was used for it): the existing document, `{document_id, status, status_url, duplicate: true}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`, `invalid_idempotency_key`, `invalid_multipart`, `missing_file` (multipart without a `file` field), `missing_filename` (raw body without `?filename=`), `invalid_filename`, `upload_interrupted`, `empty_file`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`plan_limit`: the plan's document or storage limit is reached", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the existing document with this content was deleted meanwhile", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the `Idempotency-Key` was already used for different content", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`too_large`: the file is larger than the upload limit (the deployment's or the plan's, whichever is lower)", body = crate::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the content is not PDF, plain text or Markdown", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`queue_unavailable` (with `Retry-After`): the document could not be queued; it is marked failed and can be retried", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn upload(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -368,8 +408,23 @@ async fn revive(
     Ok(Some(doc))
 }
 
+/// Retry a failed document
+///
 /// `POST /v1/documents/{id}/retry`: a failed document goes through the pipeline again
-/// (202); a document that is not failed answers 409 `not_failed`.
+/// (202); a document that is not failed answers 409 `not_failed`. Audited
+/// (`documents.retry`). Answers `{document_id, status, status_url, duplicate: false,
+/// retried: true}`.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{id}/retry",
+    tag = "documents",
+    params(("id" = String, Path, description = "The document's id")),
+    responses(
+        (status = 202, description = "Queued again: `{document_id, status, status_url, duplicate: false, retried: true}`", body = serde_json::Value),
+        (status = 409, description = "`not_failed`: only a failed document can be retried (the message names its status)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`queue_unavailable` (with `Retry-After`): the document could not be queued; it stays failed", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn retry(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -392,6 +447,21 @@ async fn retry(
     ))
 }
 
+/// Show a document and its processing
+///
+/// The document's status and pipeline stages; audited (`documents.read`). Answers `{id,
+/// filename, content_type, bytes, sha256, status, stage, pages, chunks, error, created_at,
+/// updated_at, stages}`: `status` is `queued`, `processing`, `ready`, `failed`, `cancelled`
+/// or `deleting`; `stage` the current or last of `parse`, `chunk`, `embed`, `index`; `error`
+/// is `{code, message}` or null; `stages` lists its jobs as `{name, status, started_at,
+/// finished_at, attempts, job_id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{id}",
+    tag = "documents",
+    params(("id" = String, Path, description = "The document's id")),
+    responses((status = 200, description = "The document", body = serde_json::Value))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -428,14 +498,35 @@ async fn show(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
+    /// Only documents in this status: `queued`, `processing`, `ready`, `failed` or
+    /// `cancelled`.
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Documents per page, 1 to 200 (default 50).
     limit: Option<i64>,
 }
 
+/// List the tenant's documents
+///
+/// Newest first, by cursor; audited (`documents.list`). Answers `{documents: [{id,
+/// filename, content_type, byte_size, sha256, status, stage, pages, chunks, error_code,
+/// error_message, created_at, updated_at}], next_cursor}`; `next_cursor` is null on the last
+/// page.
+#[utoipa::path(
+    get,
+    path = "/v1/documents",
+    tag = "documents",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of documents", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`, `invalid_limit`, `invalid_cursor`, `invalid_status`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -468,6 +559,19 @@ async fn list(
     Ok(Json(json!({"documents": docs, "next_cursor": next})))
 }
 
+/// Show a job
+///
+/// One pipeline job of a document. Answers `{id, kind, target_id, status, attempts,
+/// max_attempts, error_code, error_message, request_id, created_at, started_at,
+/// finished_at}`: `kind` is `parse`, `chunk`, …; `status` is `queued`, `running`,
+/// `succeeded`, `failed` or `cancelled`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "documents",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = serde_json::Value))
+)]
 async fn job(
     State(state): State<AppState>,
     auth: TenantAuth,

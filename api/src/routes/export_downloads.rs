@@ -8,13 +8,12 @@ use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::Utc;
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::authz::Capability;
@@ -25,12 +24,13 @@ use docket_platform::ids::TenantId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/exports/{id}/link`, `/v1/exports/{id}/package`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/exports/{id}/link", post(issue))
-        .route("/v1/exports/{id}/package", get(package))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue))
+        .routes(routes!(package))
 }
 
 /// The export if its package can be downloaded now, or why not.
@@ -68,6 +68,27 @@ async fn downloadable(tx: &mut TenantTx, id: uuid::Uuid) -> Result<exports::Expo
     Ok(e)
 }
 
+/// Issue a download link for an export's package
+///
+/// A short-lived signed link to a done download package (an export asked with
+/// `{"download": true}`), never outliving the package; audited (`exports.link_issued`).
+/// Capability `exports.request`, plan feature `exports`. Answers `{export_id, url (the
+/// relative `/v1/exports/{id}/package?…` link, which needs no bearer token), expires_at,
+/// bytes, manifest_sha256}`.
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/link",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The export's id")),
+    responses(
+        (status = 200, description = "The signed link and what it fetches", body = serde_json::Value),
+        (status = 400, description = "`not_a_download`: the export was written to the customer's bucket; there is no package in Docket's storage", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`feature_not_in_plan`: the plan does not include `exports`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such export of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`export_not_ready`: the export is not done (queued, running, failed or cancelled)", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`package_expired`: the package has been deleted (kept 7 days); request a new export", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn issue(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -103,15 +124,42 @@ async fn issue(
 }
 
 /// A link's query string.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct LinkQuery {
+    /// The tenant whose export it is (a UUID).
+    #[param(value_type = String)]
     tenant: TenantId,
+    /// Who issued the link (`user:{id}` or `api_key:{id}`); the download is audited as theirs.
     by: String,
+    /// When the link expires (Unix seconds).
     expires: i64,
+    /// HMAC-SHA256 of the link, hex.
     signature: String,
 }
 
+/// Download an export's package
+///
+/// The link `POST /v1/exports/{id}/link` issued: no bearer token (the signature is the
+/// credential, so it can be handed to `curl` or a browser). Streams the package as one tar
+/// archive (`Content-Length` set, `Cache-Control: no-store`, `Content-Disposition:
+/// attachment`), audited (`exports.downloaded`) as a download by whoever issued the link.
+/// `HEAD` is refused (405 `method_not_allowed`): fetch it with `GET`.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}/package",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The export's id"), LinkQuery),
+    responses(
+        (status = 200, description = "The package as a tar archive", content_type = "application/x-tar", body = String),
+        (status = 400, description = "`not_a_download`: the export was written to the customer's bucket", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`link_invalid`: the query string is missing, malformed or altered, or the link was not issued by this deployment", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such export", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`export_not_ready`: the export is not done", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`link_expired` (ask for a new link), `package_expired` (the package has been deleted; request a new export)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn package(
     State(state): State<AppState>,
     method: Method,

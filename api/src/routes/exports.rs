@@ -10,11 +10,10 @@ use crate::auth::{Gate, OperatorAuth, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::audit::Event;
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
@@ -23,16 +22,76 @@ use docket_platform::exports::destination::Destination;
 use docket_platform::exports::job::{self, ExportJob};
 use docket_platform::exports::{self, ExportRequest, Target};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/exports…`, `/ops/exports`, `/.well-known/docket-keys.json`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/exports", get(list).post(create))
-        .route("/v1/exports/{id}", get(one).delete(cancel))
-        .route("/ops/exports", get(ops_list))
-        .route("/.well-known/docket-keys.json", get(keys))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(one, cancel))
+        .routes(routes!(ops_list))
+        .routes(routes!(keys))
 }
 
+// The contract's schema of `POST /v1/exports`: the handler parses the body as
+// `ExportRequest` (a `docket_platform` type without `ToSchema`); these mirror it.
+
+/// Where an export goes: `s3` with `credentials`, or `{"download": true}`.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ExportBody {
+    /// The customer's bucket to write the package to (with `credentials`).
+    pub s3: Option<ExportBucket>,
+    /// Write credentials for the bucket (with `s3`); sealed at rest, erased when the export ends.
+    pub credentials: Option<ExportCredentials>,
+    /// `true`: keep the package in Docket's storage for 7 days, fetched through a short-lived
+    /// signed link (`POST /v1/exports/{id}/link`); not with `s3`/`credentials`.
+    pub download: Option<bool>,
+}
+
+/// The bucket an export is written to (the package goes under `{prefix}/docket-export-{id}/`).
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ExportBucket {
+    /// Bucket name: 3-63 characters of a-z, 0-9, `-` and `.`.
+    pub bucket: String,
+    /// Key prefix (default empty: the bucket's root); relative, without `..`.
+    #[schema(required = false)]
+    pub prefix: String,
+    /// Region (default `us-east-1`): 1-32 characters of a-z, 0-9 and `-`, starting with a letter.
+    #[schema(required = false)]
+    pub region: String,
+    /// Endpoint of an S3-compatible service (default AWS); must resolve to public addresses.
+    pub endpoint: Option<String>,
+}
+
+/// Credentials that can write to the bucket.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct ExportCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+/// Request an export of the tenant's data
+///
+/// Either the customer's bucket and write credentials (`{"s3": {bucket, prefix, region,
+/// endpoint}, "credentials": {access_key_id, secret_access_key}}`), probed with a test write
+/// before anything is queued, or `{"download": true}` for a package kept in Docket's storage.
+/// The body is read as JSON whatever its `Content-Type`. Capability `exports.request`, plan
+/// feature `exports`; audited (`exports.requested`). Answers 202 `{export_id, status:
+/// "queued", status_url}`; follow progress at `GET /v1/exports/{id}`.
+#[utoipa::path(
+    post,
+    path = "/v1/exports",
+    tag = "compliance",
+    request_body(content = ExportBody, description = "The destination: `s3` with `credentials`, or `{\"download\": true}`. Read as JSON whatever the `Content-Type`."),
+    responses(
+        (status = 202, description = "Queued: `{export_id, status: \"queued\", status_url}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_body` (not JSON, or not the expected shape), `invalid_text` (a string holds a control character), `invalid_destination` (neither `s3` with `credentials` nor `download: true`, or a bucket, prefix, region or credentials field is invalid), `invalid_endpoint`, `forbidden_endpoint` (the endpoint is not on the public internet), `destination_unreachable`, `access_denied` (the bucket refused a test write with the credentials), `no_such_bucket` (audited refusals of the destination probe)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`feature_not_in_plan`: the plan does not include `exports`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`queue_unavailable` (with `Retry-After: 5`): the export could not be queued; it is marked failed and can be requested again", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -137,6 +196,18 @@ async fn enqueue(
     ))
 }
 
+/// List the tenant's exports
+///
+/// The tenant's latest 200 exports, newest first (never their credentials): `{"exports":
+/// [{id, tenant_id, kind, destination, status, snapshot_at, files_total, files_done,
+/// bytes_done, percent, eta_seconds, manifest_sha256, error, created_at, started_at,
+/// finished_at, package_expires_at, package_deleted_at}]}`. Capability `exports.request`.
+#[utoipa::path(
+    get,
+    path = "/v1/exports",
+    tag = "compliance",
+    responses((status = 200, description = "The tenant's exports, newest first", body = serde_json::Value))
+)]
 async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::ExportsRequest).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -145,6 +216,23 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
     Ok(Json(json!({ "exports": all })))
 }
 
+/// Show an export's progress
+///
+/// The export: `{id, tenant_id, kind (bucket or download), destination, status (queued,
+/// running, done, failed, cancelled), snapshot_at, files_total, files_done, bytes_done,
+/// percent (0-100), eta_seconds, manifest_sha256, error ({code, message} when failed),
+/// created_at, started_at, finished_at, package_expires_at, package_deleted_at}`.
+/// Capability `exports.request`.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The export's id")),
+    responses(
+        (status = 200, description = "The export and its progress", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such export of this tenant", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn one(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -160,6 +248,22 @@ async fn one(
     Ok(Json(json!(e)))
 }
 
+/// Cancel an export
+///
+/// Stops a queued or running export and erases its credentials; audited
+/// (`exports.cancelled`). Capability `exports.request`. Answers `{export_id, status:
+/// "cancelled"}`.
+#[utoipa::path(
+    delete,
+    path = "/v1/exports/{id}",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The export's id")),
+    responses(
+        (status = 200, description = "Cancelled: `{export_id, status: \"cancelled\"}`", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such export of this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`export_ended`: the export is done, failed or cancelled already; nothing to cancel", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -193,6 +297,18 @@ async fn cancel(
     Ok(Json(json!({"export_id": id, "status": "cancelled"})))
 }
 
+/// List every tenant's exports
+///
+/// The latest 500 exports of every tenant, newest first (no credentials): `{"exports":
+/// [{id, tenant_id, kind, destination, status, files_total, files_done, bytes_done, percent,
+/// eta_seconds, manifest_sha256, error, created_at, started_at, finished_at, …}]}`. Audited
+/// (`ops.exports.list`).
+#[utoipa::path(
+    get,
+    path = "/ops/exports",
+    tag = "ops",
+    responses((status = 200, description = "Every tenant's exports, newest first", body = serde_json::Value))
+)]
 async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let all = exports::list_all(&state.control).await?;
     state
@@ -206,8 +322,18 @@ async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Jso
     Ok(Json(json!({ "exports": all })))
 }
 
+/// Publish Docket's signing keys
+///
 /// Every key that has signed (access tokens and export manifests), active or retired: a
-/// manifest signed years ago still verifies against its key id.
+/// manifest signed years ago still verifies against its key id. A JWKS-style document:
+/// `{"keys": [{kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid, x (base64url
+/// public key), created_at, retired_at}]}`. No credentials.
+#[utoipa::path(
+    get,
+    path = "/.well-known/docket-keys.json",
+    tag = "auth",
+    responses((status = 200, description = "Every signing key, active and retired, with its rotation dates", body = serde_json::Value))
+)]
 async fn keys(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let doc = docket_platform::identity::keyring::published(state.db.platform_pool())
         .await

@@ -11,12 +11,13 @@ use docket_platform::heartbeat;
 use docket_platform::imports::progress;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/healthz`, `/readyz` (public: load balancers and orchestrators call them).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 /// `/metrics`, served only on the admin listener (`DOCKET_ADMIN_BIND`, loopback by
@@ -74,7 +75,15 @@ async fn refresh_gauges(state: &AppState) {
 #[derive(Debug, Default, Clone)]
 pub struct GaugeSnapshot(std::sync::Arc<tokio::sync::Mutex<Option<Instant>>>);
 
-/// The process is alive (no dependency is checked).
+/// Check that the process is alive
+///
+/// The process is alive (no dependency is checked): always `{"status": "ok"}`.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = serde_json::Value))
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -113,10 +122,25 @@ where
     }
 }
 
+/// Check that the service can take traffic
+///
 /// PostgreSQL, Redis, object store, vector store and the workers' job queues: 200, else
 /// 503 naming the failing parts (names only; the causes are in the log). The vector store
 /// is owned by a worker process (the API never opens it), so its health, like whether each
-/// worker is consuming its queues, comes from the workers' fresh heartbeats.
+/// worker is consuming its queues, comes from the workers' fresh heartbeats. The body is
+/// `{status, failing, checks}`: `status` is `ready` or `not_ready`, `failing` lists the
+/// failing parts, `checks` maps `postgres`, `redis`, `object_store`, `vector_store` and
+/// `job_queues` to `ok` or `error`. Probed at most once a second; callers in between get
+/// the last verdict.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\", \"failing\": [], \"checks\": {…}}`", body = serde_json::Value),
+        (status = 503, description = "Not ready: `{\"status\": \"not_ready\", \"failing\": [part, …], \"checks\": {part: \"ok\" | \"error\"}}` (not the error format)", body = serde_json::Value),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let mut cached = state.readiness.0.lock().await;
     if let Some((at, status, body)) = cached.as_ref()

@@ -7,11 +7,10 @@ use crate::auth::{Gate, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::{parse_id, within_plan_limits};
 use crate::state::AppState;
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::blobs::BlobError;
@@ -26,32 +25,79 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::{Read, Seek, SeekFrom, Write};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// `/v1/imports`.
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         // Archives stream to a temporary file under the plan's limit, not axum's 2 MB.
-        .route("/v1/imports", post(create).layer(DefaultBodyLimit::disable()))
-        .route("/v1/imports/{id}", get(show).delete(cancel))
-        .route("/v1/imports/{id}/failures", get(failures))
+        .routes(routes!(create).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(show, cancel))
+        .routes(routes!(failures))
 }
 
 /// Failures shown on the status page; the rest are paged.
 const FIRST_FAILURES: i64 = 20;
 
-#[derive(Deserialize)]
+/// An import from a bucket: where the documents are, and read-only credentials for it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BucketImport {
+    /// The source: `{bucket, prefix, region, endpoint}`. `bucket` (required): 3-63
+    /// characters of a-z, 0-9, `-` and `.`; `prefix`: a relative key prefix without `..`
+    /// (default: the whole bucket); `region`: 1-32 characters of a-z, 0-9 and `-` (default
+    /// `us-east-1`); `endpoint`: the `https://` URL of an S3-compatible service on the
+    /// public internet (default: AWS). No other fields.
+    #[schema(value_type = Object)]
     s3: S3Source,
+    /// Read-only credentials: `{access_key_id, secret_access_key}`, both required and not
+    /// empty. Stored sealed, never shown again.
+    #[schema(value_type = Object)]
     credentials: S3Credentials,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct CreateParams {
+    /// The archive's name, shown in the import's `source_detail` (default `archive.zip`;
+    /// ignored for a bucket import).
     filename: Option<String>,
 }
 
+/// Start a bulk import
+///
+/// From a zip archive sent as the body (`application/zip` or `application/octet-stream`),
+/// or from a bucket prefix named in JSON with read-only credentials. The archive is
+/// received up to the plan's import size, its central directory checked (entries, declared
+/// size, zip bombs, unsafe paths, encryption) and stored encrypted; a bucket's fields and
+/// endpoint are checked now and again when the worker connects. Needs the plan feature
+/// `bulk_import`; counts against the plan's document and storage limits; audited
+/// (`imports.create`). Answers `{import_id, status, total, status_url}` (`total`: the
+/// archive's files, 0 for a bucket until it is listed).
+#[utoipa::path(
+    post,
+    path = "/v1/imports",
+    tag = "imports",
+    params(CreateParams),
+    request_body(
+        content(
+            (BucketImport = "application/json"),
+            (String = "application/zip"),
+            (String = "application/octet-stream"),
+        ),
+        description = "A zip archive as the raw body (`application/zip` or `application/octet-stream`), or JSON naming a bucket prefix (at most 64 KiB)"
+    ),
+    responses(
+        (status = 202, description = "Recorded and queued: `{import_id, status, total, status_url}`", body = serde_json::Value),
+        (status = 400, description = "bucket: `invalid_body` (not the expected JSON shape), `invalid_text`, `invalid_source` (bucket, prefix, region or credentials), `invalid_endpoint`, `forbidden_endpoint` (not a public internet address), `destination_unreachable` (the endpoint's host does not resolve); archive: `upload_interrupted`, `empty_file`, `invalid_archive`, `zip_bomb`, `unsafe_path`, `encrypted_archive`, `empty_archive` (no files); either: `invalid_query`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`feature_not_in_plan` (`bulk_import`), `plan_limit`: the plan's document or storage limit is reached, or the archive's files would pass it", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`too_large` (the archive is larger than the plan's import limit, or the JSON than 64 KiB), `too_many_entries`, `archive_too_large` (it would unpack to more than the plan allows)", body = crate::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/zip`, `application/octet-stream` or `application/json`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`queue_unavailable` (with `Retry-After`): the import could not be queued; it is marked failed, start it again", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -327,6 +373,25 @@ async fn load(
     Ok((import, counts))
 }
 
+/// Show an import's progress
+///
+/// Totals, progress, ETA and the first failures. Answers `{import_id, status, source,
+/// source_detail, started_at, finished_at, total, queued, processing, ready, failed,
+/// duplicates, cancelled, deleted, stalled, pages, chunks, eta_seconds,
+/// documents_per_minute, waiting_for_feeder, in_queue, error, failures,
+/// failures_next_cursor}`: `status` is `unpacking`, `running`, `done`, `cancelled` or
+/// `failed`; `source` is `zip`, `s3` or `folder`; `source_detail` names the bucket or the
+/// archive (never credentials); `eta_seconds` is null before the first document finishes;
+/// `error` is `{code, message}` or null; `failures` holds the first 20 as `{entry,
+/// filename, code, message}`, and `failures_next_cursor` (null when there are no more) pages
+/// the rest with `GET /v1/imports/{id}/failures`.
+#[utoipa::path(
+    get,
+    path = "/v1/imports/{id}",
+    tag = "imports",
+    params(("id" = String, Path, description = "The import's id")),
+    responses((status = 200, description = "The import's report", body = serde_json::Value))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -360,13 +425,30 @@ async fn show(
     Ok(Json(body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FailureParams {
+    /// The `next_cursor` (or `failures_next_cursor`) of the previous page.
     cursor: Option<String>,
+    /// Failures per page, 1 to 500 (default 50).
     limit: Option<i64>,
 }
 
+/// List an import's failures
+///
+/// Failed entries and documents in entry order, by cursor. Answers `{failures: [{entry,
+/// filename, code, message}], next_cursor}`; `next_cursor` is null on the last page.
+#[utoipa::path(
+    get,
+    path = "/v1/imports/{id}/failures",
+    tag = "imports",
+    params(("id" = String, Path, description = "The import's id"), FailureParams),
+    responses(
+        (status = 200, description = "A page of failures", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`, `invalid_limit`, `invalid_cursor`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn failures(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -396,6 +478,21 @@ async fn failures(
     Ok(Json(json!({"failures": page, "next_cursor": next.flatten()})))
 }
 
+/// Cancel an import
+///
+/// Cancels what has not started: documents still waiting become `cancelled`; documents
+/// already in the pipeline finish. Audited (`imports.cancel`). Answers `{import_id, status:
+/// "cancelled", cancelled}` (`cancelled`: how many documents were cancelled).
+#[utoipa::path(
+    delete,
+    path = "/v1/imports/{id}",
+    tag = "imports",
+    params(("id" = String, Path, description = "The import's id")),
+    responses(
+        (status = 200, description = "Cancelled: `{import_id, status, cancelled}`", body = serde_json::Value),
+        (status = 409, description = "`import_finished`: the import is already done, cancelled or failed", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     auth: TenantAuth,

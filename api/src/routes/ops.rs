@@ -7,11 +7,10 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::identity::jwt::Audience;
 use docket_platform::identity::operators;
@@ -20,23 +19,45 @@ use docket_platform::ids::{OperatorId, TenantId};
 use docket_platform::tenants;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/ops/*`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ops/auth/login", post(login))
-        .route("/ops/tenants", get(list_tenants))
-        .route("/ops/tenants/{id}/suspend", post(suspend))
-        .route("/ops/tenants/{id}/resume", post(resume))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(list_tenants))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
 }
 
-#[derive(Deserialize)]
+/// An operator's credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
+    /// The operator's email address.
     email: String,
+    /// The operator's password.
     password: String,
 }
 
+/// Sign in as an operator
+///
+/// Checks the operator's email and password (per-address limits, then a per-account
+/// throttle and lockout after repeated failures) and answers an operator access token,
+/// accepted under `/ops` only: `{access_token, token_type: "Bearer", expires_in}` (seconds; no
+/// refresh token for operators). The sign-in and every refusal are audited (`ops.login`).
+#[utoipa::path(
+    post,
+    path = "/ops/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in: `{access_token, token_type, expires_in}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_email`: the email is not an address", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`invalid_credentials`: the email or password is wrong, or the operator is disabled", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_requests` (too many sign-in requests from this address or in total), `login_throttled` (too many failed logins for this account); both with `Retry-After`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     ctx: RequestCtx,
@@ -116,6 +137,18 @@ pub async fn authenticate(
     Ok(id)
 }
 
+/// List every tenant
+///
+/// Operators: every tenant, oldest first; audited (`ops.tenants.list`). Answers
+/// `{"tenants": [...]}`; each tenant has `id`, `slug`, `name`, `plan_id`, `isolation_tier`
+/// (`shared`, `dedicated` or `isolated`), `status` (`active`, `suspended`, `deleting` or
+/// `deleted`) and `created_at`.
+#[utoipa::path(
+    get,
+    path = "/ops/tenants",
+    tag = "ops",
+    responses((status = 200, description = "Every tenant", body = serde_json::Value))
+)]
 async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let list = tenants::list(&state.control).await.map_err(ApiError::internal)?;
     state
@@ -129,9 +162,12 @@ async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result
     Ok(Json(json!({"tenants": list})))
 }
 
-#[derive(Deserialize)]
+/// Why a tenant's status changes (the whole body is optional).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
+    /// Why (1–500 printable characters; recorded in the tenant's and the platform's audit
+    /// chains).
     reason: Option<String>,
 }
 
@@ -222,6 +258,24 @@ fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     crate::json::parse::<StatusBody>(body).map(|c| c.reason)
 }
 
+/// Suspend a tenant
+///
+/// Operators: every request on the tenant's behalf is then refused with 403
+/// `tenant_suspended` until it is resumed. Only an active or suspended tenant can be
+/// suspended (suspending a suspended one is accepted again). Audited (`ops.tenants.suspend`)
+/// on the tenant's and the platform's chains. Answers `{tenant_id, status: "suspended"}`.
+#[utoipa::path(
+    post,
+    path = "/ops/tenants/{id}/suspend",
+    tag = "ops",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body(content = StatusBody, description = "Optional `{\"reason\": \"…\"}`; the body may be empty. Read as JSON whatever the `Content-Type`."),
+    responses(
+        (status = 200, description = "Suspended: `{tenant_id, status}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_reason` (empty, longer than 500 characters or holding a control character), `invalid_json`, `invalid_body`, `invalid_text` (a control character in the body)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the id is not a UUID, or no tenant with it is active or suspended (unknown, being deleted or deleted)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn suspend(
     State(state): State<AppState>,
     op: OperatorAuth,
@@ -231,6 +285,23 @@ async fn suspend(
     set_status(&state, &op, &id, StatusChange::Suspend, reason(&body)?).await
 }
 
+/// Resume a suspended tenant
+///
+/// Operators: the tenant is active again (resuming an active one is accepted too). Only an
+/// active or suspended tenant can be resumed. Audited (`ops.tenants.resume`) on the tenant's
+/// and the platform's chains. Answers `{tenant_id, status: "active"}`.
+#[utoipa::path(
+    post,
+    path = "/ops/tenants/{id}/resume",
+    tag = "ops",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body(content = StatusBody, description = "Optional `{\"reason\": \"…\"}`; the body may be empty. Read as JSON whatever the `Content-Type`."),
+    responses(
+        (status = 200, description = "Resumed: `{tenant_id, status}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_reason` (empty, longer than 500 characters or holding a control character), `invalid_json`, `invalid_body`, `invalid_text` (a control character in the body)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the id is not a UUID, or no tenant with it is active or suspended (unknown, being deleted or deleted)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn resume(
     State(state): State<AppState>,
     op: OperatorAuth,

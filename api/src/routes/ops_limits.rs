@@ -6,10 +6,9 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::put;
-use axum::{Json, Router};
 use docket_platform::audit::Actor;
 use docket_platform::ids::TenantId;
 use docket_platform::plans::{self, PlanAdminError, RateOverride};
@@ -17,15 +16,13 @@ use docket_platform::ratelimit::EndpointClass;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/ops/tenants/{id}/plan`, `/ops/tenants/{id}/rate-overrides/{class}`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ops/tenants/{id}/plan", put(change_plan))
-        .route(
-            "/ops/tenants/{id}/rate-overrides/{class}",
-            put(set_override).delete(clear_override),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(change_plan))
+        .routes(routes!(set_override, clear_override))
 }
 
 fn to_api(e: PlanAdminError) -> ApiError {
@@ -36,12 +33,31 @@ fn to_api(e: PlanAdminError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// The plan to move a tenant to.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlanChange {
+    /// Plan id: `free`, `team`, `business`, `enterprise`, or an operator's own plan.
     plan: String,
 }
 
+/// Move a tenant to another plan
+///
+/// Operators: the tenant's limits and features follow the new plan from the next request.
+/// Audited (`tenant.plan_change`) on the tenant's and the platform's chains. Answers
+/// `{tenant_id, from, to}` (the previous and the new plan ids).
+#[utoipa::path(
+    put,
+    path = "/ops/tenants/{id}/plan",
+    tag = "ops",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body = PlanChange,
+    responses(
+        (status = 200, description = "Moved: `{tenant_id, from, to}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_limit`: no plan has this id", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the id is not a UUID, or no tenant has it", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn change_plan(
     State(state): State<AppState>,
     op: OperatorAuth,
@@ -68,19 +84,40 @@ pub async fn apply_plan(
 }
 
 /// A rate-limit override: `/ops` takes it as JSON, the panel as a form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideBody {
-    /// Sustained requests per minute.
+    /// Sustained requests per minute (1 to 1000000).
     pub per_minute: u32,
-    /// Requests allowed at once.
+    /// Requests allowed at once (1 to 1000000).
     pub burst: u32,
-    /// The override ends after this long.
+    /// The override ends after this long, in seconds (1 s to one year).
     pub expires_in_secs: u64,
-    /// Why (audited).
+    /// Why (1–500 characters; audited).
     pub reason: String,
 }
 
+/// Set a tenant's rate-limit override for an endpoint class
+///
+/// Operators: replaces the plan's rate limit for one endpoint class until the override
+/// expires (an existing override of the class is replaced). Audited
+/// (`tenant.rate_override`) on the tenant's and the platform's chains. Answers
+/// `{tenant_id, class, per_minute, burst, expires_at}`.
+#[utoipa::path(
+    put,
+    path = "/ops/tenants/{id}/rate-overrides/{class}",
+    tag = "ops",
+    params(
+        ("id" = String, Path, description = "The tenant's id"),
+        ("class" = String, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
+    ),
+    request_body = OverrideBody,
+    responses(
+        (status = 200, description = "Set: `{tenant_id, class, per_minute, burst, expires_at}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_limit`: an unknown endpoint class, `per_minute` or `burst` outside 1–1000000, an empty or overlong reason, or an expiry outside 1 s to one year", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the id is not a UUID, or no tenant has it", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn set_override(
     State(state): State<AppState>,
     op: OperatorAuth,
@@ -118,6 +155,23 @@ pub async fn apply_override(
     Ok((o, expires_at))
 }
 
+/// Clear a tenant's rate-limit override for an endpoint class
+///
+/// Operators: the plan's rate limit for the class applies again at once. Audited
+/// (`tenant.rate_override_cleared`) on the tenant's and the platform's chains.
+#[utoipa::path(
+    delete,
+    path = "/ops/tenants/{id}/rate-overrides/{class}",
+    tag = "ops",
+    params(
+        ("id" = String, Path, description = "The tenant's id"),
+        ("class" = String, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
+    ),
+    responses(
+        (status = 204, description = "Cleared"),
+        (status = 404, description = "`not_found`: the id is not a UUID, the class is not an endpoint class, or the tenant has no override for it", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn clear_override(
     State(state): State<AppState>,
     op: OperatorAuth,

@@ -5,26 +5,31 @@ use crate::auth::TenantAuth;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::queries::AnswerMode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/tenant/policy`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenant/policy", get(show).put(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, update))
 }
 
 /// A change: fields left out keep their value.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Policy {
+    /// Whether questions flagged as prompt-injection attempts are refused (400
+    /// `flagged_input`) rather than answered and only audited.
     refuse_flagged_input: Option<bool>,
+    /// How questions that name no mode are answered: `extractive` or `generative` (the
+    /// latter needs the plan's `generative_answers` feature).
+    #[schema(value_type = Option<String>)]
     default_answer_mode: Option<AnswerMode>,
 }
 
@@ -32,12 +37,39 @@ fn body(refuse: bool, mode: AnswerMode) -> Json<Value> {
     Json(json!({"refuse_flagged_input": refuse, "default_answer_mode": mode}))
 }
 
+/// Show the tenant's policy
+///
+/// The tenant's policy (`queries.read`): `{refuse_flagged_input, default_answer_mode}` —
+/// whether flagged input is refused, and `extractive` or `generative` for questions that
+/// name no mode.
+#[utoipa::path(
+    get,
+    path = "/v1/tenant/policy",
+    tag = "tenant",
+    responses((status = 200, description = "The policy: `{refuse_flagged_input, default_answer_mode}`", body = serde_json::Value))
+)]
 async fn show(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::QueriesRead).await?;
     let ent = &auth.entitlements;
     Ok(body(ent.refuse_flagged_input, ent.default_answer_mode))
 }
 
+/// Change the tenant's policy
+///
+/// Changes either setting or both (owners, `tenant.manage`); fields left out keep their
+/// value. Audited (`tenant.policy`). Answers the policy now in force:
+/// `{refuse_flagged_input, default_answer_mode}`.
+#[utoipa::path(
+    put,
+    path = "/v1/tenant/policy",
+    tag = "tenant",
+    request_body = Policy,
+    responses(
+        (status = 200, description = "The policy now in force: `{refuse_flagged_input, default_answer_mode}`", body = serde_json::Value),
+        (status = 400, description = "`empty_policy`: neither field was sent", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`feature_not_in_plan`: `generative` as the default on a plan without generative answers", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     auth: TenantAuth,

@@ -8,10 +8,9 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::{Page, parse_id};
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::authz::{Capability, Role};
 use docket_platform::consents::Purpose;
 use docket_platform::documents;
@@ -21,6 +20,7 @@ use docket_platform::queries::{self, AnswerMode, NewQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest `?wait=` honoured, in seconds.
 pub const MAX_WAIT_SECS: u64 = 30;
@@ -30,26 +30,36 @@ const DEFAULT_TOP_K: u32 = 5;
 const MAX_DOCUMENT_FILTER: usize = 20;
 
 /// `/v1/queries`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/queries", get(list).post(ask))
-        .route("/v1/queries/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, ask))
+        .routes(routes!(show))
 }
 
-#[derive(Deserialize)]
+/// A question to answer from the tenant's documents.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Ask {
+    /// The question: 1 to 2000 characters of plain text (no control characters but tab and
+    /// newline).
     question: String,
+    /// Passages to retrieve, at least 1 (default 5, or the plan's maximum if lower); a larger
+    /// value is lowered to the plan's maximum, with a notice.
     top_k: Option<u32>,
+    /// Restrict the question to these documents (at most 20 ids; default: all).
     #[serde(default)]
     document_ids: Vec<String>,
     /// `extractive` or `generative`; without it, the tenant's default (its policy).
+    #[schema(value_type = Option<String>)]
     mode: Option<AnswerMode>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AskParams {
+    /// Seconds to wait for the answer before answering 202 (default 0; at most 30, larger
+    /// values wait 30).
     wait: Option<u64>,
 }
 
@@ -95,6 +105,33 @@ fn resolve_mode(
     AnswerMode::Extractive
 }
 
+/// Ask a question
+///
+/// Runs the governance chain for the question (capability, input safety, quota; for a
+/// generative answer also the plan feature `generative_answers` and the consent to
+/// `external_llm_processing`), records it and queues an `answer` job. With `?wait=N` it
+/// waits up to N seconds for the answer and returns the finished query (200); otherwise,
+/// or if the answer is not ready in time, 202 with `{query_id, status: "queued",
+/// status_url, top_k_applied, requested_mode, notices}`. A finished query is `{query_id,
+/// status, question, document_ids, answer, citations: [{document_id, filename, chunk_id,
+/// page_start, page_end, quote, score}], requested_mode, mode, fallback_code, notices,
+/// grounding, usage: {tokens_in, tokens_out, llm_tokens_in, llm_tokens_out}, latency_ms,
+/// top_k_applied, top_k_clamped, error_code, asked_by, created_at, finished_at}`.
+#[utoipa::path(
+    post,
+    path = "/v1/queries",
+    tag = "queries",
+    params(AskParams),
+    request_body = Ask,
+    responses(
+        (status = 200, description = "Answered within `wait`: the finished query (`status` `answered`, `no_answer` or `failed`)", body = serde_json::Value),
+        (status = 202, description = "Queued: `{query_id, status, status_url, top_k_applied, requested_mode, notices}`; poll `status_url`", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`, `invalid_text` (a control character in the body), `empty_question`, `question_too_long`, `control_characters`, `flagged_input` (a prompt-injection pattern, refused by the tenant's policy), `invalid_top_k`, `too_many_documents`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`feature_not_in_plan` (`generative_answers`), `consent_required` (`external_llm_processing`): for a generative answer", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: an id in `document_ids` is not one of the tenant's documents", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`generator_unavailable` (generative answers asked for, and this deployment has no language model), `queue_unavailable` (with `Retry-After`: the question could not be queued; it is recorded as failed)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn ask(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -226,6 +263,23 @@ async fn ask(
     ))
 }
 
+/// Show a query
+///
+/// The question and, once answered, the answer with its citations. Members see only their
+/// own queries (another's is not found); admins and owners see everyone's. Answers
+/// `{query_id, status, question, document_ids, answer, citations: [{document_id, filename,
+/// chunk_id, page_start, page_end, quote, score}], requested_mode, mode, fallback_code,
+/// notices, grounding, usage, latency_ms, top_k_applied, top_k_clamped, error_code,
+/// asked_by, created_at, finished_at}`: `status` is `queued`, `running`, `answered`,
+/// `no_answer` or `failed`; `mode` (what produced the answer) is `extractive`, `generative`
+/// or `extractive_fallback`, null until answered.
+#[utoipa::path(
+    get,
+    path = "/v1/queries/{id}",
+    tag = "queries",
+    params(("id" = String, Path, description = "The query's id")),
+    responses((status = 200, description = "The query", body = serde_json::Value))
+)]
 async fn show(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -241,13 +295,31 @@ async fn show(
     Ok(Json(result(&q)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Queries per page, 1 to 200 (default 50).
     limit: Option<i64>,
 }
 
+/// List queries
+///
+/// The question history, newest first, by cursor: members see their own, admins and owners
+/// everyone's. Answers `{queries: [...], next_cursor}`, each query as `GET
+/// /v1/queries/{id}` shows it; `next_cursor` is null on the last page.
+#[utoipa::path(
+    get,
+    path = "/v1/queries",
+    tag = "queries",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of queries", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`, `invalid_limit`, `invalid_cursor`", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,

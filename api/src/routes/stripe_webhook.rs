@@ -7,18 +7,18 @@ use crate::auth::RequestCtx;
 use crate::auth::refusal::Refusal;
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::billing::webhook::{self, Handled};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/billing/stripe/webhook`.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/billing/stripe/webhook", post(receive))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
 async fn refuse(state: &AppState, ctx: &RequestCtx, r: &webhook::Refusal) -> ApiError {
@@ -28,6 +28,31 @@ async fn refuse(state: &AppState, ctx: &RequestCtx, r: &webhook::Refusal) -> Api
         .await
 }
 
+/// Receive a Stripe event
+///
+/// Stripe's deliveries about the invoices Docket pushed. No bearer token: the
+/// `Stripe-Signature` header (HMAC-SHA256 of `{t}.{body}` with the endpoint's secret, within
+/// the configured tolerance) is the credential. `invoice.paid` / `invoice.payment_succeeded`
+/// mark the invoice paid, `invoice.payment_failed` marks its payment failed; other event types
+/// are recorded and ignored. Each event id is accepted once. Accepted events are audited
+/// (`billing.webhook_accepted`), refusals too (`billing.webhook_refused`). Answers
+/// `{"received": true}`.
+#[utoipa::path(
+    post,
+    path = "/v1/billing/stripe/webhook",
+    tag = "billing",
+    params(("Stripe-Signature" = String, Header, description = "Stripe's signature: `t={unix seconds},v1={hex HMAC-SHA256}` (several `v1` while the secret is being rolled)")),
+    request_body(
+        content = serde_json::Value,
+        content_type = "application/json",
+        description = "The Stripe event exactly as Stripe sent it (the signature covers the raw bytes): `{id, type, data: {object: {id, object}}}`"
+    ),
+    responses(
+        (status = 200, description = "Accepted: `{\"received\": true}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_signature` (no, malformed or non-matching `Stripe-Signature`), `stale_event` (the signed timestamp is outside the tolerance), `invalid_event` (the body is not a Stripe event, or an invoice event names no invoice), `replayed_event` (this event id was already received), `unknown_invoice` (no invoice of Docket's has that Stripe id)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: Stripe webhooks are not configured on this deployment", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn receive(
     State(state): State<AppState>,
     ctx: RequestCtx,

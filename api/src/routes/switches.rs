@@ -6,10 +6,9 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::ids::TenantId;
 use docket_platform::ratelimit::EndpointClass;
@@ -17,19 +16,20 @@ use docket_platform::{switches, tenants};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest expiry accepted (larger values would overflow the database's interval).
 const MAX_EXPIRY_SECS: u64 = 365 * 24 * 3600;
 
 /// `/ops/switches`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ops/switches", get(list).post(set))
-        .route("/ops/switches/{id}", delete(lift))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, set))
+        .routes(routes!(lift))
 }
 
 /// A switch to set: `/ops/switches` takes it as JSON, the panel as a form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchRequest {
     /// Endpoint class: `query`, `upload`, `read` or `admin`.
@@ -42,6 +42,23 @@ pub struct SwitchRequest {
     pub expires_in_secs: Option<u64>,
 }
 
+/// Set an incident switch
+///
+/// Turns an endpoint class off for every tenant or for one, with a reason callers see and an
+/// optional expiry. Applies on every API process within a second; audited
+/// (`ops.switches.set`). Answers the switch: `{id, class, target_tenant, reason, created_by,
+/// expires_at}`.
+#[utoipa::path(
+    post,
+    path = "/ops/switches",
+    tag = "ops",
+    request_body = SwitchRequest,
+    responses(
+        (status = 201, description = "The switch now in force", body = serde_json::Value),
+        (status = 400, description = "`invalid_class`, `invalid_reason`, `invalid_expiry`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: `tenant_id` names no tenant", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn set(
     State(state): State<AppState>,
     op: OperatorAuth,
@@ -115,6 +132,16 @@ pub async fn set_switch(
     .map_err(ApiError::internal)
 }
 
+/// List the switches in force
+///
+/// `{"switches": [{id, class, target_tenant, reason, created_by, expires_at}]}`; audited
+/// (`ops.switches.list`).
+#[utoipa::path(
+    get,
+    path = "/ops/switches",
+    tag = "ops",
+    responses((status = 200, description = "The switches in force", body = serde_json::Value))
+)]
 async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
     let list = switches::active(&state.db).await?;
     state
@@ -128,6 +155,16 @@ async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Va
     Ok(Json(json!({"switches": list})))
 }
 
+/// Lift a switch
+///
+/// Ends a switch in force; audited (`ops.switches.lift`).
+#[utoipa::path(
+    delete,
+    path = "/ops/switches/{id}",
+    tag = "ops",
+    params(("id" = String, Path, description = "The switch's id")),
+    responses((status = 204, description = "Lifted"))
+)]
 async fn lift(
     State(state): State<AppState>,
     op: OperatorAuth,

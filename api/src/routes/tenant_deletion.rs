@@ -14,11 +14,10 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use docket_platform::audit::{Event, Outcome};
 use docket_platform::authz::Capability;
 use docket_platform::db::TenantTx;
@@ -28,39 +27,46 @@ use docket_platform::ids::TenantId;
 use docket_platform::placement;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The tenant-deletion routes (`POST /v1/deletions` is routed with the deletions' list).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/deletions/{id}/confirm", post(confirm))
-        .route("/v1/deletions/{id}/cancel", post(cancel))
-        .route("/v1/deletion-certificates/{id}", get(certificate_by_token))
-        .route("/ops/tenants/{id}/deletion", post(ops_request))
-        .route("/ops/deletions/{id}/cancel", post(ops_cancel))
-        .route("/ops/deletions/{id}/certificate", get(ops_certificate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(confirm))
+        .routes(routes!(cancel))
+        .routes(routes!(certificate_by_token))
+        .routes(routes!(ops_request))
+        .routes(routes!(ops_cancel))
+        .routes(routes!(ops_certificate))
 }
 
 /// `POST /v1/deletions` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBody {
+    /// Must be `tenant`: the whole organisation (documents and users are deleted on their
+    /// own routes).
     scope: String,
+    /// `true`: count what would be removed, per store, and remove nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
 /// `POST /v1/deletions/{id}/confirm` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmBody {
+    /// The one-time code `POST /v1/deletions` returned.
     confirmation_code: String,
 }
 
 /// `POST /ops/tenants/{id}/deletion` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpsBody {
+    /// Why the tenant is deleted (required unless `dry_run`); audited.
     reason: Option<String>,
+    /// `true`: count what would be removed, per store, and remove nothing.
     #[serde(default)]
     dry_run: bool,
 }
@@ -101,8 +107,26 @@ fn scheduled_body(s: &Scheduled) -> Value {
     })
 }
 
-/// `POST /v1/deletions`: the whole tenant (owner only). Documents and users are deleted on
-/// their own routes.
+/// Ask to delete the whole organisation
+///
+/// `POST /v1/deletions`: the whole tenant (owner only, capability `deletions.request`).
+/// Documents and users are deleted on their own routes. Answers 201 `{deletion_id, status:
+/// "awaiting_confirmation", confirmation_code (shown once), confirm_before, confirm_url,
+/// grace_period_secs}`: nothing happens until the code is confirmed at `confirm_url`.
+/// Audited (`deletions.requested`). With `"dry_run": true`, 200 `{dry_run: true, scope:
+/// "tenant", stores}` (counts per store) and nothing is recorded.
+#[utoipa::path(
+    post,
+    path = "/v1/deletions",
+    tag = "compliance",
+    request_body = RequestBody,
+    responses(
+        (status = 200, description = "Dry run: what would be removed, per store", body = serde_json::Value),
+        (status = 201, description = "Recorded, awaiting confirmation with the one-time code", body = serde_json::Value),
+        (status = 400, description = "`unsupported_scope`: `scope` is not `tenant`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`deletion_pending` (a deletion of the organisation is already under way), `invalid_state` (the organisation is neither active nor suspended)", body = crate::openapi::ErrorBody),
+    )
+)]
 pub async fn request(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -142,6 +166,29 @@ pub async fn request(
     ))
 }
 
+/// Confirm the organisation's deletion
+///
+/// With the one-time code: the grace period starts, the organisation is suspended (only the
+/// deletion's own routes answer) and the deletion is swept when the grace ends. Capability
+/// `deletions.request`; audited (`deletions.confirmed`; a wrong or expired code is audited as
+/// refused). Answers 202 `{deletion_id, status: "scheduled", grace_ends_at,
+/// certificate_token (`dct_…`, shown once: it fetches the certificate at
+/// `GET /v1/deletion-certificates/{id}` once the organisation's credentials are gone),
+/// status_url, cancel_url, certificate_url}`.
+#[utoipa::path(
+    post,
+    path = "/v1/deletions/{id}/confirm",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The deletion's id")),
+    request_body = ConfirmBody,
+    responses(
+        (status = 202, description = "Scheduled: the grace period has started", body = serde_json::Value),
+        (status = 403, description = "`wrong_confirmation_code`: the code does not match", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such tenant deletion", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`invalid_state`: the deletion is not awaiting confirmation, or the organisation is neither active nor suspended", body = crate::openapi::ErrorBody),
+        (status = 410, description = "`confirmation_expired`: the code expired; ask for the deletion again", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn confirm(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -172,6 +219,23 @@ async fn confirm(
     Ok((StatusCode::ACCEPTED, Json(scheduled_body(&scheduled))))
 }
 
+/// Cancel the organisation's deletion
+///
+/// While it awaits confirmation or is in its grace period (nothing was removed): the
+/// organisation gets back the status it had. Capability `deletions.request`; answers during
+/// the grace period; audited (`deletions.cancelled`). Answers `{deletion_id, status:
+/// "cancelled", tenant_status}`.
+#[utoipa::path(
+    post,
+    path = "/v1/deletions/{id}/cancel",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The deletion's id")),
+    responses(
+        (status = 200, description = "Cancelled, with the organisation's restored status", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such tenant deletion", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`invalid_state`: the deletion is past awaiting confirmation and its grace period (queued, running, done, …)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
@@ -198,6 +262,23 @@ fn certificate_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| t.starts_with(CERTIFICATE_TOKEN_PREFIX))
 }
 
+/// Fetch an organisation's deletion certificate with its token
+///
+/// For whoever holds the certificate token the confirmation returned, sent as
+/// `Authorization: Bearer dct_…` (the organisation's own credentials are gone by then). The
+/// signed certificate exactly as issued (JSON), once the deletion is done.
+#[utoipa::path(
+    get,
+    path = "/v1/deletion-certificates/{id}",
+    tag = "compliance",
+    params(("id" = String, Path, description = "The tenant deletion's id")),
+    responses(
+        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 401, description = "`missing_credentials` (no `Authorization: Bearer dct_…`), `invalid_token` (the token does not match this deletion, or there is no such tenant deletion)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: the id is not a deletion id", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`certificate_not_ready`: the deletion has not finished", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn certificate_by_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -251,6 +332,27 @@ async fn commit_ops(state: &AppState, mut tx: TenantTx, ev: Event) -> Result<(),
     Ok(())
 }
 
+/// Delete a tenant
+///
+/// An operator's tenant deletion: scheduled at once (the request, with its reason, is the
+/// confirmation), with the same grace period and cancel as an owner's; audited on both
+/// chains (`ops.tenants.delete`). Answers 202 `{deletion_id, status: "scheduled",
+/// grace_ends_at, certificate_token, status_url, cancel_url, certificate_url}`. With
+/// `"dry_run": true`, 200 `{dry_run: true, scope: "tenant", stores}` and nothing is recorded.
+#[utoipa::path(
+    post,
+    path = "/ops/tenants/{id}/deletion",
+    tag = "ops",
+    params(("id" = String, Path, description = "The tenant's id")),
+    request_body = OpsBody,
+    responses(
+        (status = 200, description = "Dry run: what would be removed, per store", body = serde_json::Value),
+        (status = 202, description = "Scheduled: the grace period has started", body = serde_json::Value),
+        (status = 400, description = "`reason_required`: no (or a blank) `reason`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`deletion_pending` (a deletion of the tenant is already under way), `invalid_state` (the tenant is neither active nor suspended)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn ops_request(
     State(state): State<AppState>,
     op: OperatorAuth,
@@ -301,6 +403,22 @@ async fn tenant_of(state: &AppState, id: uuid::Uuid) -> Result<TenantId, ApiErro
         .ok_or_else(|| ApiError::not_found("deletion"))
 }
 
+/// Cancel a tenant's deletion
+///
+/// While it awaits confirmation or is in its grace period: the tenant gets back the status
+/// it had; audited on both chains (`ops.deletions.cancel`). Answers `{deletion_id, status:
+/// "cancelled", tenant_status}`.
+#[utoipa::path(
+    post,
+    path = "/ops/deletions/{id}/cancel",
+    tag = "ops",
+    params(("id" = String, Path, description = "The deletion's id")),
+    responses(
+        (status = 200, description = "Cancelled, with the tenant's restored status", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such deletion, or it is not a tenant deletion", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`invalid_state`: the deletion is past awaiting confirmation and its grace period", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn ops_cancel(
     State(state): State<AppState>,
     op: OperatorAuth,
@@ -320,6 +438,21 @@ async fn ops_cancel(
     ))
 }
 
+/// Fetch a deletion's certificate
+///
+/// Any tenant's deletion certificate exactly as issued (JSON), once done; audited
+/// (`ops.deletions.certificate`).
+#[utoipa::path(
+    get,
+    path = "/ops/deletions/{id}/certificate",
+    tag = "ops",
+    params(("id" = String, Path, description = "The deletion's id")),
+    responses(
+        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 404, description = "`not_found`: no such deletion", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`certificate_not_ready`: the deletion has no certificate (not done yet, or it did not end clean)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn ops_certificate(
     State(state): State<AppState>,
     op: OperatorAuth,

@@ -6,9 +6,8 @@ use crate::auth::{OperatorAuth, TenantAuth};
 use crate::error::ApiError;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::billing::upgrade;
@@ -17,19 +16,26 @@ use docket_platform::ids::TenantId;
 use docket_platform::usage::{self, Granularity, Period};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/usage`, `/ops/tenants/{id}/usage`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/usage", get(mine))
-        .route("/ops/tenants/{id}/usage", get(of_tenant))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mine))
+        .routes(routes!(of_tenant))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UsageQuery {
+    /// Start, inclusive: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time; default: the start
+    /// of the current month.
     from: Option<String>,
+    /// End, exclusive: `YYYY-MM-DD` (midnight UTC) or an RFC 3339 time; default: now. At
+    /// most 366 days after `from`.
     to: Option<String>,
+    /// Bucket size: `day` (default) or `month`.
     granularity: Option<String>,
 }
 
@@ -64,6 +70,23 @@ async fn report(tx: &mut TenantTx, period: Period, g: Granularity) -> Result<Val
     }))
 }
 
+/// Show the tenant's usage
+///
+/// The tenant's usage ledger in a period (`usage.read`), by bucket and kind: `{from, to,
+/// granularity, usage: [{period, kind, quantity}], totals: {kind: quantity},
+/// upgrade_hint}`. `upgrade_hint` is null, or `{current_plan, suggested_plan,
+/// overage_cents, price_difference_cents, currency, message}` when this month's overage
+/// already costs more than the next plan up. Audited (`usage.read`).
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "tenant",
+    params(UsageQuery),
+    responses(
+        (status = 200, description = "The usage: `{from, to, granularity, usage, totals, upgrade_hint}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_query` (an unknown or malformed parameter), `invalid_granularity` (not `day` or `month`), `invalid_period` (a bound is not a date or time, `from` is not before `to`, or the period spans more than 366 days)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn mine(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -88,6 +111,22 @@ async fn mine(
     Ok(Json(body))
 }
 
+/// Show a tenant's usage
+///
+/// A tenant's usage ledger in a period, by bucket and kind (operators): `{from, to,
+/// granularity, usage: [{period, kind, quantity}], totals: {kind: quantity}}`. Audited
+/// (`ops.usage.read`).
+#[utoipa::path(
+    get,
+    path = "/ops/tenants/{id}/usage",
+    tag = "ops",
+    params(("id" = String, Path, description = "The tenant's id"), UsageQuery),
+    responses(
+        (status = 200, description = "The usage: `{from, to, granularity, usage, totals}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_query` (an unknown or malformed parameter), `invalid_granularity` (not `day` or `month`), `invalid_period` (a bound is not a date or time, `from` is not before `to`, or the period spans more than 366 days)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such tenant", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn of_tenant(
     State(state): State<AppState>,
     op: OperatorAuth,

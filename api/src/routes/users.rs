@@ -5,11 +5,10 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
 use docket_platform::db::TenantTx;
@@ -18,14 +17,26 @@ use docket_platform::identity::{password, refresh};
 use docket_platform::ids::UserId;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/users`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/users", get(list).post(create))
-        .route("/v1/users/{id}", axum::routing::patch(update).delete(disable))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update, disable))
 }
 
+/// List the tenant's users
+///
+/// Every user of the caller's tenant (`users.manage`): `{"users": [{id, email, role,
+/// status, created_at, updated_at}]}`, where `role` is `owner`, `admin`, `member` or
+/// `viewer` and `status` is `active` or `disabled`.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "tenant",
+    responses((status = 200, description = "The users: `{\"users\": [{id, email, role, status, created_at, updated_at}]}`", body = serde_json::Value))
+)]
 async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
     auth.require(&state, Capability::UsersManage).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -33,11 +44,16 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
     Ok(Json(json!({"users": users})))
 }
 
-#[derive(Deserialize)]
+/// A user to add to the tenant.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    /// Email address (unique within the tenant).
     email: String,
+    /// Initial password (must meet the password policy); without one the user cannot sign
+    /// in with a password.
     password: Option<String>,
+    /// `owner`, `admin`, `member` or `viewer`; never above the caller's own role.
     role: String,
 }
 
@@ -58,6 +74,22 @@ async fn not_grantable(state: &AppState, auth: &TenantAuth, role: Role) -> ApiEr
     .await
 }
 
+/// Add a user to the tenant
+///
+/// Creates a user with a role no higher than the caller's (`users.manage`); audited
+/// (`users.create`). Answers the user: `{id, email, role, status, created_at, updated_at}`.
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "tenant",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The new user: `{id, email, role, status, created_at, updated_at}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_email`, `invalid_role`, `weak_password` (the password does not meet the policy)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`role_not_grantable`: the role is above the caller's own (audited)", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`email_taken`: a user with this email already exists", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -105,10 +137,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-#[derive(Deserialize)]
+/// A change to a user: at least one of the fields.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserPatch {
+    /// New role: `owner`, `admin`, `member` or `viewer`; never above the caller's own.
     role: Option<String>,
+    /// New status: `active` or `disabled` (disabling revokes the user's sessions).
     status: Option<String>,
 }
 
@@ -206,6 +241,26 @@ async fn change(
     Ok(updated)
 }
 
+/// Change a user's role or status
+///
+/// Changes another user's role and/or status (`users.manage`). Nobody changes themselves,
+/// manages a user above their own role, or changes an erased user; the tenant always keeps
+/// an active owner. Disabling revokes the user's refresh tokens. Audited (`users.update`,
+/// `users.disable`). Answers the user: `{id, email, role, status, created_at, updated_at}`.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "tenant",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user as changed: `{id, email, role, status, created_at, updated_at}`", body = serde_json::Value),
+        (status = 400, description = "`invalid_role`, `invalid_status` (not `active` or `disabled`), `invalid_body` (neither `role` nor `status` sent)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`role_not_grantable`: the user's current or new role is above the caller's own (audited)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such user in this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`cannot_modify_self` (the caller's own account), `user_erased` (the user's personal data was erased), `last_owner` (the tenant would have no active owner)", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     auth: TenantAuth,
@@ -236,15 +291,42 @@ async fn update(
 
 /// `DELETE /v1/users/{id}`: `?erase=true` erases the user's personal data (with
 /// `&dry_run=true`, says what it would remove): `deletions::erase_user`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeleteQuery {
+    /// `true`: erase the user's personal data instead of disabling the account.
     #[serde(default)]
     erase: bool,
+    /// With `erase=true`: only say what would be removed, change nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
+/// Disable or erase a user
+///
+/// Without a query: disables the user (as `PATCH` with `status: disabled`) and answers the
+/// user, `{id, email, role, status, created_at, updated_at}`; audited (`users.disable`).
+/// With `?erase=true`: erases the user's personal data and answers
+/// `{deletion_id, status: "done", certificate_sha256, status_url, certificate_url}`
+/// (audited, `deletions.requested`); with `&dry_run=true` too, changes nothing and answers
+/// `{dry_run: true, scope: "user", user_id, stores}` (what each store would lose). The
+/// same rules as any change to a user apply (not oneself, not above one's own role, the
+/// tenant keeps an active owner).
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "tenant",
+    params(("id" = String, Path, description = "The user's id"), DeleteQuery),
+    responses(
+        (status = 200, description = "Disabled (the user), erased (`{deletion_id, status, certificate_sha256, status_url, certificate_url}`) or the dry run (`{dry_run, scope, user_id, stores}`)", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`: an unknown or malformed parameter, or `dry_run` without `erase=true`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`role_not_grantable`: the user's role is above the caller's own (audited)", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such user in this tenant", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`cannot_modify_self` (the caller's own account), `user_erased` (already erased), `last_owner` (the tenant would have no active owner), `export_in_progress` (erasure waits until a running export ends)", body = crate::openapi::ErrorBody),
+        (status = 500, description = "`residue_found`: the erasure found the address left behind; nothing was changed and operators were alerted", body = crate::openapi::ErrorBody),
+    )
+)]
 async fn disable(
     State(state): State<AppState>,
     auth: TenantAuth,

@@ -31,6 +31,7 @@ mod import_load;
 mod import_ops;
 mod imports;
 mod memberships;
+mod openapi;
 mod panel;
 mod panel_forms;
 mod panel_sessions;

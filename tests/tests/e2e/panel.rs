@@ -75,7 +75,7 @@ async fn operator_panel_scenarios_pass_in_headless_chromium() {
     print!("{summary}");
     std::fs::write(out_dir.join("summary.txt"), &summary).expect("summary");
     assert!(
-        output.status.success() && failed == 0 && passed >= 10,
+        output.status.success() && failed == 0 && passed >= 11,
         "{summary}{tap}\n{err}"
     );
 
