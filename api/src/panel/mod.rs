@@ -255,6 +255,17 @@ pub async fn audit(
         .map_err(PanelError::internal)
 }
 
+/// The tenant an operator named by slug in a form or filter (400 `unknown_tenant` if none).
+pub async fn tenant_by_slug(
+    state: &AppState,
+    slug: &str,
+) -> Result<docket_platform::tenants::Tenant, PanelError> {
+    docket_platform::tenants::find_by_slug(&state.db, slug)
+        .await
+        .map_err(PanelError::internal)?
+        .ok_or_else(|| PanelError::invalid("unknown_tenant", format!("no tenant has the slug {slug:?}")))
+}
+
 /// `2026-12-07 16:04 UTC`.
 pub fn when(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()

@@ -2,7 +2,7 @@
 //! chain with its verification, and exports and deletions.
 
 use super::session::PanelAuth;
-use super::{Frame, PanelError, PanelQuery, non_empty, render, thousands, when};
+use super::{Frame, PanelError, PanelQuery, non_empty, render, tenant_by_slug, thousands, when};
 use crate::state::AppState;
 use askama::Template;
 use axum::Router;
@@ -13,7 +13,6 @@ use docket_platform::audit::verify;
 use docket_platform::billing::compute::Month;
 use docket_platform::billing::margins;
 use docket_platform::overview;
-use docket_platform::tenants;
 use serde::Deserialize;
 
 /// `/ops/panel/billing`, `/ops/panel/audit`, `/ops/panel/requests`.
@@ -170,17 +169,9 @@ async fn audit(
 ) -> Result<Response, PanelError> {
     let slug = non_empty(f.tenant).unwrap_or_default();
     let action = non_empty(f.action).unwrap_or_default();
-    let tenant = if slug.is_empty() {
-        None
-    } else {
-        Some(
-            tenants::find_by_slug(&state.db, &slug)
-                .await
-                .map_err(PanelError::internal)?
-                .ok_or_else(|| {
-                    PanelError::invalid("unknown_tenant", format!("no tenant has the slug {slug:?}"))
-                })?,
-        )
+    let tenant = match slug.is_empty() {
+        true => None,
+        false => Some(tenant_by_slug(&state, &slug).await?),
     };
     let pool = state.control.pool();
     let report = match &tenant {

@@ -3,7 +3,7 @@
 //! functions, with their validation and audit events.
 
 use super::session::PanelAuth;
-use super::{Frame, PanelError, PanelForm, PanelQuery, audit, non_empty, render, when};
+use super::{Frame, PanelError, PanelForm, PanelQuery, audit, non_empty, render, tenant_by_slug, when};
 use crate::routes::parse_id;
 use crate::routes::switches::{SwitchRequest, lift_switch, set_switch};
 use crate::state::AppState;
@@ -110,16 +110,7 @@ async fn set(
 ) -> Result<Response, PanelError> {
     let tenant_id = match non_empty(form.tenant) {
         None => None,
-        Some(slug) => Some(
-            tenants::find_by_slug(&state.db, &slug)
-                .await
-                .map_err(PanelError::internal)?
-                .ok_or_else(|| {
-                    PanelError::invalid("unknown_tenant", format!("no tenant has the slug {slug:?}"))
-                })?
-                .id
-                .0,
-        ),
+        Some(slug) => Some(tenant_by_slug(&state, &slug).await?.id.0),
     };
     let expires_in_secs = match non_empty(form.expires_in_minutes) {
         None => None,

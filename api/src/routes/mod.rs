@@ -10,6 +10,7 @@ pub mod documents;
 pub mod export_downloads;
 pub mod exports;
 pub mod health;
+pub mod import_sources;
 pub mod imports;
 pub mod invoices;
 pub mod me;
@@ -20,6 +21,7 @@ pub mod queries;
 pub mod stripe_webhook;
 pub mod switches;
 pub mod tenant_deletion;
+pub mod uploads;
 pub mod usage;
 pub mod users;
 
