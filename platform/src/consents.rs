@@ -12,7 +12,8 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 /// A processing purpose a tenant grants or refuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[schema(as = ConsentPurpose)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Tenant content (questions, retrieved passages) sent to a language model to generate
@@ -79,7 +80,8 @@ impl TermsVersion {
 }
 
 /// One decision, as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
+#[schema(as = ConsentDecision)]
 pub struct Decision {
     /// Decision id.
     pub id: Uuid,

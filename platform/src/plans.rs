@@ -100,8 +100,8 @@ impl RateOverride {
         if !(1..=1_000_000).contains(&self.per_minute) || !(1..=1_000_000).contains(&self.burst) {
             return bad("per_minute and burst must be at least 1 and at most 1000000");
         }
-        if self.reason.trim().is_empty() || self.reason.len() > 500 {
-            return bad("a reason of 1-500 characters is required (it goes into the audit trail)");
+        if !crate::safety::is_printable_line(&self.reason, 500) {
+            return bad("a reason of 1-500 printable characters is required (it goes into the audit trail)");
         }
         if !(Duration::from_secs(1)..=MAX_EXPIRY).contains(&self.expires_in) {
             return bad("the expiry must be from 1 second to one year away");

@@ -8,6 +8,13 @@
 /// Longest question accepted, in characters.
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
+/// Whether `s` is a reason or label a person wrote: not blank, at most `max` characters
+/// (not bytes), and no control character at all (it is shown on one line and goes into
+/// audit chains). The API contract states the same rule as a pattern and a `maxLength`.
+pub fn is_printable_line(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(char::is_control)
+}
+
 /// Why input was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsafeInput {

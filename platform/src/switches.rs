@@ -11,7 +11,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// An active switch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = IncidentSwitch)]
 pub struct Switch {
     /// Id (named in refusals and audit events).
     pub id: Uuid,

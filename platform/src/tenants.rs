@@ -44,7 +44,7 @@ impl FromStr for IsolationTier {
 }
 
 /// A tenant as stored.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tenant {
     /// Id.
     pub id: TenantId,

@@ -81,7 +81,7 @@ impl Period {
 }
 
 /// Usage of one kind in one period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct UsageRow {
     /// Start of the bucket.
     pub period: DateTime<Utc>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// The token response of login and refresh.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// JWT.
     pub access_token: String,

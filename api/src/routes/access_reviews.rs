@@ -15,14 +15,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use docket_platform::access_reviews::decide::{self, Asked, DecideError, Decision};
+use chrono::{DateTime, Utc};
+use docket_platform::access_reviews::decide::{self, Applied, Asked, DecideError, Decision, Recorded};
 use docket_platform::access_reviews::issue::SignedReport;
 use docket_platform::access_reviews::report::Report;
-use docket_platform::access_reviews::{self as reviews, OVERDUE_DAYS, pdf};
+use docket_platform::access_reviews::{self as reviews, OVERDUE_DAYS, Review, pdf};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most decisions one request may carry.
@@ -37,6 +38,67 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(decisions))
         .routes(routes!(complete))
         .routes(routes!(ops_overdue))
+}
+
+/// The tenant's access reviews.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AccessReviewList {
+    /// Every review, newest quarter first.
+    access_reviews: Vec<Review>,
+}
+
+/// An access review with its report and decisions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AccessReviewView {
+    /// The review.
+    access_review: Review,
+    /// The issued report (the `report` of the signed document); null before it is issued.
+    report: Option<Report>,
+    /// Every decision taken, in order.
+    decisions: Vec<Recorded>,
+    /// The current address of each user the report names, keyed `user:{id}` (empty before
+    /// the report is issued).
+    addresses: BTreeMap<String, String>,
+}
+
+/// The decisions a request applied.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AppliedDecisions {
+    /// One per decision asked, in the order asked.
+    applied: Vec<Applied>,
+}
+
+/// A completed access review.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CompletedReview {
+    /// The review, now `completed`, with `completed_by` and `completed_at`.
+    access_review: Option<Review>,
+}
+
+/// Open access reviews past their due date, of every tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct OverdueReviews {
+    /// An open review issued more than this many days ago is overdue.
+    overdue_after_days: i64,
+    /// The overdue reviews, oldest first.
+    overdue: Vec<OverdueReview>,
+}
+
+/// An open review past its due date.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct OverdueReview {
+    /// The tenant.
+    tenant_id: uuid::Uuid,
+    /// Its slug.
+    tenant_slug: String,
+    /// The review.
+    review_id: uuid::Uuid,
+    /// Its quarter, `YYYYQn`.
+    quarter: String,
+    /// When its report was issued.
+    issued_at: DateTime<Utc>,
+    /// Whole days since then.
+    days_open: i64,
 }
 
 fn refused(e: DecideError) -> ApiError {
@@ -55,32 +117,27 @@ fn refused(e: DecideError) -> ApiError {
 
 /// List the tenant's access reviews
 ///
-/// Every quarterly review, newest quarter first: `{"access_reviews": [{id, quarter
-/// (`YYYYQn`), period_start, period_end, status (queued, running, open, completed, failed),
-/// findings, decided, overdue, report_sha256, completed_by, completed_at, issued_at,
-/// error_message, created_at}]}`. Capability `audit.read`.
+/// Every quarterly review, newest quarter first. Capability `audit.read`.
 #[utoipa::path(
     get,
     path = "/v1/access-reviews",
     tag = "compliance",
-    responses((status = 200, description = "The tenant's access reviews", body = serde_json::Value))
+    responses((status = 200, description = "The tenant's access reviews", body = AccessReviewList))
 )]
-async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<AccessReviewList>, ApiError> {
     auth.require(&state, Capability::AuditRead).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let all = reviews::list(&mut tx).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "access_reviews": all })))
+    Ok(Json(AccessReviewList { access_reviews: all }))
 }
 
 /// Show an access review, or download it as PDF
 ///
-/// `{id}`: the review, its report and decisions, `{access_review, report (the issued report,
-/// or null before it is issued), decisions: [{finding_id, decision, reason, decided_by,
-/// decided_at}], addresses: {"user:{id}": email}}` (the current addresses of the users the
-/// report names by id). `{id}.pdf`: the report rendered as PDF from the signed report
-/// (`Content-Disposition: attachment`), audited (`access_review.download`). Capability
-/// `audit.read`.
+/// `{id}`: the review, its report (null before it is issued) and decisions, with the
+/// current addresses of the users the report names by id. `{id}.pdf`: the report rendered
+/// as PDF from the signed report (`Content-Disposition: attachment`), audited
+/// (`access_review.download`). Capability `audit.read`.
 #[utoipa::path(
     get,
     path = "/v1/access-reviews/{id}",
@@ -88,7 +145,7 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
     params(("id" = String, Path, description = "The review's id; with a `.pdf` suffix, the report as PDF")),
     responses(
         (status = 200, description = "The review as JSON, or (for `{id}.pdf`) its report as PDF", content(
-            (serde_json::Value = "application/json"),
+            (AccessReviewView = "application/json"),
             (String = "application/pdf")
         )),
         (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
@@ -154,15 +211,17 @@ async fn one(
     }
     let decisions = decide::decisions(&mut tx, id).await?;
     tx.commit().await?;
-    let report = issued.map(|(s, _)| s.report).unwrap_or(Value::Null);
-    let names: serde_json::Map<String, Value> = addresses
+    let addresses = addresses
         .into_iter()
-        .map(|(id, email)| (format!("user:{id}"), Value::String(email)))
+        .map(|(id, email)| (format!("user:{id}"), email))
         .collect();
-    Ok(
-        Json(json!({"access_review": review, "report": report, "decisions": decisions, "addresses": names}))
-            .into_response(),
-    )
+    Ok(Json(AccessReviewView {
+        access_review: review,
+        report: issued.map(|(_, r)| r),
+        decisions,
+        addresses,
+    })
+    .into_response())
 }
 
 fn not_issued(review: &reviews::Review) -> ApiError {
@@ -186,7 +245,7 @@ fn not_issued(review: &reviews::Review) -> ApiError {
     tag = "compliance",
     params(("id" = String, Path, description = "The review's id")),
     responses(
-        (status = 200, description = "The signed report as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 200, description = "The signed report as issued", content_type = "application/json", body = SignedReport),
         (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
         (status = 409, description = "`review_not_issued`: the review's report is not issued yet", body = crate::openapi::ErrorBody),
     )
@@ -211,12 +270,22 @@ async fn signed(
 }
 
 /// A decision on one finding.
+/// What a decision does with a finding's access.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum DecisionName {
+    Keep,
+    Revoke,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DecisionItem {
     /// The finding, as the report names it.
     finding_id: String,
     /// `keep` or `revoke`.
+    #[schema(value_type = DecisionName)]
     decision: String,
     /// Why: required to keep (1 to 1000 characters), an optional note to revoke.
     reason: Option<String>,
@@ -227,6 +296,7 @@ struct DecisionItem {
 #[serde(deny_unknown_fields)]
 struct DecisionsBody {
     /// 1 to 1000 decisions, applied together or not at all.
+    #[schema(min_items = 1, max_items = 1000)]
     decisions: Vec<DecisionItem>,
 }
 
@@ -235,8 +305,7 @@ struct DecisionsBody {
 /// Keeps or revokes the access each finding names (a revoke disables the user or revokes
 /// the key at once); every decision is audited (`access_review.keep` /
 /// `access_review.revoke`) and none is changed later. All or nothing: one refused decision
-/// refuses the request. Capability `tenant.manage`. Answers `{"applied": [{finding_id,
-/// decision, effect (`user_disabled`, `key_revoked`, `already_revoked`, or null)}]}`.
+/// refuses the request. Capability `tenant.manage`.
 #[utoipa::path(
     post,
     path = "/v1/access-reviews/{id}/decisions",
@@ -244,7 +313,7 @@ struct DecisionsBody {
     params(("id" = String, Path, description = "The review's id")),
     request_body = DecisionsBody,
     responses(
-        (status = 200, description = "The decisions applied", body = serde_json::Value),
+        (status = 200, description = "The decisions applied", body = AppliedDecisions),
         (status = 400, description = "`invalid_decisions` (not 1 to 1000 decisions), `invalid_decision` (neither `keep` nor `revoke`), `unknown_finding` (not in this review), `reason_required` (a keep without a reason, or a reason over 1000 characters)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
         (status = 409, description = "`review_not_open` (not issued yet, or completed), `already_decided` (decisions are not changed), `cannot_modify_self` (revoking your own access), `last_owner` (revoking the last active owner)", body = crate::openapi::ErrorBody),
@@ -255,7 +324,7 @@ async fn decisions(
     auth: TenantAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DecisionsBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppliedDecisions>, ApiError> {
     auth.require(&state, Capability::TenantManage).await?;
     let id = parse_id(&id, "access review")?;
     if body.decisions.is_empty() || body.decisions.len() > MAX_DECISIONS {
@@ -293,21 +362,20 @@ async fn decisions(
     .await
     .map_err(refused)?;
     tx.commit().await?;
-    Ok(Json(json!({ "applied": applied })))
+    Ok(Json(AppliedDecisions { applied }))
 }
 
 /// Complete an access review
 ///
 /// Once every finding is decided; audited (`access_review.completed`). Capability
-/// `tenant.manage`. Answers `{"access_review": {id, quarter, status: "completed",
-/// completed_by, completed_at, …}}`.
+/// `tenant.manage`.
 #[utoipa::path(
     post,
     path = "/v1/access-reviews/{id}/complete",
     tag = "compliance",
     params(("id" = String, Path, description = "The review's id")),
     responses(
-        (status = 200, description = "The completed review", body = serde_json::Value),
+        (status = 200, description = "The completed review", body = CompletedReview),
         (status = 404, description = "`not_found`: no such access review of this tenant", body = crate::openapi::ErrorBody),
         (status = 409, description = "`review_not_open` (not issued yet, or completed already), `findings_undecided` (decide every finding first)", body = crate::openapi::ErrorBody),
     )
@@ -316,7 +384,7 @@ async fn complete(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CompletedReview>, ApiError> {
     auth.require(&state, Capability::TenantManage).await?;
     let id = parse_id(&id, "access review")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -326,21 +394,25 @@ async fn complete(
         .map_err(refused)?;
     let review = reviews::get(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "access_review": review })))
+    Ok(Json(CompletedReview {
+        access_review: review,
+    }))
 }
 
 /// List overdue access reviews
 ///
 /// Open reviews of every tenant issued more than the due period (30 days) ago, oldest
-/// first: `{overdue_after_days, overdue: [{tenant_id, tenant_slug, review_id, quarter,
-/// issued_at, days_open}]}`. Audited (`ops.access_reviews.list`).
+/// first. Audited (`ops.access_reviews.list`).
 #[utoipa::path(
     get,
     path = "/ops/access-reviews",
     tag = "ops",
-    responses((status = 200, description = "Open reviews past their due date", body = serde_json::Value))
+    responses((status = 200, description = "Open reviews past their due date", body = OverdueReviews))
 )]
-async fn ops_overdue(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn ops_overdue(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+) -> Result<Json<OverdueReviews>, ApiError> {
     let rows = reviews::overdue(&state.control).await?;
     state
         .auditor
@@ -351,14 +423,21 @@ async fn ops_overdue(State(state): State<AppState>, op: OperatorAuth) -> Result<
         .await
         .map_err(ApiError::internal)?;
     let now = chrono::Utc::now();
-    let overdue: Vec<Value> = rows
+    let overdue = rows
         .into_iter()
-        .map(|(tenant, slug, review, quarter, issued)| {
-            json!({"tenant_id": tenant, "tenant_slug": slug, "review_id": review, "quarter": quarter,
-                   "issued_at": issued, "days_open": (now - issued).num_days()})
-        })
+        .map(
+            |(tenant_id, tenant_slug, review_id, quarter, issued_at)| OverdueReview {
+                tenant_id,
+                tenant_slug,
+                review_id,
+                quarter,
+                issued_at,
+                days_open: (now - issued_at).num_days(),
+            },
+        )
         .collect();
-    Ok(Json(
-        json!({"overdue_after_days": OVERDUE_DAYS, "overdue": overdue}),
-    ))
+    Ok(Json(OverdueReviews {
+        overdue_after_days: OVERDUE_DAYS,
+        overdue,
+    }))
 }

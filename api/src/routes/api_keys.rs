@@ -11,10 +11,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
-use docket_platform::identity::api_keys;
+use docket_platform::identity::api_keys::{self, ApiKey};
 use docket_platform::ids::ApiKeyId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/api-keys`.
@@ -24,21 +23,39 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke))
 }
 
+/// The tenant's API keys.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyList {
+    /// Every key, revoked and expired ones included, newest first (never the secrets).
+    api_keys: Vec<ApiKey>,
+}
+
+/// A new API key and, this once, its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedApiKey {
+    /// The key.
+    api_key: ApiKey,
+    /// The secret (`dk_…`, sent as a bearer token): shown only this once.
+    key: String,
+    /// A reminder that the secret is shown only once.
+    note: String,
+}
+
 /// List the tenant's API keys
 ///
-/// Every API key of the caller's tenant, revoked and expired ones included (`keys.manage`):
-/// `{"api_keys": [{id, name, role, created_by, created_at, expires_at, revoked_at,
-/// last_used_at}]}`. The secrets are never shown again.
+/// Every API key of the caller's tenant, revoked and expired ones included (`keys.manage`).
+/// The secrets are never shown again.
 #[utoipa::path(
     get,
     path = "/v1/api-keys",
     tag = "auth",
-    responses((status = 200, description = "The keys: `{\"api_keys\": [{id, name, role, created_by, created_at, expires_at, revoked_at, last_used_at}]}`", body = serde_json::Value))
+    responses((status = 200, description = "The keys", body = ApiKeyList))
 )]
-async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<ApiKeyList>, ApiError> {
     auth.require(&state, Capability::KeysManage).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    Ok(Json(json!({"api_keys": api_keys::list(&mut tx).await?})))
+    let api_keys = api_keys::list(&mut tx).await?;
+    Ok(Json(ApiKeyList { api_keys }))
 }
 
 /// An API key to create.
@@ -46,9 +63,14 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
 #[serde(deny_unknown_fields)]
 struct NewKey {
     /// A label: 1 to 100 printable characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     name: String,
     /// The role the key acts with: `owner`, `admin`, `member` or `viewer`; never above the
     /// caller's own.
+    #[schema(value_type = Role)]
     role: String,
     /// When the key stops working (RFC 3339, in the future); none: it never expires.
     expires_at: Option<DateTime<Utc>>,
@@ -57,16 +79,15 @@ struct NewKey {
 /// Create an API key
 ///
 /// Creates a key acting with a role no higher than the caller's (`keys.manage`, plan
-/// feature `api_keys`); audited (`api_keys.create`). Answers
-/// `{api_key: {id, name, role, created_by, created_at, expires_at, revoked_at, last_used_at},
-/// key, note}`: `key` is the secret (`dk_…`, sent as a bearer token), shown only this once.
+/// feature `api_keys`); audited (`api_keys.create`). Answers the key and `key`, the secret
+/// (`dk_…`, sent as a bearer token), shown only this once.
 #[utoipa::path(
     post,
     path = "/v1/api-keys",
     tag = "auth",
     request_body = NewKey,
     responses(
-        (status = 201, description = "The key and, once only, its secret: `{api_key, key, note}`", body = serde_json::Value),
+        (status = 201, description = "The key and, once only, its secret", body = CreatedApiKey),
         (status = 400, description = "`invalid_name` (not 1-100 printable characters), `invalid_role`, `invalid_expiry` (not in the future)", body = crate::openapi::ErrorBody),
         (status = 403, description = "`feature_not_in_plan` (the plan has no API keys), `role_not_grantable` (the role is above the caller's own; audited)", body = crate::openapi::ErrorBody),
     )
@@ -75,11 +96,11 @@ async fn create(
     State(state): State<AppState>,
     auth: TenantAuth,
     ApiJson(body): ApiJson<NewKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     auth.govern(&state, Gate::new(Capability::KeysManage).feature("api_keys"))
         .await?;
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if !docket_platform::safety::is_printable_line(name, 100) {
         return Err(ApiError::bad_request(
             "invalid_name",
             "name must be 1-100 printable characters",
@@ -121,7 +142,11 @@ async fn create(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"api_key": key, "key": secret, "note": "store this key now: it is shown only once"})),
+        Json(CreatedApiKey {
+            api_key: key,
+            key: secret,
+            note: "store this key now: it is shown only once".into(),
+        }),
     ))
 }
 

@@ -15,8 +15,7 @@ use chrono::{DateTime, Utc};
 use docket_platform::audit::{Outcome, StoredEvent, checkpoint, export as audit_export};
 use docket_platform::authz::Capability;
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/audit-events`.
@@ -26,6 +25,47 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export))
         .routes(routes!(checkpoints))
         .routes(routes!(ops_checkpoints))
+}
+
+/// A page of the tenant's audit events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditEventPage {
+    /// The events, newest first.
+    events: Vec<StoredEvent>,
+    /// The `cursor` of the next page (the last event's `seq`); null on the last page.
+    next_cursor: Option<i64>,
+}
+
+/// A chain's latest signed checkpoints.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CheckpointList {
+    /// The chain: the tenant's id.
+    chain: String,
+    /// Its latest checkpoints, newest first, exactly as stored (signed).
+    #[schema(value_type = Vec<checkpoint::SignedCheckpoint>)]
+    checkpoints: Vec<serde_json::Value>,
+}
+
+/// Every chain's latest checkpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChainHeadList {
+    /// One per chain, ordered by chain.
+    checkpoints: Vec<ChainHead>,
+}
+
+/// A chain's latest checkpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ChainHead {
+    /// `platform` or a tenant's id.
+    chain: String,
+    /// The checkpointed head's sequence number.
+    seq: i64,
+    /// The checkpointed head's hash.
+    hash: String,
+    /// When the checkpoint was taken.
+    taken_at: DateTime<Utc>,
+    /// Where it is stored (object key under the platform prefix).
+    object: String,
 }
 
 /// Export the tenant's audit chain
@@ -114,35 +154,41 @@ async fn export(State(state): State<AppState>, auth: TenantAuth) -> Result<Respo
 ///
 /// The tenant's chain's latest 100 checkpoints, newest first, exactly as stored (signed:
 /// check them offline against `/.well-known/docket-keys.json`). Capability `audit.read`.
-/// Answers `{chain, checkpoints: [{checkpoint: {format, chain, seq, hash, at}, signature}]}`,
-/// `chain` being the tenant's id.
 #[utoipa::path(
     get,
     path = "/v1/audit-checkpoints",
     tag = "compliance",
-    responses((status = 200, description = "The chain's latest signed checkpoints, newest first", body = serde_json::Value))
+    responses((status = 200, description = "The chain's latest signed checkpoints, newest first", body = CheckpointList))
 )]
-async fn checkpoints(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn checkpoints(
+    State(state): State<AppState>,
+    auth: TenantAuth,
+) -> Result<Json<CheckpointList>, ApiError> {
     auth.require(&state, Capability::AuditRead).await?;
     let chain = auth.tenant_id().to_string();
     let list = checkpoint::recent(&state.blobs, &chain, 100)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "chain": chain, "checkpoints": list })))
+    Ok(Json(CheckpointList {
+        chain,
+        checkpoints: list,
+    }))
 }
 
 /// List every chain's latest checkpoint
 ///
-/// Every chain's latest checkpoint (chain, position, head hash, when, where it is stored):
-/// `{"checkpoints": [{chain, seq, hash, taken_at, object}]}`, ordered by chain (`platform` or
-/// a tenant's id). Audited (`ops.audit_checkpoints.list`).
+/// Every chain's latest checkpoint (chain, position, head hash, when, where it is stored),
+/// ordered by chain (`platform` or a tenant's id). Audited (`ops.audit_checkpoints.list`).
 #[utoipa::path(
     get,
     path = "/ops/audit-checkpoints",
     tag = "ops",
-    responses((status = 200, description = "The latest checkpoint of every chain", body = serde_json::Value))
+    responses((status = 200, description = "The latest checkpoint of every chain", body = ChainHeadList))
 )]
-async fn ops_checkpoints(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn ops_checkpoints(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+) -> Result<Json<ChainHeadList>, ApiError> {
     let rows: Vec<(String, i64, String, DateTime<Utc>, String)> = sqlx::query_as(
         "SELECT chain, seq, hash, taken_at, object_key FROM audit_checkpoint_heads ORDER BY chain",
     )
@@ -156,11 +202,17 @@ async fn ops_checkpoints(State(state): State<AppState>, op: OperatorAuth) -> Res
         )
         .await
         .map_err(ApiError::internal)?;
-    let heads: Vec<Value> = rows
+    let checkpoints = rows
         .into_iter()
-        .map(|(chain, seq, hash, at, object)| json!({"chain": chain, "seq": seq, "hash": hash, "taken_at": at, "object": object}))
+        .map(|(chain, seq, hash, taken_at, object)| ChainHead {
+            chain,
+            seq,
+            hash,
+            taken_at,
+            object,
+        })
         .collect();
-    Ok(Json(json!({ "checkpoints": heads })))
+    Ok(Json(ChainHeadList { checkpoints }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -170,6 +222,7 @@ struct Filter {
     /// Only events of this action (exact match, e.g. `documents.uploaded`).
     action: Option<String>,
     /// `user:{id}` or `api_key:{id}`.
+    #[param(pattern = r"^(user|api_key):[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]*$")]
     actor: Option<String>,
     /// Only events at or after this instant (RFC 3339).
     from: Option<DateTime<Utc>>,
@@ -178,23 +231,22 @@ struct Filter {
     /// Return events with a smaller sequence number (the previous page's `next_cursor`).
     cursor: Option<i64>,
     /// Events per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
 /// List the tenant's audit events
 ///
 /// The caller's tenant's audit trail, newest first, filtered by action, actor and time.
-/// Capability `audit.read`. Answers `{events: [{seq, id, occurred_at, actor_kind, actor_id,
-/// action, target, outcome, reason, request_id, details, prev_hash, hash}], next_cursor}`;
-/// `next_cursor` (a `seq`, or null on the last page) is the `cursor` of the next page.
-/// Actors are stored pseudonymously: `actor` is pseudonymised the same way before matching.
+/// Capability `audit.read`. `next_cursor` (a `seq`, or null on the last page) is the
+/// `cursor` of the next page. Actors are stored pseudonymously: `actor` is pseudonymised the same way before matching.
 #[utoipa::path(
     get,
     path = "/v1/audit-events",
     tag = "compliance",
     params(Filter),
     responses(
-        (status = 200, description = "A page of events, newest first, and the next page's cursor", body = serde_json::Value),
+        (status = 200, description = "A page of events, newest first, and the next page's cursor", body = AuditEventPage),
         (status = 400, description = "`invalid_query` (an unknown parameter, or one that does not parse: a timestamp that is not RFC 3339, a non-integer `cursor` or `limit`), `invalid_limit` (not 1 to 200), `invalid_actor` (not `user:{id}` or `api_key:{id}`)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -202,7 +254,7 @@ async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
     query: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditEventPage>, ApiError> {
     let Query(f) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::AuditRead).await?;
     let limit = f.limit.unwrap_or(50);
@@ -247,5 +299,8 @@ async fn list(
     } else {
         None
     };
-    Ok(Json(json!({"events": events, "next_cursor": next})))
+    Ok(Json(AuditEventPage {
+        events,
+        next_cursor: next,
+    }))
 }

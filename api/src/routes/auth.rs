@@ -12,12 +12,12 @@ use axum::http::StatusCode;
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::identity::credential::{Credential, Kind};
 use docket_platform::identity::jwt::Audience;
+use docket_platform::identity::keyring::JwkSet;
 use docket_platform::identity::refresh::{self, Redeemed};
 use docket_platform::identity::users::{self, Email};
 use docket_platform::identity::{password, throttle};
 use docket_platform::tenants;
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/auth/*` and `/.well-known/jwks.json`.
@@ -70,9 +70,8 @@ fn throttled(wait: u64) -> Refusal {
 
 /// Sign in as a tenant user
 ///
-/// Checks the organisation, email and password and answers a token pair:
-/// `{access_token, refresh_token, token_type, expires_in}` — `access_token` is a JWT (send
-/// it as `Authorization: Bearer …`), `refresh_token` is the opaque token for
+/// Checks the organisation, email and password and answers a token pair: `access_token` is
+/// a JWT (send it as `Authorization: Bearer …`), `refresh_token` is the opaque token for
 /// `POST /v1/auth/refresh`, `token_type` is always `Bearer`, `expires_in` the access
 /// token's lifetime in seconds. An unknown organisation answers, waits and throttles like a
 /// wrong password; repeated failures lock the account for a while (429
@@ -83,7 +82,7 @@ fn throttled(wait: u64) -> Refusal {
     tag = "auth",
     request_body = LoginBody,
     responses(
-        (status = 200, description = "Signed in: `{access_token, refresh_token, token_type, expires_in}`", body = serde_json::Value),
+        (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "`invalid_email`: the email is not an address", body = crate::openapi::ErrorBody),
         (status = 401, description = "`invalid_credentials` (the organisation, email or password is wrong), `user_disabled`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`tenant_suspended`: the organisation is suspended", body = crate::openapi::ErrorBody),
@@ -258,8 +257,7 @@ fn invalid_refresh(action: &'static str) -> Refusal {
 
 /// Exchange a refresh token for new tokens
 ///
-/// Redeems the refresh token once and answers a new pair:
-/// `{access_token, refresh_token, token_type, expires_in}` (the old refresh token is spent).
+/// Redeems the refresh token once and answers a new pair (the old refresh token is spent).
 /// Presenting a spent refresh token again revokes every session of that sign-in (401
 /// `refresh_token_reused`). Audited (`auth.refresh`).
 #[utoipa::path(
@@ -268,7 +266,7 @@ fn invalid_refresh(action: &'static str) -> Refusal {
     tag = "auth",
     request_body = RefreshBody,
     responses(
-        (status = 200, description = "New tokens: `{access_token, refresh_token, token_type, expires_in}`", body = serde_json::Value),
+        (status = 200, description = "New tokens", body = TokenResponse),
         (status = 401, description = "`invalid_refresh_token` (unknown, expired or malformed; sign in again), `refresh_token_reused` (already used: the whole sign-in was revoked), `user_disabled`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`tenant_suspended`: the organisation is suspended", body = crate::openapi::ErrorBody),
         (status = 429, description = "`too_many_requests`: too many sign-in requests from this address or in total (`Retry-After`)", body = crate::openapi::ErrorBody),
@@ -413,15 +411,15 @@ async fn logout(
 
 /// The public keys that verify access tokens (JWKS)
 ///
-/// A JSON Web Key Set, `{"keys": [{kty, crv, alg, use, kid, x}]}`: the Ed25519 (`EdDSA`)
-/// keys access tokens are signed with, the active key first, then retired keys still
-/// within their verification window. Match a token's `kid` header to a key.
+/// A JSON Web Key Set: the Ed25519 (`EdDSA`) keys access tokens are signed with, the active
+/// key first, then retired keys still within their verification window. Match a token's
+/// `kid` header to a key.
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
     tag = "auth",
-    responses((status = 200, description = "The JSON Web Key Set: `{\"keys\": [{kty, crv, alg, use, kid, x}]}`", body = serde_json::Value))
+    responses((status = 200, description = "The JSON Web Key Set", body = JwkSet))
 )]
-async fn jwks(State(state): State<AppState>) -> Json<Value> {
+async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
     Json(state.keys.jwks().await)
 }

@@ -9,11 +9,11 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
-use docket_platform::consents::{self, Purpose, TermsVersion};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use docket_platform::consents::{self, Decision, Purpose, TermsVersion};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/consents`.
@@ -26,7 +26,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct Filter {
     /// Only this purpose: `external_llm_processing` or `usage_analytics`.
+    #[param(value_type = Option<PurposeName>, inline)]
     purpose: Option<String>,
+}
+
+/// A processing purpose, as the contract names it (what [`Purpose`] parses).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum PurposeName {
+    ExternalLlmProcessing,
+    UsageAnalytics,
 }
 
 fn purpose(s: &str) -> Result<Purpose, ApiError> {
@@ -34,20 +44,42 @@ fn purpose(s: &str) -> Result<Purpose, ApiError> {
         .map_err(|e: String| ApiError::bad_request("unknown_purpose", e))
 }
 
+/// Every purpose's current state and the history of decisions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentOverview {
+    /// Each purpose's current state (its latest decision).
+    purposes: Vec<ConsentState>,
+    /// Every decision, newest first.
+    history: Vec<Decision>,
+}
+
+/// A purpose's current state: its latest decision, or not granted if never decided.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ConsentState {
+    /// The purpose.
+    purpose: Purpose,
+    /// Whether it is granted now (`false` if never decided).
+    granted: bool,
+    /// The terms version of the latest decision; null if never decided.
+    terms_version: Option<String>,
+    /// Who made the latest decision (`user:{id}` or `api_key:{id}`); null if never decided.
+    decided_by: Option<String>,
+    /// When; null if never decided.
+    decided_at: Option<DateTime<Utc>>,
+}
+
 /// List the tenant's consents
 ///
-/// Every purpose's current state and the history of decisions, newest first (`audit.read`):
-/// `{purposes: [{purpose, granted, terms_version, decided_by, decided_at}], history:
-/// [{id, purpose, granted, terms_version, decided_by, decided_at}]}`. A purpose never
-/// decided is listed as not granted, with nulls. `decided_by` is `user:{id}` or
-/// `api_key:{id}`.
+/// Every purpose's current state and the history of decisions, newest first (`audit.read`).
+/// A purpose never decided is listed as not granted, with nulls. `decided_by` is
+/// `user:{id}` or `api_key:{id}`.
 #[utoipa::path(
     get,
     path = "/v1/consents",
     tag = "tenant",
     params(Filter),
     responses(
-        (status = 200, description = "Current state and history: `{purposes, history}`", body = serde_json::Value),
+        (status = 200, description = "Current state and history", body = ConsentOverview),
         (status = 400, description = "`invalid_query` (an unknown or malformed parameter), `unknown_purpose`", body = crate::openapi::ErrorBody),
     )
 )]
@@ -55,7 +87,7 @@ async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
     query: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConsentOverview>, ApiError> {
     let Query(f) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::AuditRead).await?;
     let only = f.purpose.as_deref().map(purpose).transpose()?;
@@ -63,18 +95,27 @@ async fn list(
     let current = consents::current(&mut tx).await?;
     let history = consents::history(&mut tx, only).await?;
     tx.commit().await?;
-    let purposes: Vec<Value> = current
+    let purposes = current
         .into_iter()
         .filter(|(p, _)| only.is_none_or(|o| o == *p))
         .map(|(p, d)| match d {
-            Some(d) => json!({
-                "purpose": p, "granted": d.granted, "terms_version": d.terms_version,
-                "decided_by": d.decided_by, "decided_at": d.decided_at,
-            }),
-            None => json!({"purpose": p, "granted": false, "terms_version": null, "decided_by": null, "decided_at": null}),
+            Some(d) => ConsentState {
+                purpose: p,
+                granted: d.granted,
+                terms_version: Some(d.terms_version),
+                decided_by: Some(d.decided_by),
+                decided_at: Some(d.decided_at),
+            },
+            None => ConsentState {
+                purpose: p,
+                granted: false,
+                terms_version: None,
+                decided_by: None,
+                decided_at: None,
+            },
         })
         .collect();
-    Ok(Json(json!({"purposes": purposes, "history": history})))
+    Ok(Json(ConsentOverview { purposes, history }))
 }
 
 /// A consent decision.
@@ -82,11 +123,13 @@ async fn list(
 #[serde(deny_unknown_fields)]
 struct Decide {
     /// The purpose: `external_llm_processing` or `usage_analytics`.
+    #[schema(value_type = PurposeName)]
     purpose: String,
     /// `true` grants, `false` refuses or withdraws.
     granted: bool,
     /// The version of the terms decided on: 1 to 64 letters, digits, `.`, `_` or `-`,
     /// starting with a letter or digit (e.g. `2026-10`).
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     terms_version: String,
 }
 
@@ -94,15 +137,14 @@ struct Decide {
 ///
 /// Records a new decision for a purpose (owners, `tenant.manage`); earlier decisions stay
 /// as they were, and the newest is the current state (a withdrawal applies from the next
-/// request). Audited (`consent.grant` or `consent.revoke`). Answers the decision:
-/// `{id, purpose, granted, terms_version, decided_by, decided_at}`.
+/// request). Audited (`consent.grant` or `consent.revoke`). Answers the decision.
 #[utoipa::path(
     post,
     path = "/v1/consents",
     tag = "tenant",
     request_body = Decide,
     responses(
-        (status = 201, description = "The decision recorded: `{id, purpose, granted, terms_version, decided_by, decided_at}`", body = serde_json::Value),
+        (status = 201, description = "The decision recorded", body = Decision),
         (status = 400, description = "`unknown_purpose`, `invalid_terms_version`", body = crate::openapi::ErrorBody),
     )
 )]
@@ -110,7 +152,7 @@ async fn decide(
     State(state): State<AppState>,
     auth: TenantAuth,
     ApiJson(body): ApiJson<Decide>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Decision>), ApiError> {
     auth.require(&state, Capability::TenantManage).await?;
     let p = purpose(&body.purpose)?;
     let terms = TermsVersion::parse(&body.terms_version)
@@ -133,5 +175,5 @@ async fn decide(
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!(d))))
+    Ok((StatusCode::CREATED, Json(d)))
 }

@@ -11,6 +11,7 @@
 use crate::auth::{Gate, OperatorAuth, TenantAuth, TenantAuthDuringDeletion};
 use crate::error::ApiError;
 use crate::routes::parse_id;
+use crate::routes::users::UserRemoval;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -18,15 +19,20 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
+use docket_platform::deletions::certificate::SignedCertificate;
 use docket_platform::deletions::job::{self, DeleteJob};
 use docket_platform::deletions::user::{self, Erased};
-use docket_platform::deletions::{self, DeletionScope, plan};
+use docket_platform::deletions::{self, Deletion, DeletionScope, DeletionStatus, plan};
 use docket_platform::identity::users;
 use docket_platform::ids::{DocumentId, UserId};
 use docket_platform::placement;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::deletions_views::{
+    DeletionList, DeletionQueued, DocumentDeletionPlan, OperatorDeletion, OperatorDeletionList, UserErasure,
+    UserErasurePlan,
+};
 
 /// `/v1/deletions…` (the `DELETE` on a document is routed with the document's routes).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -40,17 +46,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// List every tenant's deletions
 ///
 /// `GET /ops/deletions`: every tenant's deletions (status, counts, residue found), for
-/// operators; subjects only hashed, as everywhere. `{"deletions": [{id, tenant_id, scope,
-/// target_sha256, status, requested_by, swept, residue, certificate_sha256, error_code,
-/// error_message, created_at, started_at, finished_at, grace_ends_at, confirm_before}]}`.
-/// Audited (`ops.deletions.list`).
+/// operators, each with its `tenant_id`; subjects only hashed, as everywhere. Audited
+/// (`ops.deletions.list`).
 #[utoipa::path(
     get,
     path = "/ops/deletions",
     tag = "ops",
-    responses((status = 200, description = "Every tenant's deletions", body = serde_json::Value))
+    responses((status = 200, description = "Every tenant's deletions", body = OperatorDeletionList))
 )]
-async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn ops_list(
+    State(state): State<AppState>,
+    op: OperatorAuth,
+) -> Result<Json<OperatorDeletionList>, ApiError> {
     let all = deletions::list_all(&state.control).await?;
     state
         .auditor
@@ -60,15 +67,11 @@ async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Jso
         )
         .await
         .map_err(ApiError::internal)?;
-    let listed: Vec<Value> = all
+    let deletions = all
         .into_iter()
-        .map(|(tenant, d)| {
-            let mut v = json!(d);
-            v["tenant_id"] = json!(tenant);
-            v
-        })
+        .map(|(tenant_id, deletion)| OperatorDeletion { tenant_id, deletion })
         .collect();
-    Ok(Json(json!({ "deletions": listed })))
+    Ok(Json(OperatorDeletionList { deletions }))
 }
 
 /// `?dry_run=`.
@@ -87,18 +90,17 @@ pub struct DeleteQuery {
 /// admins may delete any document, members only documents they uploaded themselves. The
 /// document answers nothing from the moment it is marked; the `delete` job removes it from
 /// every store, checks for residue and issues a signed certificate. Audited
-/// (`deletions.requested`). Answers 202 `{deletion_id, status: "queued", status_url,
-/// certificate_url}` (a second request while it is being deleted answers the same deletion);
-/// with `dry_run=true`, 200 `{dry_run: true, scope: "document", document_id, stores}` (counts
-/// per store) and nothing is removed.
+/// (`deletions.requested`). Answers 202 with the queued deletion (a second request while it
+/// is being deleted answers the same deletion); with `dry_run=true`, 200 with the counts per
+/// store, and nothing is removed.
 #[utoipa::path(
     delete,
     path = "/v1/documents/{id}",
     tag = "documents",
     params(("id" = String, Path, description = "The document's id"), DeleteQuery),
     responses(
-        (status = 200, description = "Dry run: what would be removed, per store", body = serde_json::Value),
-        (status = 202, description = "The deletion is queued: `{deletion_id, status: \"queued\", status_url, certificate_url}`", body = serde_json::Value),
+        (status = 200, description = "Dry run: what would be removed, per store", body = DocumentDeletionPlan),
+        (status = 202, description = "The deletion is queued", body = DeletionQueued),
         (status = 400, description = "`invalid_query`: an unknown parameter, or `dry_run` is not a boolean", body = crate::openapi::ErrorBody),
         (status = 403, description = "`not_document_owner`: a member may delete only documents they uploaded", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such document of this tenant", body = crate::openapi::ErrorBody),
@@ -109,7 +111,7 @@ pub async fn delete_document(
     auth: TenantAuth,
     Path(id): Path<String>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.govern(&state, Gate::new(Capability::DocumentsWrite)).await?;
     let d = DocumentId(parse_id(&id, "document")?);
@@ -143,16 +145,19 @@ pub async fn delete_document(
             .await
             .map_err(ApiError::internal)?;
         tx.commit().await?;
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"dry_run": true, "scope": "document", "document_id": d, "stores": stores})),
-        ));
+        let dry_run = DocumentDeletionPlan {
+            dry_run: true,
+            scope: DeletionScope::Document,
+            document_id: d,
+            stores,
+        };
+        return Ok((StatusCode::OK, Json(dry_run)).into_response());
     }
     if status == "deleting"
         && let Some(existing) = deletions::pending_for(&mut tx, d.as_uuid()).await?
     {
         tx.commit().await?;
-        return Ok(accepted(existing));
+        return Ok(accepted(existing).into_response());
     }
     // Marked first: from now on it answers nothing and no stage starts on it; it leaves
     // any import's feed.
@@ -192,7 +197,7 @@ pub async fn delete_document(
     if let Err(e) = job::push(&state.queue, &job, 0).await {
         tracing::warn!(deletion = %deletion, error = %e, "delete job not queued; the calendar queues it again");
     }
-    Ok(accepted(deletion))
+    Ok(accepted(deletion).into_response())
 }
 
 /// `DELETE /v1/users/{id}?erase=true[&dry_run=true]` (`users.manage`, checked by the
@@ -204,7 +209,7 @@ pub async fn erase_user(
     auth: &TenantAuth,
     id: UserId,
     dry_run: bool,
-) -> Result<Response, ApiError> {
+) -> Result<UserRemoval, ApiError> {
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     // The same rules as any change to a user, under the same lock (the dry run too).
     crate::routes::users::may_change(state, auth, &mut tx, id).await?;
@@ -214,9 +219,12 @@ pub async fn erase_user(
             .map_err(ApiError::internal)?
             .ok_or_else(|| ApiError::not_found("user"))?;
         tx.commit().await?;
-        return Ok(
-            Json(json!({"dry_run": true, "scope": "user", "user_id": id, "stores": counts})).into_response(),
-        );
+        return Ok(UserRemoval::DryRun(UserErasurePlan {
+            dry_run: true,
+            scope: DeletionScope::User,
+            user_id: id,
+            stores: counts,
+        }));
     }
     let erased = user::erase(
         &mut tx,
@@ -278,12 +286,13 @@ pub async fn erase_user(
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(json!({
-        "deletion_id": deletion, "status": "done", "certificate_sha256": sha,
-        "status_url": format!("/v1/deletions/{deletion}"),
-        "certificate_url": format!("/v1/deletions/{deletion}/certificate"),
+    Ok(UserRemoval::Erased(UserErasure {
+        deletion_id: deletion,
+        status: DeletionStatus::Done,
+        certificate_sha256: sha,
+        status_url: format!("/v1/deletions/{deletion}"),
+        certificate_url: format!("/v1/deletions/{deletion}/certificate"),
     }))
-    .into_response())
 }
 
 /// Records an erasure that found residue (rolled back) as a `residue_found` deletion, so
@@ -312,53 +321,51 @@ async fn record_residue(
     Ok(())
 }
 
-fn accepted(id: uuid::Uuid) -> (StatusCode, Json<Value>) {
+fn accepted(id: uuid::Uuid) -> (StatusCode, Json<DeletionQueued>) {
     (
         StatusCode::ACCEPTED,
-        Json(json!({
-            "deletion_id": id, "status": "queued", "status_url": format!("/v1/deletions/{id}"),
-            "certificate_url": format!("/v1/deletions/{id}/certificate"),
-        })),
+        Json(DeletionQueued {
+            deletion_id: id,
+            status: DeletionStatus::Queued,
+            status_url: format!("/v1/deletions/{id}"),
+            certificate_url: format!("/v1/deletions/{id}/certificate"),
+        }),
     )
 }
 
 /// List the tenant's deletions
 ///
 /// The tenant's latest 200 deletions (documents, users, the tenant), newest first, subjects
-/// only hashed: `{"deletions": [{id, scope, target_sha256, status, requested_by, swept
-/// (removed per store), residue, certificate_sha256, error_code, error_message, created_at,
-/// started_at, finished_at, grace_ends_at, confirm_before}]}`. Capability `documents.write`;
-/// also answers while the tenant is in its deletion's grace period.
+/// only hashed. Capability `documents.write`; also answers while the tenant is in its
+/// deletion's grace period.
 #[utoipa::path(
     get,
     path = "/v1/deletions",
     tag = "compliance",
-    responses((status = 200, description = "The tenant's deletions, newest first", body = serde_json::Value))
+    responses((status = 200, description = "The tenant's deletions, newest first", body = DeletionList))
 )]
 async fn list(
     State(state): State<AppState>,
     TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeletionList>, ApiError> {
     auth.require(&state, Capability::DocumentsWrite).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let all = deletions::list(&mut tx).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "deletions": all })))
+    Ok(Json(DeletionList { deletions: all }))
 }
 
 /// Show a deletion
 ///
-/// Its status, counts per store and residue found: `{id, scope, target_sha256, status,
-/// requested_by, swept, residue, certificate_sha256, error_code, error_message, created_at,
-/// started_at, finished_at, grace_ends_at, confirm_before}`. Capability `documents.write`;
-/// also answers while the tenant is in its deletion's grace period.
+/// Its status, counts per store and residue found. Capability `documents.write`; also
+/// answers while the tenant is in its deletion's grace period.
 #[utoipa::path(
     get,
     path = "/v1/deletions/{id}",
     tag = "compliance",
     params(("id" = String, Path, description = "The deletion's id")),
     responses(
-        (status = 200, description = "The deletion", body = serde_json::Value),
+        (status = 200, description = "The deletion", body = Deletion),
         (status = 404, description = "`not_found`: no such deletion of this tenant", body = crate::openapi::ErrorBody),
     )
 )]
@@ -366,7 +373,7 @@ async fn one(
     State(state): State<AppState>,
     TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deletion>, ApiError> {
     auth.require(&state, Capability::DocumentsWrite).await?;
     let id = parse_id(&id, "deletion")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -374,7 +381,7 @@ async fn one(
         .await?
         .ok_or_else(|| ApiError::not_found("deletion"))?;
     tx.commit().await?;
-    Ok(Json(json!(d)))
+    Ok(Json(d))
 }
 
 /// Fetch a deletion's certificate
@@ -388,7 +395,7 @@ async fn one(
     tag = "compliance",
     params(("id" = String, Path, description = "The deletion's id")),
     responses(
-        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = SignedCertificate),
         (status = 404, description = "`not_found`: no such deletion of this tenant", body = crate::openapi::ErrorBody),
         (status = 409, description = "`certificate_not_ready`: the deletion is not done; its certificate is issued when it is", body = crate::openapi::ErrorBody),
     )

@@ -14,15 +14,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::authz::Capability;
 use docket_platform::db::TenantTx;
 use docket_platform::exports::link::Link;
 use docket_platform::exports::{self, ExportKind, ExportStatus, archive};
 use docket_platform::ids::TenantId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -31,6 +30,21 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(issue))
         .routes(routes!(package))
+}
+
+/// A signed link to a download package.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DownloadLink {
+    /// The export's id.
+    export_id: uuid::Uuid,
+    /// The relative `/v1/exports/{id}/package?…` link; it needs no bearer token.
+    url: String,
+    /// When the link stops working (never after the package is deleted).
+    expires_at: DateTime<Utc>,
+    /// The package's size in bytes.
+    bytes: i64,
+    /// SHA-256 of the package's `manifest.json`.
+    manifest_sha256: Option<String>,
 }
 
 /// The export if its package can be downloaded now, or why not.
@@ -72,16 +86,15 @@ async fn downloadable(tx: &mut TenantTx, id: uuid::Uuid) -> Result<exports::Expo
 ///
 /// A short-lived signed link to a done download package (an export asked with
 /// `{"download": true}`), never outliving the package; audited (`exports.link_issued`).
-/// Capability `exports.request`, plan feature `exports`. Answers `{export_id, url (the
-/// relative `/v1/exports/{id}/package?…` link, which needs no bearer token), expires_at,
-/// bytes, manifest_sha256}`.
+/// Capability `exports.request`, plan feature `exports`. The link is relative and needs no
+/// bearer token.
 #[utoipa::path(
     post,
     path = "/v1/exports/{id}/link",
     tag = "compliance",
     params(("id" = String, Path, description = "The export's id")),
     responses(
-        (status = 200, description = "The signed link and what it fetches", body = serde_json::Value),
+        (status = 200, description = "The signed link and what it fetches", body = DownloadLink),
         (status = 400, description = "`not_a_download`: the export was written to the customer's bucket; there is no package in Docket's storage", body = crate::openapi::ErrorBody),
         (status = 403, description = "`feature_not_in_plan`: the plan does not include `exports`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such export of this tenant", body = crate::openapi::ErrorBody),
@@ -93,7 +106,7 @@ async fn issue(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DownloadLink>, ApiError> {
     auth.govern(&state, Gate::new(Capability::ExportsRequest).feature("exports"))
         .await?;
     let id = parse_id(&id, "export")?;
@@ -114,13 +127,13 @@ async fn issue(
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(json!({
-        "export_id": id,
-        "url": link.url(&state.config.master_key),
-        "expires_at": link.expires_at(),
-        "bytes": e.bytes_done,
-        "manifest_sha256": e.manifest_sha256,
-    })))
+    Ok(Json(DownloadLink {
+        export_id: id,
+        url: link.url(&state.config.master_key),
+        expires_at: link.expires_at(),
+        bytes: e.bytes_done,
+        manifest_sha256: e.manifest_sha256,
+    }))
 }
 
 /// A link's query string.

@@ -14,14 +14,15 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use docket_platform::audit::Event;
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::db::TenantTx;
 use docket_platform::exports::destination::Destination;
 use docket_platform::exports::job::{self, ExportJob};
-use docket_platform::exports::{self, ExportRequest, Target};
-use serde_json::{Value, json};
+use docket_platform::exports::{self, Export, ExportRequest, Target};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/exports…`, `/ops/exports`, `/.well-known/docket-keys.json`.
@@ -72,21 +73,77 @@ pub struct ExportCredentials {
     pub secret_access_key: String,
 }
 
+/// An export queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ExportQueued {
+    /// The export's id.
+    export_id: uuid::Uuid,
+    /// Always `queued`.
+    status: &'static str,
+    /// Where to follow its progress: `/v1/exports/{id}`.
+    status_url: String,
+}
+
+/// An export cancelled.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ExportCancelled {
+    /// The export's id.
+    export_id: uuid::Uuid,
+    /// Always `cancelled`.
+    status: &'static str,
+}
+
+/// Exports, newest first (never their credentials).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ExportList {
+    /// The exports.
+    exports: Vec<Export>,
+}
+
+/// Docket's signing keys, JWKS-style, with their rotation dates.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct PublishedKeys {
+    /// Every key that has signed, active or retired, oldest first.
+    keys: Vec<PublishedKey>,
+}
+
+/// A signing key (Ed25519).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct PublishedKey {
+    /// Always `OKP`.
+    kty: String,
+    /// Always `Ed25519`.
+    crv: String,
+    /// Always `EdDSA`.
+    alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    key_use: String,
+    /// The key's id, as signatures name it.
+    kid: String,
+    /// The public key, base64url.
+    x: String,
+    /// When the key was made.
+    created_at: DateTime<Utc>,
+    /// When it stopped signing; null while it is active.
+    retired_at: Option<DateTime<Utc>>,
+}
+
 /// Request an export of the tenant's data
 ///
 /// Either the customer's bucket and write credentials (`{"s3": {bucket, prefix, region,
 /// endpoint}, "credentials": {access_key_id, secret_access_key}}`), probed with a test write
 /// before anything is queued, or `{"download": true}` for a package kept in Docket's storage.
 /// The body is read as JSON whatever its `Content-Type`. Capability `exports.request`, plan
-/// feature `exports`; audited (`exports.requested`). Answers 202 `{export_id, status:
-/// "queued", status_url}`; follow progress at `GET /v1/exports/{id}`.
+/// feature `exports`; audited (`exports.requested`). Answers 202; follow progress at
+/// `GET /v1/exports/{id}`.
 #[utoipa::path(
     post,
     path = "/v1/exports",
     tag = "compliance",
     request_body(content = ExportBody, description = "The destination: `s3` with `credentials`, or `{\"download\": true}`. Read as JSON whatever the `Content-Type`."),
     responses(
-        (status = 202, description = "Queued: `{export_id, status: \"queued\", status_url}`", body = serde_json::Value),
+        (status = 202, description = "Queued", body = ExportQueued),
         (status = 400, description = "`invalid_body` (not JSON, or not the expected shape), `invalid_text` (a string holds a control character), `invalid_destination` (neither `s3` with `credentials` nor `download: true`, or a bucket, prefix, region or credentials field is invalid), `invalid_endpoint`, `forbidden_endpoint` (the endpoint is not on the public internet), `destination_unreachable`, `access_denied` (the bucket refused a test write with the credentials), `no_such_bucket` (audited refusals of the destination probe)", body = crate::openapi::ErrorBody),
         (status = 403, description = "`feature_not_in_plan`: the plan does not include `exports`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`queue_unavailable` (with `Retry-After: 5`): the export could not be queued; it is marked failed and can be requested again", body = crate::openapi::ErrorBody),
@@ -96,7 +153,7 @@ async fn create(
     State(state): State<AppState>,
     auth: TenantAuth,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ExportQueued>), ApiError> {
     auth.govern(&state, Gate::new(Capability::ExportsRequest).feature("exports"))
         .await?;
     let req: ExportRequest = crate::json::parse(&body).map_err(|e| match e.code {
@@ -163,7 +220,7 @@ async fn enqueue(
     mut tx: TenantTx,
     ev: Event,
     id: uuid::Uuid,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ExportQueued>), ApiError> {
     state
         .auditor
         .tenant(&mut tx, ev)
@@ -192,44 +249,43 @@ async fn enqueue(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"export_id": id, "status": "queued", "status_url": format!("/v1/exports/{id}")})),
+        Json(ExportQueued {
+            export_id: id,
+            status: "queued",
+            status_url: format!("/v1/exports/{id}"),
+        }),
     ))
 }
 
 /// List the tenant's exports
 ///
-/// The tenant's latest 200 exports, newest first (never their credentials): `{"exports":
-/// [{id, tenant_id, kind, destination, status, snapshot_at, files_total, files_done,
-/// bytes_done, percent, eta_seconds, manifest_sha256, error, created_at, started_at,
-/// finished_at, package_expires_at, package_deleted_at}]}`. Capability `exports.request`.
+/// The tenant's latest 200 exports, newest first (never their credentials). Capability
+/// `exports.request`.
 #[utoipa::path(
     get,
     path = "/v1/exports",
     tag = "compliance",
-    responses((status = 200, description = "The tenant's exports, newest first", body = serde_json::Value))
+    responses((status = 200, description = "The tenant's exports, newest first", body = ExportList))
 )]
-async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<ExportList>, ApiError> {
     auth.require(&state, Capability::ExportsRequest).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let all = exports::list(&mut tx).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "exports": all })))
+    Ok(Json(ExportList { exports: all }))
 }
 
 /// Show an export's progress
 ///
-/// The export: `{id, tenant_id, kind (bucket or download), destination, status (queued,
-/// running, done, failed, cancelled), snapshot_at, files_total, files_done, bytes_done,
-/// percent (0-100), eta_seconds, manifest_sha256, error ({code, message} when failed),
-/// created_at, started_at, finished_at, package_expires_at, package_deleted_at}`.
-/// Capability `exports.request`.
+/// The export: its destination, status, files and bytes done of total, percentage, ETA and
+/// error (`{code, message}` when failed). Capability `exports.request`.
 #[utoipa::path(
     get,
     path = "/v1/exports/{id}",
     tag = "compliance",
     params(("id" = String, Path, description = "The export's id")),
     responses(
-        (status = 200, description = "The export and its progress", body = serde_json::Value),
+        (status = 200, description = "The export and its progress", body = Export),
         (status = 404, description = "`not_found`: no such export of this tenant", body = crate::openapi::ErrorBody),
     )
 )]
@@ -237,7 +293,7 @@ async fn one(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Export>, ApiError> {
     auth.require(&state, Capability::ExportsRequest).await?;
     let id = parse_id(&id, "export")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -245,21 +301,20 @@ async fn one(
         .await?
         .ok_or_else(|| ApiError::not_found("export"))?;
     tx.commit().await?;
-    Ok(Json(json!(e)))
+    Ok(Json(e))
 }
 
 /// Cancel an export
 ///
 /// Stops a queued or running export and erases its credentials; audited
-/// (`exports.cancelled`). Capability `exports.request`. Answers `{export_id, status:
-/// "cancelled"}`.
+/// (`exports.cancelled`). Capability `exports.request`.
 #[utoipa::path(
     delete,
     path = "/v1/exports/{id}",
     tag = "compliance",
     params(("id" = String, Path, description = "The export's id")),
     responses(
-        (status = 200, description = "Cancelled: `{export_id, status: \"cancelled\"}`", body = serde_json::Value),
+        (status = 200, description = "Cancelled", body = ExportCancelled),
         (status = 404, description = "`not_found`: no such export of this tenant", body = crate::openapi::ErrorBody),
         (status = 409, description = "`export_ended`: the export is done, failed or cancelled already; nothing to cancel", body = crate::openapi::ErrorBody),
     )
@@ -268,7 +323,7 @@ async fn cancel(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExportCancelled>, ApiError> {
     auth.require(&state, Capability::ExportsRequest).await?;
     let id = parse_id(&id, "export")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -294,22 +349,23 @@ async fn cancel(
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(json!({"export_id": id, "status": "cancelled"})))
+    Ok(Json(ExportCancelled {
+        export_id: id,
+        status: "cancelled",
+    }))
 }
 
 /// List every tenant's exports
 ///
-/// The latest 500 exports of every tenant, newest first (no credentials): `{"exports":
-/// [{id, tenant_id, kind, destination, status, files_total, files_done, bytes_done, percent,
-/// eta_seconds, manifest_sha256, error, created_at, started_at, finished_at, …}]}`. Audited
+/// The latest 500 exports of every tenant, newest first (no credentials). Audited
 /// (`ops.exports.list`).
 #[utoipa::path(
     get,
     path = "/ops/exports",
     tag = "ops",
-    responses((status = 200, description = "Every tenant's exports, newest first", body = serde_json::Value))
+    responses((status = 200, description = "Every tenant's exports, newest first", body = ExportList))
 )]
-async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<ExportList>, ApiError> {
     let all = exports::list_all(&state.control).await?;
     state
         .auditor
@@ -319,24 +375,25 @@ async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Jso
         )
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "exports": all })))
+    Ok(Json(ExportList { exports: all }))
 }
 
 /// Publish Docket's signing keys
 ///
 /// Every key that has signed (access tokens and export manifests), active or retired: a
-/// manifest signed years ago still verifies against its key id. A JWKS-style document:
-/// `{"keys": [{kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid, x (base64url
-/// public key), created_at, retired_at}]}`. No credentials.
+/// manifest signed years ago still verifies against its key id. A JWKS-style document. No
+/// credentials.
 #[utoipa::path(
     get,
     path = "/.well-known/docket-keys.json",
     tag = "auth",
-    responses((status = 200, description = "Every signing key, active and retired, with its rotation dates", body = serde_json::Value))
+    responses((status = 200, description = "Every signing key, active and retired, with its rotation dates", body = PublishedKeys))
 )]
-async fn keys(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn keys(State(state): State<AppState>) -> Result<Json<PublishedKeys>, ApiError> {
     let doc = docket_platform::identity::keyring::published(state.db.platform_pool())
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(doc))
+    // The platform builds the document as JSON; read it back as the contract's shape.
+    let keys: PublishedKeys = serde_json::from_value(doc).map_err(ApiError::internal)?;
+    Ok(Json(keys))
 }

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use docket_platform::heartbeat;
 use docket_platform::imports::progress;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use std::time::{Duration, Instant};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -75,6 +75,39 @@ async fn refresh_gauges(state: &AppState) {
 #[derive(Debug, Default, Clone)]
 pub struct GaugeSnapshot(std::sync::Arc<tokio::sync::Mutex<Option<Instant>>>);
 
+/// The process is alive.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Liveness {
+    /// Always `ok`.
+    status: String,
+}
+
+/// Whether the service can take traffic, and which parts fail.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct ReadinessReport {
+    /// `ready` or `not_ready`.
+    status: String,
+    /// The failing parts (empty when ready): names only, the causes are in the log.
+    failing: Vec<String>,
+    /// Each part's check.
+    checks: ReadinessChecks,
+}
+
+/// Each part's check: `ok` or `error`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct ReadinessChecks {
+    /// PostgreSQL: `ok` or `error`.
+    postgres: String,
+    /// Redis: `ok` or `error`.
+    redis: String,
+    /// The object store: `ok` or `error`.
+    object_store: String,
+    /// The vector store, from the workers' heartbeats: `ok` or `error`.
+    vector_store: String,
+    /// Whether the workers consume their job queues: `ok` or `error`.
+    job_queues: String,
+}
+
 /// Check that the process is alive
 ///
 /// The process is alive (no dependency is checked): always `{"status": "ok"}`.
@@ -82,10 +115,10 @@ pub struct GaugeSnapshot(std::sync::Arc<tokio::sync::Mutex<Option<Instant>>>);
     get,
     path = "/healthz",
     tag = "health",
-    responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = serde_json::Value))
+    responses((status = 200, description = "Alive", body = Liveness))
 )]
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "ok".into() })
 }
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
@@ -97,7 +130,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The last readiness verdict and when it was probed (single-flight: callers that find it
 /// stale wait for the one probe in progress).
 #[derive(Debug, Default, Clone)]
-pub struct Readiness(std::sync::Arc<tokio::sync::Mutex<Option<(Instant, StatusCode, Value)>>>);
+pub struct Readiness(std::sync::Arc<tokio::sync::Mutex<Option<(Instant, StatusCode, ReadinessReport)>>>);
 
 /// Runs one check; the detail goes to the log, the answer says only `ok` or `error`.
 async fn timed<F, E>(part: &str, f: F) -> bool
@@ -137,8 +170,8 @@ where
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, description = "Ready: `{\"status\": \"ready\", \"failing\": [], \"checks\": {…}}`", body = serde_json::Value),
-        (status = 503, description = "Not ready: `{\"status\": \"not_ready\", \"failing\": [part, …], \"checks\": {part: \"ok\" | \"error\"}}` (not the error format)", body = serde_json::Value),
+        (status = 200, description = "Ready: `status` is `ready`, `failing` is empty", body = ReadinessReport),
+        (status = 503, description = "Not ready: `status` is `not_ready`, `failing` names the failing parts (not the error format)", body = ReadinessReport),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -154,7 +187,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn probe(state: &AppState) -> (StatusCode, Value) {
+async fn probe(state: &AppState) -> (StatusCode, ReadinessReport) {
     let max_age = state.config.heartbeat_interval * 3;
     let vector = async {
         match heartbeat::component_status(&state.db, "vector_store", max_age).await {
@@ -191,17 +224,30 @@ async fn probe(state: &AppState) -> (StatusCode, Value) {
         ("vector_store", vectors),
         ("job_queues", queues),
     ];
-    let failing: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(k, _)| *k).collect();
-    let map: Map<String, Value> = checks
+    let failing: Vec<String> = checks
         .iter()
-        .map(|(k, ok)| (k.to_string(), Value::from(if *ok { "ok" } else { "error" })))
+        .filter(|(_, ok)| !ok)
+        .map(|(k, _)| (*k).to_owned())
         .collect();
-    let (status, word) = if failing.is_empty() {
+    let word = |ok: bool| String::from(if ok { "ok" } else { "error" });
+    let checks = ReadinessChecks {
+        postgres: word(pg),
+        redis: word(redis),
+        object_store: word(objects),
+        vector_store: word(vectors),
+        job_queues: word(queues),
+    };
+    let (status, verdict) = if failing.is_empty() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
     };
-    (status, json!({"status": word, "failing": failing, "checks": map}))
+    let report = ReadinessReport {
+        status: verdict.to_owned(),
+        failing,
+        checks,
+    };
+    (status, report)
 }
 
 /// Prometheus text format. Counters that only workers see (search hits dropped for naming

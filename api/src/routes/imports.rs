@@ -10,13 +10,15 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use chrono::{DateTime, Utc};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::ids::ImportId;
 use docket_platform::imports::job::{self, ImportJob, archive_key};
-use docket_platform::imports::{self, NewImport, SourceKind, progress};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use docket_platform::imports::progress::{self, Failure};
+use docket_platform::imports::{self, NewImport, SourceKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -33,6 +35,80 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Failures shown on the status page; the rest are paged.
 const FIRST_FAILURES: i64 = 20;
+
+/// An import, recorded and queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportQueued {
+    /// The import's id.
+    import_id: ImportId,
+    /// `unpacking`, the status every import starts in.
+    status: String,
+    /// The archive's files; 0 for a bucket until it is listed.
+    total: i32,
+    /// Where to follow it (`GET /v1/imports/{id}`).
+    status_url: String,
+}
+
+/// An import's report: totals, progress, ETA and the first failures.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportReport {
+    /// The import's id.
+    import_id: ImportId,
+    /// `unpacking`, `running`, `done`, `cancelled` or `failed`.
+    status: String,
+    /// `zip`, `s3` or `folder`.
+    source: String,
+    /// What it reads: the bucket, prefix and endpoint, or the archive's name and size (never
+    /// credentials).
+    source_detail: Value,
+    /// Started.
+    started_at: DateTime<Utc>,
+    /// Finished (done, cancelled or failed).
+    finished_at: Option<DateTime<Utc>>,
+    /// Totals and progress (`eta_seconds` is null before the first document finishes).
+    #[serde(flatten)]
+    progress: progress::Report,
+    /// Documents waiting for the feeder.
+    waiting_for_feeder: i64,
+    /// Documents admitted to the job queue, not started yet.
+    in_queue: i64,
+    /// Why the source could not be read (status `failed`); null otherwise.
+    error: Option<ImportError>,
+    /// The first 20 failures, in entry order.
+    failures: Vec<Failure>,
+    /// The `cursor` of the rest (`GET /v1/imports/{id}/failures`); null when there are no
+    /// more.
+    failures_next_cursor: Option<String>,
+}
+
+/// Why an import's source could not be read.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportError {
+    /// Machine-readable code.
+    code: String,
+    /// A sentence a person understands.
+    message: Option<String>,
+}
+
+/// A page of an import's failures.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportFailurePage {
+    /// Failed entries and documents, in entry order.
+    failures: Vec<Failure>,
+    /// The `cursor` of the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// An import, cancelled.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ImportCancelled {
+    /// The import's id.
+    import_id: ImportId,
+    /// Always `cancelled`.
+    status: String,
+    /// How many documents were cancelled (those already in the pipeline finish).
+    cancelled: i64,
+}
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -51,8 +127,7 @@ struct CreateParams {
 /// size, zip bombs, unsafe paths, encryption) and stored encrypted; a bucket's fields and
 /// endpoint are checked now and again when the worker connects. Needs the plan feature
 /// `bulk_import`; counts against the plan's document and storage limits; audited
-/// (`imports.create`). Answers `{import_id, status, total, status_url}` (`total`: the
-/// archive's files, 0 for a bucket until it is listed).
+/// (`imports.create`).
 #[utoipa::path(
     post,
     path = "/v1/imports",
@@ -67,7 +142,7 @@ struct CreateParams {
         description = "A zip archive as the raw body (`application/zip` or `application/octet-stream`), or JSON naming a bucket prefix (at most 64 KiB)"
     ),
     responses(
-        (status = 202, description = "Recorded and queued: `{import_id, status, total, status_url}`", body = serde_json::Value),
+        (status = 202, description = "Recorded and queued", body = ImportQueued),
         (status = 400, description = "bucket: `invalid_body` (not the expected JSON shape), `invalid_text`, `invalid_source` (bucket, prefix, region or credentials), `invalid_endpoint`, `forbidden_endpoint` (not a public internet address), `destination_unreachable` (the endpoint's host does not resolve); archive: `upload_interrupted`, `empty_file`, `invalid_archive`, `zip_bomb`, `unsafe_path`, `encrypted_archive`, `empty_archive` (no files); either: `invalid_query`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`feature_not_in_plan` (`bulk_import`), `plan_limit`: the plan's document or storage limit is reached, or the archive's files would pass it", body = crate::openapi::ErrorBody),
         (status = 413, description = "`too_large` (the archive is larger than the plan's import limit, or the JSON than 64 KiB), `too_many_entries`, `archive_too_large` (it would unpack to more than the plan allows)", body = crate::openapi::ErrorBody),
@@ -81,7 +156,7 @@ async fn create(
     headers: HeaderMap,
     params: Result<Query<CreateParams>, axum::extract::rejection::QueryRejection>,
     req: Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ImportQueued>), ApiError> {
     auth.govern(
         &state,
         Gate::new(Capability::DocumentsWrite)
@@ -147,10 +222,12 @@ async fn create(
     }
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "import_id": import.id, "status": import.status, "total": import.total,
-            "status_url": format!("/v1/imports/{id}"),
-        })),
+        Json(ImportQueued {
+            import_id: import.id,
+            status: import.status,
+            total: import.total,
+            status_url: format!("/v1/imports/{id}"),
+        }),
     ))
 }
 
@@ -211,54 +288,47 @@ async fn load(
 
 /// Show an import's progress
 ///
-/// Totals, progress, ETA and the first failures. Answers `{import_id, status, source,
-/// source_detail, started_at, finished_at, total, queued, processing, ready, failed,
-/// duplicates, cancelled, deleted, stalled, pages, chunks, eta_seconds,
-/// documents_per_minute, waiting_for_feeder, in_queue, error, failures,
-/// failures_next_cursor}`: `status` is `unpacking`, `running`, `done`, `cancelled` or
-/// `failed`; `source` is `zip`, `s3` or `folder`; `source_detail` names the bucket or the
+/// Totals, progress, ETA and the first failures: `source_detail` names the bucket or the
 /// archive (never credentials); `eta_seconds` is null before the first document finishes;
-/// `error` is `{code, message}` or null; `failures` holds the first 20 as `{entry,
-/// filename, code, message}`, and `failures_next_cursor` (null when there are no more) pages
-/// the rest with `GET /v1/imports/{id}/failures`.
+/// `failures` holds the first 20, and `failures_next_cursor` (null when there are no more)
+/// pages the rest with `GET /v1/imports/{id}/failures`.
 #[utoipa::path(
     get,
     path = "/v1/imports/{id}",
     tag = "imports",
     params(("id" = String, Path, description = "The import's id")),
-    responses((status = 200, description = "The import's report", body = serde_json::Value))
+    responses((status = 200, description = "The import's report", body = ImportReport))
 )]
 async fn show(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportReport>, ApiError> {
     auth.require(&state, Capability::DocumentsRead).await?;
     let (import, counts) = load(&state, &auth, &id).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let first = progress::failures(&mut tx, import.id, None, FIRST_FAILURES).await?;
     tx.commit().await?;
     let next = (first.len() as i64 == FIRST_FAILURES).then(|| first.last().map(|f| f.entry.to_string()));
-    let report = progress::report(&import, &counts, chrono::Utc::now());
-    let error = import
-        .error_code
-        .as_ref()
-        .map(|c| json!({"code": c, "message": import.error_message}));
-    let mut body = serde_json::to_value(&report).map_err(ApiError::internal)?;
-    if let Some(o) = body.as_object_mut() {
-        o.insert("import_id".into(), json!(import.id));
-        o.insert("status".into(), json!(import.status));
-        o.insert("source".into(), json!(import.source));
-        o.insert("source_detail".into(), import.source_detail.clone());
-        o.insert("started_at".into(), json!(import.started_at));
-        o.insert("finished_at".into(), json!(import.finished_at));
-        o.insert("waiting_for_feeder".into(), json!(counts.waiting));
-        o.insert("in_queue".into(), json!(counts.in_queue));
-        o.insert("error".into(), error.unwrap_or(Value::Null));
-        o.insert("failures".into(), json!(first));
-        o.insert("failures_next_cursor".into(), json!(next.flatten()));
-    }
-    Ok(Json(body))
+    let progress = progress::report(&import, &counts, Utc::now());
+    let error = import.error_code.map(|code| ImportError {
+        code,
+        message: import.error_message,
+    });
+    Ok(Json(ImportReport {
+        import_id: import.id,
+        status: import.status,
+        source: import.source,
+        source_detail: import.source_detail,
+        started_at: import.started_at,
+        finished_at: import.finished_at,
+        progress,
+        waiting_for_feeder: counts.waiting,
+        in_queue: counts.in_queue,
+        error,
+        failures: first,
+        failures_next_cursor: next.flatten(),
+    }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -266,22 +336,24 @@ async fn show(
 #[serde(deny_unknown_fields)]
 struct FailureParams {
     /// The `next_cursor` (or `failures_next_cursor`) of the previous page.
+    #[param(pattern = r"^[+-]?[0-9]{1,9}$")]
     cursor: Option<String>,
     /// Failures per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// List an import's failures
 ///
-/// Failed entries and documents in entry order, by cursor. Answers `{failures: [{entry,
-/// filename, code, message}], next_cursor}`; `next_cursor` is null on the last page.
+/// Failed entries and documents in entry order, by cursor; `next_cursor` is null on the
+/// last page.
 #[utoipa::path(
     get,
     path = "/v1/imports/{id}/failures",
     tag = "imports",
     params(("id" = String, Path, description = "The import's id"), FailureParams),
     responses(
-        (status = 200, description = "A page of failures", body = serde_json::Value),
+        (status = 200, description = "A page of failures", body = ImportFailurePage),
         (status = 400, description = "`invalid_query`, `invalid_limit`, `invalid_cursor`", body = crate::openapi::ErrorBody),
     )
 )]
@@ -290,7 +362,7 @@ async fn failures(
     auth: TenantAuth,
     Path(id): Path<String>,
     params: Result<Query<FailureParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportFailurePage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::DocumentsRead).await?;
     let limit = p.limit.unwrap_or(50);
@@ -311,21 +383,24 @@ async fn failures(
     let page = progress::failures(&mut tx, id, after, limit).await?;
     tx.commit().await?;
     let next = (page.len() as i64 == limit).then(|| page.last().map(|f| f.entry.to_string()));
-    Ok(Json(json!({"failures": page, "next_cursor": next.flatten()})))
+    Ok(Json(ImportFailurePage {
+        failures: page,
+        next_cursor: next.flatten(),
+    }))
 }
 
 /// Cancel an import
 ///
 /// Cancels what has not started: documents still waiting become `cancelled`; documents
-/// already in the pipeline finish. Audited (`imports.cancel`). Answers `{import_id, status:
-/// "cancelled", cancelled}` (`cancelled`: how many documents were cancelled).
+/// already in the pipeline finish. Audited (`imports.cancel`). Answers `status: "cancelled"`
+/// and how many documents were cancelled.
 #[utoipa::path(
     delete,
     path = "/v1/imports/{id}",
     tag = "imports",
     params(("id" = String, Path, description = "The import's id")),
     responses(
-        (status = 200, description = "Cancelled: `{import_id, status, cancelled}`", body = serde_json::Value),
+        (status = 200, description = "Cancelled", body = ImportCancelled),
         (status = 409, description = "`import_finished`: the import is already done, cancelled or failed", body = crate::openapi::ErrorBody),
     )
 )]
@@ -333,7 +408,7 @@ async fn cancel(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportCancelled>, ApiError> {
     auth.require(&state, Capability::DocumentsWrite).await?;
     let id = ImportId(parse_id(&id, "import")?);
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -357,7 +432,9 @@ async fn cancel(
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(
-        json!({"import_id": id, "status": "cancelled", "cancelled": cancelled}),
-    ))
+    Ok(Json(ImportCancelled {
+        import_id: id,
+        status: "cancelled".into(),
+        cancelled,
+    }))
 }

@@ -15,11 +15,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
+use docket_platform::billing::invoice::{Invoice, PeriodInvoice};
+use docket_platform::billing::margins::MarginReport;
 use docket_platform::billing::pdf::{self, Customer, Seller};
+use docket_platform::billing::run::RunRecord;
 use docket_platform::billing::{BillingError, Month, invoice, margins, run};
 use docket_platform::ids::InvoiceId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/invoices…`, `/ops/invoices`, `/ops/billing/runs`.
@@ -33,6 +35,60 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops_failures))
 }
 
+/// The tenant's invoices.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InvoiceList {
+    /// Every invoice, newest period first.
+    invoices: Vec<Invoice>,
+}
+
+/// One invoice.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InvoiceView {
+    /// The invoice, with its lines.
+    invoice: Invoice,
+}
+
+/// A month's invoices across tenants.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PeriodInvoices {
+    /// The month.
+    period: Month,
+    /// Its invoices, by number.
+    invoices: Vec<PeriodInvoice>,
+}
+
+/// The recent billing runs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct BillingRuns {
+    /// The latest runs, newest first.
+    runs: Vec<RunRecord>,
+}
+
+/// A month's invoicing failures.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InvoiceFailures {
+    /// The month.
+    period: Month,
+    /// One per tenant whose month cannot be invoiced, by tenant slug.
+    failures: Vec<InvoiceFailure>,
+}
+
+/// A tenant whose month cannot be invoiced.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InvoiceFailure {
+    /// The tenant.
+    tenant_id: uuid::Uuid,
+    /// Its slug.
+    tenant_slug: String,
+    /// Why, as a stable code.
+    code: String,
+    /// Why, in a sentence.
+    message: String,
+    /// Since when the computation fails.
+    since: chrono::DateTime<chrono::Utc>,
+}
+
 fn billing_error(e: BillingError) -> ApiError {
     ApiError::internal(e)
 }
@@ -40,23 +96,17 @@ fn billing_error(e: BillingError) -> ApiError {
 /// List the tenant's invoices
 ///
 /// Every invoice of the tenant, newest period first (capability `billing.read`); audited
-/// (`billing.invoices.list`). Answers `{"invoices": [...]}`; each invoice has `id`,
-/// `tenant_id`, `period` (`YYYY-MM`), `number` (`DKT-YYYYMM-NNNNNN`), `plan_id`, `currency`,
-/// `total_cents` (minor units), `active_days`, `status` (`finalized`, `paid`,
-/// `payment_failed`, `void`), `stripe_status` (`not_configured`, `pending`, `retrying`,
-/// `pushed`, `failed`), `stripe_attempts`, `stripe_error`, `stripe_customer_id`,
-/// `stripe_invoice_id`, `created_at`, `paid_at` and `lines` (each `ordinal`, `kind` (`base`,
-/// `usage`, `overage`, `adjustment`), `description`, `quantity`, `unit`, `amount_cents`).
+/// (`billing.invoices.list`). Amounts are in the currency's minor units.
 #[utoipa::path(
     get,
     path = "/v1/invoices",
     tag = "billing",
     responses(
-        (status = 200, description = "The tenant's invoices, newest period first", body = serde_json::Value),
+        (status = 200, description = "The tenant's invoices, newest period first", body = InvoiceList),
         (status = 403, description = "`forbidden`: the role or key lacks `billing.read`", body = crate::openapi::ErrorBody),
     )
 )]
-async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<InvoiceList>, ApiError> {
     auth.require(&state, Capability::BillingRead).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let invoices = invoice::list(&mut tx).await.map_err(billing_error)?;
@@ -66,15 +116,12 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(json!({ "invoices": invoices })))
+    Ok(Json(InvoiceList { invoices }))
 }
 
 /// Read an invoice, or download it as a PDF
 ///
-/// `/v1/invoices/{id}` answers `{"invoice": {...}}` with the fields of an invoice in the list
-/// (`id`, `tenant_id`, `period`, `number`, `plan_id`, `currency`, `total_cents`, `active_days`,
-/// `status`, `stripe_status`, `stripe_attempts`, `stripe_error`, `stripe_customer_id`,
-/// `stripe_invoice_id`, `created_at`, `paid_at`, `lines`); audited (`billing.invoice.read`).
+/// `/v1/invoices/{id}` answers the invoice as in the list; audited (`billing.invoice.read`).
 /// `/v1/invoices/{id}.pdf` answers the invoice as a PDF document, as an attachment named
 /// after its number; audited (`billing.invoice.download`). Capability `billing.read`; another
 /// tenant's invoice is not found.
@@ -85,7 +132,7 @@ async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
     params(("id" = String, Path, description = "The invoice's id; `{id}.pdf` (the id followed by `.pdf`) downloads the PDF")),
     responses(
         (status = 200, description = "The invoice as JSON (`{id}`), or its PDF (`{id}.pdf`)", content(
-            (serde_json::Value = "application/json"),
+            (InvoiceView = "application/json"),
             (String = "application/pdf")
         )),
         (status = 403, description = "`forbidden`: the role or key lacks `billing.read`", body = crate::openapi::ErrorBody),
@@ -121,7 +168,7 @@ async fn one(
         .map_err(ApiError::internal)?;
     if !as_pdf {
         tx.commit().await?;
-        return Ok(Json(json!({ "invoice": inv })).into_response());
+        return Ok(Json(InvoiceView { invoice: inv }).into_response());
     }
     let (name, slug): (String, String) = sqlx::query_as("SELECT name, slug FROM tenants WHERE id = $1")
         .bind(auth.tenant_id())
@@ -150,6 +197,7 @@ async fn one(
 #[serde(deny_unknown_fields)]
 struct PeriodQuery {
     /// The month, `YYYY-MM` (years 2000–2999); the last complete month when absent.
+    #[param(pattern = r"^2[0-9]{3}-(0[1-9]|1[0-2])$")]
     period: Option<String>,
 }
 
@@ -185,15 +233,14 @@ fn month_of(
 /// List every tenant's invoices of a month
 ///
 /// Operators: the invoices of `period` (default: the last complete month) across tenants;
-/// audited (`ops.invoices.list`). Answers `{"period": "YYYY-MM", "invoices": [{id, tenant_id,
-/// tenant_slug, number, currency, total_cents, plan_id, status, stripe_status}]}`.
+/// audited (`ops.invoices.list`).
 #[utoipa::path(
     get,
     path = "/ops/invoices",
     tag = "billing",
     params(PeriodQuery),
     responses(
-        (status = 200, description = "The month's invoices", body = serde_json::Value),
+        (status = 200, description = "The month's invoices", body = PeriodInvoices),
         (status = 400, description = "`invalid_query` (an unknown or repeated parameter), `invalid_period` (not `YYYY-MM` with a year from 2000 to 2999)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -201,29 +248,28 @@ async fn ops_list(
     State(state): State<AppState>,
     op: OperatorAuth,
     q: Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PeriodInvoices>, ApiError> {
     let month = month_of(q)?;
     let invoices = invoice::for_period(&state.control, month)
         .await
         .map_err(billing_error)?;
     audit_read(&state, &op, "ops.invoices.list", month).await?;
-    Ok(Json(json!({ "period": month, "invoices": invoices })))
+    Ok(Json(PeriodInvoices {
+        period: month,
+        invoices,
+    }))
 }
 
 /// List the recent billing runs
 ///
 /// Operators: the latest 100 billing runs, newest first; audited (`ops.billing.runs`).
-/// Answers `{"runs": [...]}`; each run has `id`, `period` (the month's first day), `origin`
-/// (`schedule` or `operator`), `only_tenant`, `requested_by`, `status` (`running`, `finished`
-/// or `failed`), `tenants` (owing something), `queued`, `existing` (already invoiced),
-/// `error`, `started_at` and `finished_at`.
 #[utoipa::path(
     get,
     path = "/ops/billing/runs",
     tag = "billing",
-    responses((status = 200, description = "The recent billing runs", body = serde_json::Value))
+    responses((status = 200, description = "The recent billing runs", body = BillingRuns))
 )]
-async fn ops_runs(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn ops_runs(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<BillingRuns>, ApiError> {
     let runs = run::recent(&state.control, 100).await.map_err(billing_error)?;
     state
         .auditor
@@ -233,22 +279,20 @@ async fn ops_runs(State(state): State<AppState>, op: OperatorAuth) -> Result<Jso
         )
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "runs": runs })))
+    Ok(Json(BillingRuns { runs }))
 }
 
 /// Report a month's revenue, cost and margin
 ///
 /// Operators: per tenant and per plan, for `period` (default: the last complete month);
-/// audited (`ops.billing.margins`). Answers `{"period": "YYYY-MM", "tenants": [{tenant_id,
-/// slug, plan_id, currency, revenue_cents, cost_cents, margin_cents}], "plans": [{plan_id,
-/// currency, tenants, revenue_cents, cost_cents, margin_cents}]}`.
+/// audited (`ops.billing.margins`).
 #[utoipa::path(
     get,
     path = "/ops/billing/margins",
     tag = "billing",
     params(PeriodQuery),
     responses(
-        (status = 200, description = "The month's margin report", body = serde_json::Value),
+        (status = 200, description = "The month's margin report", body = MarginReport),
         (status = 400, description = "`invalid_query` (an unknown or repeated parameter), `invalid_period` (not `YYYY-MM` with a year from 2000 to 2999)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -256,27 +300,26 @@ async fn ops_margins(
     State(state): State<AppState>,
     op: OperatorAuth,
     q: Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MarginReport>, ApiError> {
     let month = month_of(q)?;
     let report = margins::report(&state.control, &state.config.billing.cost_model, month)
         .await
         .map_err(billing_error)?;
     audit_read(&state, &op, "ops.billing.margins", month).await?;
-    Ok(Json(serde_json::to_value(report).map_err(ApiError::internal)?))
+    Ok(Json(report))
 }
 
 /// List the tenants whose month cannot be invoiced
 ///
 /// Operators: the invoice computations of `period` (default: the last complete month) that
-/// failed, by tenant slug; audited (`ops.billing.failures`). Answers `{"period": "YYYY-MM",
-/// "failures": [{tenant_id, tenant_slug, code, message, since}]}`.
+/// failed, by tenant slug; audited (`ops.billing.failures`).
 #[utoipa::path(
     get,
     path = "/ops/billing/failures",
     tag = "billing",
     params(PeriodQuery),
     responses(
-        (status = 200, description = "The month's invoicing failures", body = serde_json::Value),
+        (status = 200, description = "The month's invoicing failures", body = InvoiceFailures),
         (status = 400, description = "`invalid_query` (an unknown or repeated parameter), `invalid_period` (not `YYYY-MM` with a year from 2000 to 2999)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -284,7 +327,7 @@ async fn ops_failures(
     State(state): State<AppState>,
     op: OperatorAuth,
     q: Result<Query<PeriodQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InvoiceFailures>, ApiError> {
     let month = month_of(q)?;
     let rows: Vec<(uuid::Uuid, String, String, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "SELECT f.tenant_id, t.slug, f.code, f.message, f.created_at
@@ -293,12 +336,19 @@ async fn ops_failures(
     .bind(month.first_day())
     .fetch_all(state.control.pool())
     .await?;
-    let failures: Vec<Value> = rows
+    let failures = rows
         .into_iter()
-        .map(|(tenant_id, slug, code, message, at)| {
-            json!({"tenant_id": tenant_id, "tenant_slug": slug, "code": code, "message": message, "since": at})
+        .map(|(tenant_id, tenant_slug, code, message, since)| InvoiceFailure {
+            tenant_id,
+            tenant_slug,
+            code,
+            message,
+            since,
         })
         .collect();
     audit_read(&state, &op, "ops.billing.failures", month).await?;
-    Ok(Json(json!({ "period": month, "failures": failures })))
+    Ok(Json(InvoiceFailures {
+        period: month,
+        failures,
+    }))
 }

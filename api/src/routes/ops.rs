@@ -16,9 +16,8 @@ use docket_platform::identity::jwt::Audience;
 use docket_platform::identity::operators;
 use docket_platform::identity::users::Email;
 use docket_platform::ids::{OperatorId, TenantId};
-use docket_platform::tenants;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use docket_platform::tenants::{self, Tenant};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/ops/*`.
@@ -28,6 +27,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tenants))
         .routes(routes!(suspend))
         .routes(routes!(resume))
+}
+
+/// Every tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantList {
+    /// The tenants, oldest first.
+    tenants: Vec<Tenant>,
+}
+
+/// A tenant's status after an operator changed it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantStatusChanged {
+    /// The tenant.
+    tenant_id: TenantId,
+    /// Its status now: `suspended` or `active`.
+    status: &'static str,
 }
 
 /// An operator's credentials.
@@ -44,15 +59,15 @@ struct LoginBody {
 ///
 /// Checks the operator's email and password (per-address limits, then a per-account
 /// throttle and lockout after repeated failures) and answers an operator access token,
-/// accepted under `/ops` only: `{access_token, token_type: "Bearer", expires_in}` (seconds; no
-/// refresh token for operators). The sign-in and every refusal are audited (`ops.login`).
+/// accepted under `/ops` only (no refresh token for operators). The sign-in and every
+/// refusal are audited (`ops.login`).
 #[utoipa::path(
     post,
     path = "/ops/auth/login",
     tag = "auth",
     request_body = LoginBody,
     responses(
-        (status = 200, description = "Signed in: `{access_token, token_type, expires_in}`", body = serde_json::Value),
+        (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "`invalid_email`: the email is not an address", body = crate::openapi::ErrorBody),
         (status = 401, description = "`invalid_credentials`: the email or password is wrong, or the operator is disabled", body = crate::openapi::ErrorBody),
         (status = 429, description = "`too_many_requests` (too many sign-in requests from this address or in total), `login_throttled` (too many failed logins for this account); both with `Retry-After`", body = crate::openapi::ErrorBody),
@@ -139,17 +154,14 @@ pub async fn authenticate(
 
 /// List every tenant
 ///
-/// Operators: every tenant, oldest first; audited (`ops.tenants.list`). Answers
-/// `{"tenants": [...]}`; each tenant has `id`, `slug`, `name`, `plan_id`, `isolation_tier`
-/// (`shared`, `dedicated` or `isolated`), `status` (`active`, `suspended`, `deleting` or
-/// `deleted`) and `created_at`.
+/// Operators: every tenant, oldest first; audited (`ops.tenants.list`).
 #[utoipa::path(
     get,
     path = "/ops/tenants",
     tag = "ops",
-    responses((status = 200, description = "Every tenant", body = serde_json::Value))
+    responses((status = 200, description = "Every tenant", body = TenantList))
 )]
-async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<TenantList>, ApiError> {
     let list = tenants::list(&state.control).await.map_err(ApiError::internal)?;
     state
         .auditor
@@ -159,7 +171,7 @@ async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result
         )
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({"tenants": list})))
+    Ok(Json(TenantList { tenants: list }))
 }
 
 /// Why a tenant's status changes (the whole body is optional).
@@ -168,6 +180,10 @@ async fn list_tenants(State(state): State<AppState>, op: OperatorAuth) -> Result
 struct StatusBody {
     /// Why (1–500 printable characters; recorded in the tenant's and the platform's audit
     /// chains).
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     reason: Option<String>,
 }
 
@@ -208,7 +224,7 @@ pub async fn change_status(
     reason: Option<String>,
 ) -> Result<(), ApiError> {
     if let Some(r) = &reason
-        && (r.trim().is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control))
+        && !docket_platform::safety::is_printable_line(r, 500)
     {
         return Err(ApiError::bad_request(
             "invalid_reason",
@@ -244,10 +260,13 @@ async fn set_status(
     id: &str,
     change: StatusChange,
     reason: Option<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantStatusChanged>, ApiError> {
     let id = TenantId(parse_id(id, "tenant")?);
     change_status(state, op, id, change, reason).await?;
-    Ok(Json(json!({"tenant_id": id, "status": change.stored()})))
+    Ok(Json(TenantStatusChanged {
+        tenant_id: id,
+        status: change.stored(),
+    }))
 }
 
 /// The optional `{"reason": …}` body (an empty body is fine).
@@ -255,7 +274,8 @@ fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    crate::json::parse::<StatusBody>(body).map(|c| c.reason)
+    // `null` is no body too (the contract's body is optional).
+    crate::json::parse::<Option<StatusBody>>(body).map(|c| c.and_then(|c| c.reason))
 }
 
 /// Suspend a tenant
@@ -263,15 +283,15 @@ fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
 /// Operators: every request on the tenant's behalf is then refused with 403
 /// `tenant_suspended` until it is resumed. Only an active or suspended tenant can be
 /// suspended (suspending a suspended one is accepted again). Audited (`ops.tenants.suspend`)
-/// on the tenant's and the platform's chains. Answers `{tenant_id, status: "suspended"}`.
+/// on the tenant's and the platform's chains. Answers the status `suspended`.
 #[utoipa::path(
     post,
     path = "/ops/tenants/{id}/suspend",
     tag = "ops",
     params(("id" = String, Path, description = "The tenant's id")),
-    request_body(content = StatusBody, description = "Optional `{\"reason\": \"…\"}`; the body may be empty. Read as JSON whatever the `Content-Type`."),
+    request_body(content = Option<StatusBody>, description = "Optional `{\"reason\": \"…\"}`; the body may be empty. Read as JSON whatever the `Content-Type`."),
     responses(
-        (status = 200, description = "Suspended: `{tenant_id, status}`", body = serde_json::Value),
+        (status = 200, description = "Suspended", body = TenantStatusChanged),
         (status = 400, description = "`invalid_reason` (empty, longer than 500 characters or holding a control character), `invalid_json`, `invalid_body`, `invalid_text` (a control character in the body)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: the id is not a UUID, or no tenant with it is active or suspended (unknown, being deleted or deleted)", body = crate::openapi::ErrorBody),
     )
@@ -281,7 +301,7 @@ async fn suspend(
     op: OperatorAuth,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantStatusChanged>, ApiError> {
     set_status(&state, &op, &id, StatusChange::Suspend, reason(&body)?).await
 }
 
@@ -289,15 +309,15 @@ async fn suspend(
 ///
 /// Operators: the tenant is active again (resuming an active one is accepted too). Only an
 /// active or suspended tenant can be resumed. Audited (`ops.tenants.resume`) on the tenant's
-/// and the platform's chains. Answers `{tenant_id, status: "active"}`.
+/// and the platform's chains. Answers the status `active`.
 #[utoipa::path(
     post,
     path = "/ops/tenants/{id}/resume",
     tag = "ops",
     params(("id" = String, Path, description = "The tenant's id")),
-    request_body(content = StatusBody, description = "Optional `{\"reason\": \"…\"}`; the body may be empty. Read as JSON whatever the `Content-Type`."),
+    request_body(content = Option<StatusBody>, description = "Optional `{\"reason\": \"…\"}`; the body may be empty. Read as JSON whatever the `Content-Type`."),
     responses(
-        (status = 200, description = "Resumed: `{tenant_id, status}`", body = serde_json::Value),
+        (status = 200, description = "Resumed", body = TenantStatusChanged),
         (status = 400, description = "`invalid_reason` (empty, longer than 500 characters or holding a control character), `invalid_json`, `invalid_body`, `invalid_text` (a control character in the body)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: the id is not a UUID, or no tenant with it is active or suspended (unknown, being deleted or deleted)", body = crate::openapi::ErrorBody),
     )
@@ -307,6 +327,6 @@ async fn resume(
     op: OperatorAuth,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantStatusChanged>, ApiError> {
     set_status(&state, &op, &id, StatusChange::Resume, reason(&body)?).await
 }

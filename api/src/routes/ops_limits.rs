@@ -13,8 +13,7 @@ use docket_platform::audit::Actor;
 use docket_platform::ids::TenantId;
 use docket_platform::plans::{self, PlanAdminError, RateOverride};
 use docket_platform::ratelimit::EndpointClass;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -33,6 +32,32 @@ fn to_api(e: PlanAdminError) -> ApiError {
     }
 }
 
+/// A tenant moved to another plan.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PlanChanged {
+    /// The tenant.
+    tenant_id: TenantId,
+    /// The plan it was on.
+    from: String,
+    /// The plan it is on now.
+    to: String,
+}
+
+/// A tenant's rate-limit override now in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RateOverrideSet {
+    /// The tenant.
+    tenant_id: TenantId,
+    /// The endpoint class: `query`, `upload`, `read` or `admin`.
+    class: String,
+    /// Sustained requests per minute.
+    per_minute: u32,
+    /// Requests allowed at once.
+    burst: u32,
+    /// When the override ends.
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The plan to move a tenant to.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -44,8 +69,8 @@ struct PlanChange {
 /// Move a tenant to another plan
 ///
 /// Operators: the tenant's limits and features follow the new plan from the next request.
-/// Audited (`tenant.plan_change`) on the tenant's and the platform's chains. Answers
-/// `{tenant_id, from, to}` (the previous and the new plan ids).
+/// Audited (`tenant.plan_change`) on the tenant's and the platform's chains. Answers the
+/// previous and the new plan ids.
 #[utoipa::path(
     put,
     path = "/ops/tenants/{id}/plan",
@@ -53,7 +78,7 @@ struct PlanChange {
     params(("id" = String, Path, description = "The tenant's id")),
     request_body = PlanChange,
     responses(
-        (status = 200, description = "Moved: `{tenant_id, from, to}`", body = serde_json::Value),
+        (status = 200, description = "Moved", body = PlanChanged),
         (status = 400, description = "`invalid_limit`: no plan has this id", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: the id is not a UUID, or no tenant has it", body = crate::openapi::ErrorBody),
     )
@@ -63,10 +88,14 @@ async fn change_plan(
     op: OperatorAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PlanChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PlanChanged>, ApiError> {
     let id = TenantId(parse_id(&id, "tenant")?);
     let from = apply_plan(&state, &op, id, &body.plan).await?;
-    Ok(Json(json!({"tenant_id": id, "from": from, "to": body.plan})))
+    Ok(Json(PlanChanged {
+        tenant_id: id,
+        from,
+        to: body.plan,
+    }))
 }
 
 /// Moves a tenant to another plan, audited; returns the plan it was on. `/ops` and the
@@ -88,12 +117,19 @@ pub async fn apply_plan(
 #[serde(deny_unknown_fields)]
 pub struct OverrideBody {
     /// Sustained requests per minute (1 to 1000000).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub per_minute: u32,
     /// Requests allowed at once (1 to 1000000).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub burst: u32,
     /// The override ends after this long, in seconds (1 s to one year).
+    #[schema(minimum = 1, maximum = 31536000)]
     pub expires_in_secs: u64,
-    /// Why (1–500 characters; audited).
+    /// Why (1–500 printable characters; audited).
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
 }
 
@@ -101,19 +137,18 @@ pub struct OverrideBody {
 ///
 /// Operators: replaces the plan's rate limit for one endpoint class until the override
 /// expires (an existing override of the class is replaced). Audited
-/// (`tenant.rate_override`) on the tenant's and the platform's chains. Answers
-/// `{tenant_id, class, per_minute, burst, expires_at}`.
+/// (`tenant.rate_override`) on the tenant's and the platform's chains.
 #[utoipa::path(
     put,
     path = "/ops/tenants/{id}/rate-overrides/{class}",
     tag = "ops",
     params(
         ("id" = String, Path, description = "The tenant's id"),
-        ("class" = String, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
+        ("class" = crate::openapi::EndpointClassName, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
     ),
     request_body = OverrideBody,
     responses(
-        (status = 200, description = "Set: `{tenant_id, class, per_minute, burst, expires_at}`", body = serde_json::Value),
+        (status = 200, description = "Set", body = RateOverrideSet),
         (status = 400, description = "`invalid_limit`: an unknown endpoint class, `per_minute` or `burst` outside 1–1000000, an empty or overlong reason, or an expiry outside 1 s to one year", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: the id is not a UUID, or no tenant has it", body = crate::openapi::ErrorBody),
     )
@@ -123,13 +158,16 @@ async fn set_override(
     op: OperatorAuth,
     Path((id, class)): Path<(String, String)>,
     ApiJson(body): ApiJson<OverrideBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RateOverrideSet>, ApiError> {
     let id = TenantId(parse_id(&id, "tenant")?);
     let (o, expires_at) = apply_override(&state, &op, id, class, body).await?;
-    Ok(Json(json!({
-        "tenant_id": id, "class": o.class, "per_minute": o.per_minute, "burst": o.burst,
-        "expires_at": expires_at,
-    })))
+    Ok(Json(RateOverrideSet {
+        tenant_id: id,
+        class: o.class,
+        per_minute: o.per_minute,
+        burst: o.burst,
+        expires_at,
+    }))
 }
 
 /// Validates and sets a tenant's rate-limit override for one endpoint class, audited.
@@ -165,7 +203,7 @@ pub async fn apply_override(
     tag = "ops",
     params(
         ("id" = String, Path, description = "The tenant's id"),
-        ("class" = String, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
+        ("class" = crate::openapi::EndpointClassName, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
     ),
     responses(
         (status = 204, description = "Cleared"),

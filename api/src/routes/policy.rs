@@ -11,8 +11,7 @@ use axum::http::StatusCode;
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
 use docket_platform::queries::AnswerMode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/tenant/policy`.
@@ -23,32 +22,48 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A change: fields left out keep their value.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 struct Policy {
     /// Whether questions flagged as prompt-injection attempts are refused (400
     /// `flagged_input`) rather than answered and only audited.
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(nullable = false)]
     refuse_flagged_input: Option<bool>,
     /// How questions that name no mode are answered: `extractive` or `generative` (the
     /// latter needs the plan's `generative_answers` feature).
-    #[schema(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "crate::json::present")]
+    #[schema(nullable = false)]
     default_answer_mode: Option<AnswerMode>,
 }
 
-fn body(refuse: bool, mode: AnswerMode) -> Json<Value> {
-    Json(json!({"refuse_flagged_input": refuse, "default_answer_mode": mode}))
+/// The tenant's policy in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantPolicy {
+    /// Whether questions flagged as prompt-injection attempts are refused (400
+    /// `flagged_input`) rather than answered and only audited.
+    refuse_flagged_input: bool,
+    /// How questions that name no mode are answered.
+    default_answer_mode: AnswerMode,
+}
+
+fn body(refuse: bool, mode: AnswerMode) -> Json<TenantPolicy> {
+    Json(TenantPolicy {
+        refuse_flagged_input: refuse,
+        default_answer_mode: mode,
+    })
 }
 
 /// Show the tenant's policy
 ///
-/// The tenant's policy (`queries.read`): `{refuse_flagged_input, default_answer_mode}` —
-/// whether flagged input is refused, and `extractive` or `generative` for questions that
-/// name no mode.
+/// The tenant's policy (`queries.read`): whether flagged input is refused, and `extractive`
+/// or `generative` for questions that name no mode.
 #[utoipa::path(
     get,
     path = "/v1/tenant/policy",
     tag = "tenant",
-    responses((status = 200, description = "The policy: `{refuse_flagged_input, default_answer_mode}`", body = serde_json::Value))
+    responses((status = 200, description = "The policy", body = TenantPolicy))
 )]
-async fn show(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn show(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<TenantPolicy>, ApiError> {
     auth.require(&state, Capability::QueriesRead).await?;
     let ent = &auth.entitlements;
     Ok(body(ent.refuse_flagged_input, ent.default_answer_mode))
@@ -57,15 +72,14 @@ async fn show(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Va
 /// Change the tenant's policy
 ///
 /// Changes either setting or both (owners, `tenant.manage`); fields left out keep their
-/// value. Audited (`tenant.policy`). Answers the policy now in force:
-/// `{refuse_flagged_input, default_answer_mode}`.
+/// value. Audited (`tenant.policy`). Answers the policy now in force.
 #[utoipa::path(
     put,
     path = "/v1/tenant/policy",
     tag = "tenant",
     request_body = Policy,
     responses(
-        (status = 200, description = "The policy now in force: `{refuse_flagged_input, default_answer_mode}`", body = serde_json::Value),
+        (status = 200, description = "The policy now in force", body = TenantPolicy),
         (status = 400, description = "`empty_policy`: neither field was sent", body = crate::openapi::ErrorBody),
         (status = 403, description = "`feature_not_in_plan`: `generative` as the default on a plan without generative answers", body = crate::openapi::ErrorBody),
     )
@@ -74,7 +88,7 @@ async fn update(
     State(state): State<AppState>,
     auth: TenantAuth,
     ApiJson(p): ApiJson<Policy>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantPolicy>, ApiError> {
     auth.require(&state, Capability::TenantManage).await?;
     let ent = &auth.entitlements;
     if p.refuse_flagged_input.is_none() && p.default_answer_mode.is_none() {

@@ -11,14 +11,14 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use docket_platform::authz::{Capability, Role};
 use docket_platform::consents::Purpose;
 use docket_platform::documents;
 use docket_platform::ids::{DocumentId, QueryId};
 use docket_platform::queries::job::{self, AnswerJob};
 use docket_platform::queries::{self, AnswerMode, NewQuery};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -42,15 +42,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct Ask {
     /// The question: 1 to 2000 characters of plain text (no control characters but tab and
     /// newline).
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     question: String,
     /// Passages to retrieve, at least 1 (default 5, or the plan's maximum if lower); a larger
     /// value is lowered to the plan's maximum, with a notice.
+    #[schema(minimum = 1)]
     top_k: Option<u32>,
     /// Restrict the question to these documents (at most 20 ids; default: all).
     #[serde(default)]
+    #[schema(max_items = 20)]
     document_ids: Vec<String>,
     /// `extractive` or `generative`; without it, the tenant's default (its policy).
-    #[schema(value_type = Option<String>)]
     mode: Option<AnswerMode>,
 }
 
@@ -68,9 +73,31 @@ fn only_actor(auth: &TenantAuth) -> Option<String> {
     (auth.role > Role::Admin).then(|| auth.actor_label())
 }
 
-/// The query as JSON (its notices include the request's: they are stored with it).
-fn result(q: &queries::Query) -> Value {
-    serde_json::to_value(q).unwrap_or_default()
+/// A question, recorded and queued.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct QueryQueued {
+    /// The query's id.
+    query_id: QueryId,
+    /// Always `queued`.
+    status: String,
+    /// Where to poll for the answer (`GET /v1/queries/{id}`).
+    status_url: String,
+    /// The `top_k` used for retrieval (lowered to the plan's maximum if need be).
+    top_k_applied: u32,
+    /// The mode the question is answered in.
+    requested_mode: AnswerMode,
+    /// Sentences about how it will be answered (each starts with its code), e.g. a lowered
+    /// `top_k`.
+    notices: Vec<String>,
+}
+
+/// A page of queries.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct QueryPage {
+    /// The queries, newest first, each as `GET /v1/queries/{id}` shows it.
+    queries: Vec<queries::Query>,
+    /// The `cursor` of the next page; null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// The mode a question is answered in. Asked for explicitly, `generative` must pass the
@@ -111,12 +138,8 @@ fn resolve_mode(
 /// generative answer also the plan feature `generative_answers` and the consent to
 /// `external_llm_processing`), records it and queues an `answer` job. With `?wait=N` it
 /// waits up to N seconds for the answer and returns the finished query (200); otherwise,
-/// or if the answer is not ready in time, 202 with `{query_id, status: "queued",
-/// status_url, top_k_applied, requested_mode, notices}`. A finished query is `{query_id,
-/// status, question, document_ids, answer, citations: [{document_id, filename, chunk_id,
-/// page_start, page_end, quote, score}], requested_mode, mode, fallback_code, notices,
-/// grounding, usage: {tokens_in, tokens_out, llm_tokens_in, llm_tokens_out}, latency_ms,
-/// top_k_applied, top_k_clamped, error_code, asked_by, created_at, finished_at}`.
+/// or if the answer is not ready in time, 202 with `status: "queued"` and the `status_url`
+/// to poll. A finished query is as `GET /v1/queries/{id}` shows it.
 #[utoipa::path(
     post,
     path = "/v1/queries",
@@ -124,8 +147,8 @@ fn resolve_mode(
     params(AskParams),
     request_body = Ask,
     responses(
-        (status = 200, description = "Answered within `wait`: the finished query (`status` `answered`, `no_answer` or `failed`)", body = serde_json::Value),
-        (status = 202, description = "Queued: `{query_id, status, status_url, top_k_applied, requested_mode, notices}`; poll `status_url`", body = serde_json::Value),
+        (status = 200, description = "Answered within `wait`: the finished query (`status` `answered`, `no_answer` or `failed`)", body = queries::Query),
+        (status = 202, description = "Queued; poll `status_url`", body = QueryQueued),
         (status = 400, description = "`invalid_query`, `invalid_text` (a control character in the body), `empty_question`, `question_too_long`, `control_characters`, `flagged_input` (a prompt-injection pattern, refused by the tenant's policy), `invalid_top_k`, `too_many_documents`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`feature_not_in_plan` (`generative_answers`), `consent_required` (`external_llm_processing`): for a generative answer", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: an id in `document_ids` is not one of the tenant's documents", body = crate::openapi::ErrorBody),
@@ -137,7 +160,7 @@ async fn ask(
     auth: TenantAuth,
     params: Result<Query<AskParams>, axum::extract::rejection::QueryRejection>,
     ApiJson(body): ApiJson<Ask>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     let mut notices = Vec::new();
     let mode = resolve_mode(&state, &auth, body.mode, &mut notices);
@@ -247,44 +270,43 @@ async fn ask(
         let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
         let q = queries::get(&mut tx, id, None).await?;
         tx.commit().await?;
+        // Its notices include the request's: they are stored with it.
         if let Some(q) = q.filter(queries::Query::is_final) {
-            return Ok((StatusCode::OK, Json(result(&q))));
+            return Ok((StatusCode::OK, Json(q)).into_response());
         }
         if waited == Waited::Finished {
             break;
         }
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "query_id": id, "status": "queued", "status_url": format!("/v1/queries/{id}"),
-            "top_k_applied": top_k, "requested_mode": mode, "notices": notices,
-        })),
-    ))
+    let queued = QueryQueued {
+        query_id: id,
+        status: "queued".into(),
+        status_url: format!("/v1/queries/{id}"),
+        top_k_applied: top_k,
+        requested_mode: mode,
+        notices,
+    };
+    Ok((StatusCode::ACCEPTED, Json(queued)).into_response())
 }
 
 /// Show a query
 ///
 /// The question and, once answered, the answer with its citations. Members see only their
-/// own queries (another's is not found); admins and owners see everyone's. Answers
-/// `{query_id, status, question, document_ids, answer, citations: [{document_id, filename,
-/// chunk_id, page_start, page_end, quote, score}], requested_mode, mode, fallback_code,
-/// notices, grounding, usage, latency_ms, top_k_applied, top_k_clamped, error_code,
-/// asked_by, created_at, finished_at}`: `status` is `queued`, `running`, `answered`,
-/// `no_answer` or `failed`; `mode` (what produced the answer) is `extractive`, `generative`
-/// or `extractive_fallback`, null until answered.
+/// own queries (another's is not found); admins and owners see everyone's. `status` is
+/// `queued`, `running`, `answered`, `no_answer` or `failed`; `mode` (what produced the
+/// answer) is `extractive`, `generative` or `extractive_fallback`, null until answered.
 #[utoipa::path(
     get,
     path = "/v1/queries/{id}",
     tag = "queries",
     params(("id" = String, Path, description = "The query's id")),
-    responses((status = 200, description = "The query", body = serde_json::Value))
+    responses((status = 200, description = "The query", body = queries::Query))
 )]
 async fn show(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<queries::Query>, ApiError> {
     auth.require(&state, Capability::QueriesRead).await?;
     let id = QueryId(parse_id(&id, "query")?);
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -292,7 +314,7 @@ async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found("query"))?;
     tx.commit().await?;
-    Ok(Json(result(&q)))
+    Ok(Json(q))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -300,23 +322,27 @@ async fn show(
 #[serde(deny_unknown_fields)]
 struct ListParams {
     /// The `next_cursor` of the previous page.
+    #[param(
+        pattern = r"^-?[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
     /// Queries per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
 /// List queries
 ///
 /// The question history, newest first, by cursor: members see their own, admins and owners
-/// everyone's. Answers `{queries: [...], next_cursor}`, each query as `GET
-/// /v1/queries/{id}` shows it; `next_cursor` is null on the last page.
+/// everyone's. Each query is as `GET /v1/queries/{id}` shows it; `next_cursor` is null on
+/// the last page.
 #[utoipa::path(
     get,
     path = "/v1/queries",
     tag = "queries",
     params(ListParams),
     responses(
-        (status = 200, description = "A page of queries", body = serde_json::Value),
+        (status = 200, description = "A page of queries", body = QueryPage),
         (status = 400, description = "`invalid_query`, `invalid_limit`, `invalid_cursor`", body = crate::openapi::ErrorBody),
     )
 )]
@@ -324,7 +350,7 @@ async fn list(
     State(state): State<AppState>,
     auth: TenantAuth,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueryPage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::QueriesRead).await?;
     let page = Page::parse(p.limit, p.cursor.as_deref())?;
@@ -336,6 +362,8 @@ async fn list(
         rows.len(),
         rows.last().map(|q| (q.created_at, q.query_id.as_uuid())),
     );
-    let items: Vec<Value> = rows.iter().map(result).collect();
-    Ok(Json(json!({"queries": items, "next_cursor": next})))
+    Ok(Json(QueryPage {
+        queries: rows,
+        next_cursor: next,
+    }))
 }

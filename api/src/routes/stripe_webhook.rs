@@ -13,12 +13,19 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use docket_platform::audit::{Actor, Event, Outcome};
 use docket_platform::billing::webhook::{self, Handled};
-use serde_json::{Value, json};
+use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/billing/stripe/webhook`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(receive))
+}
+
+/// Stripe's event was accepted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct StripeWebhookReceived {
+    /// Always `true`.
+    received: bool,
 }
 
 async fn refuse(state: &AppState, ctx: &RequestCtx, r: &webhook::Refusal) -> ApiError {
@@ -48,7 +55,7 @@ async fn refuse(state: &AppState, ctx: &RequestCtx, r: &webhook::Refusal) -> Api
         description = "The Stripe event exactly as Stripe sent it (the signature covers the raw bytes): `{id, type, data: {object: {id, object}}}`"
     ),
     responses(
-        (status = 200, description = "Accepted: `{\"received\": true}`", body = serde_json::Value),
+        (status = 200, description = "Accepted", body = StripeWebhookReceived),
         (status = 400, description = "`invalid_signature` (no, malformed or non-matching `Stripe-Signature`), `stale_event` (the signed timestamp is outside the tolerance), `invalid_event` (the body is not a Stripe event, or an invoice event names no invoice), `replayed_event` (this event id was already received), `unknown_invoice` (no invoice of Docket's has that Stripe id)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: Stripe webhooks are not configured on this deployment", body = crate::openapi::ErrorBody),
     )
@@ -58,7 +65,7 @@ async fn receive(
     ctx: RequestCtx,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StripeWebhookReceived>, ApiError> {
     let secret = state
         .config
         .billing
@@ -98,5 +105,5 @@ async fn receive(
     if let Err(e) = state.auditor.platform(state.control.pool(), ev).await {
         tracing::error!(error = %e, "could not audit an accepted webhook");
     }
-    Ok(Json(json!({ "received": true })))
+    Ok(Json(StripeWebhookReceived { received: true }))
 }

@@ -12,9 +12,9 @@ use axum::http::StatusCode;
 use docket_platform::audit::Outcome;
 use docket_platform::ids::TenantId;
 use docket_platform::ratelimit::EndpointClass;
+use docket_platform::switches::Switch;
 use docket_platform::{switches, tenants};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -28,17 +28,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lift))
 }
 
+/// The switches in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SwitchList {
+    /// Every switch in force, oldest first.
+    switches: Vec<Switch>,
+}
+
 /// A switch to set: `/ops/switches` takes it as JSON, the panel as a form.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchRequest {
     /// Endpoint class: `query`, `upload`, `read` or `admin`.
+    #[schema(value_type = crate::openapi::EndpointClassName)]
     pub class: String,
     /// One tenant, or every tenant when absent.
     pub tenant_id: Option<uuid::Uuid>,
     /// Shown to refused callers (1–500 printable characters).
+    #[schema(
+        max_length = 500,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
     /// Lifts itself after this long (1 s to a year); stays until lifted when absent.
+    #[schema(minimum = 1, maximum = 31536000)]
     pub expires_in_secs: Option<u64>,
 }
 
@@ -46,15 +59,14 @@ pub struct SwitchRequest {
 ///
 /// Turns an endpoint class off for every tenant or for one, with a reason callers see and an
 /// optional expiry. Applies on every API process within a second; audited
-/// (`ops.switches.set`). Answers the switch: `{id, class, target_tenant, reason, created_by,
-/// expires_at}`.
+/// (`ops.switches.set`). Answers the switch.
 #[utoipa::path(
     post,
     path = "/ops/switches",
     tag = "ops",
     request_body = SwitchRequest,
     responses(
-        (status = 201, description = "The switch now in force", body = serde_json::Value),
+        (status = 201, description = "The switch now in force", body = Switch),
         (status = 400, description = "`invalid_class`, `invalid_reason`, `invalid_expiry`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: `tenant_id` names no tenant", body = crate::openapi::ErrorBody),
     )
@@ -63,9 +75,9 @@ async fn set(
     State(state): State<AppState>,
     op: OperatorAuth,
     ApiJson(body): ApiJson<SwitchRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Switch>), ApiError> {
     let sw = set_switch(&state, &op, body).await?;
-    Ok((StatusCode::CREATED, Json(json!(sw))))
+    Ok((StatusCode::CREATED, Json(sw)))
 }
 
 /// Validates and sets a switch, audited (`ops.switches.set`). `/ops` and the panel call this.
@@ -84,7 +96,7 @@ pub async fn set_switch(
         )
     })?;
     let reason = body.reason.trim();
-    if reason.is_empty() || reason.len() > 500 || reason.chars().any(char::is_control) {
+    if !docket_platform::safety::is_printable_line(reason, 500) {
         return Err(ApiError::bad_request(
             "invalid_reason",
             "a reason of 1 to 500 printable characters is required: callers see it",
@@ -134,15 +146,14 @@ pub async fn set_switch(
 
 /// List the switches in force
 ///
-/// `{"switches": [{id, class, target_tenant, reason, created_by, expires_at}]}`; audited
-/// (`ops.switches.list`).
+/// Every switch in force; audited (`ops.switches.list`).
 #[utoipa::path(
     get,
     path = "/ops/switches",
     tag = "ops",
-    responses((status = 200, description = "The switches in force", body = serde_json::Value))
+    responses((status = 200, description = "The switches in force", body = SwitchList))
 )]
-async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<SwitchList>, ApiError> {
     let list = switches::active(&state.db).await?;
     state
         .auditor
@@ -152,7 +163,7 @@ async fn list(State(state): State<AppState>, op: OperatorAuth) -> Result<Json<Va
         )
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({"switches": list})))
+    Ok(Json(SwitchList { switches: list }))
 }
 
 /// Lift a switch

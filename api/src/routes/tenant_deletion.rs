@@ -13,6 +13,9 @@ use crate::auth::{OperatorAuth, TenantAuth, TenantAuthDuringDeletion};
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::parse_id;
+use crate::routes::tenant_deletion_views::{
+    TenantDeletionCancelled, TenantDeletionDryRun, TenantDeletionRequested, TenantDeletionScheduled,
+};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -21,12 +24,12 @@ use axum::response::{IntoResponse, Response};
 use docket_platform::audit::{Event, Outcome};
 use docket_platform::authz::Capability;
 use docket_platform::db::TenantTx;
-use docket_platform::deletions::tenant::{self, CERTIFICATE_TOKEN_PREFIX, Scheduled, TenantDeletionError};
+use docket_platform::deletions::certificate::SignedCertificate;
+use docket_platform::deletions::tenant::{self, CERTIFICATE_TOKEN_PREFIX, TenantDeletionError};
 use docket_platform::deletions::{self, plan};
 use docket_platform::ids::TenantId;
 use docket_platform::placement;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The tenant-deletion routes (`POST /v1/deletions` is routed with the deletions' list).
@@ -40,12 +43,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops_certificate))
 }
 
+/// The one scope `POST /v1/deletions` deletes.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ScopeName {
+    Tenant,
+}
+
 /// `POST /v1/deletions` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBody {
     /// Must be `tenant`: the whole organisation (documents and users are deleted on their
     /// own routes).
+    #[schema(value_type = ScopeName)]
     scope: String,
     /// `true`: count what would be removed, per store, and remove nothing.
     #[serde(default)]
@@ -88,41 +100,29 @@ fn refused(e: TenantDeletionError) -> ApiError {
 }
 
 /// The dry run of deleting the tenant of `tx`.
-async fn dry_run(state: &AppState, tx: &mut TenantTx) -> Result<Value, ApiError> {
+async fn dry_run(state: &AppState, tx: &mut TenantTx) -> Result<TenantDeletionDryRun, ApiError> {
     let tier = placement::read(tx).await?.current;
     let stores = plan::tenant(tx, &state.blobs, &state.queue, tier.as_str())
         .await
         .map_err(ApiError::internal)?;
-    Ok(json!({"dry_run": true, "scope": "tenant", "stores": stores}))
-}
-
-fn scheduled_body(s: &Scheduled) -> Value {
-    let id = s.deletion;
-    json!({
-        "deletion_id": id, "status": "scheduled", "grace_ends_at": s.grace_ends_at,
-        "certificate_token": s.certificate_token,
-        "status_url": format!("/v1/deletions/{id}"),
-        "cancel_url": format!("/v1/deletions/{id}/cancel"),
-        "certificate_url": format!("/v1/deletion-certificates/{id}"),
-    })
+    Ok(TenantDeletionDryRun::new(stores))
 }
 
 /// Ask to delete the whole organisation
 ///
 /// `POST /v1/deletions`: the whole tenant (owner only, capability `deletions.request`).
-/// Documents and users are deleted on their own routes. Answers 201 `{deletion_id, status:
-/// "awaiting_confirmation", confirmation_code (shown once), confirm_before, confirm_url,
-/// grace_period_secs}`: nothing happens until the code is confirmed at `confirm_url`.
-/// Audited (`deletions.requested`). With `"dry_run": true`, 200 `{dry_run: true, scope:
-/// "tenant", stores}` (counts per store) and nothing is recorded.
+/// Documents and users are deleted on their own routes. Answers 201 with a one-time
+/// confirmation code: nothing happens until the code is confirmed at `confirm_url`.
+/// Audited (`deletions.requested`). With `"dry_run": true`, 200 with the counts per store,
+/// and nothing is recorded.
 #[utoipa::path(
     post,
     path = "/v1/deletions",
     tag = "compliance",
     request_body = RequestBody,
     responses(
-        (status = 200, description = "Dry run: what would be removed, per store", body = serde_json::Value),
-        (status = 201, description = "Recorded, awaiting confirmation with the one-time code", body = serde_json::Value),
+        (status = 200, description = "Dry run: what would be removed, per store", body = TenantDeletionDryRun),
+        (status = 201, description = "Recorded, awaiting confirmation with the one-time code", body = TenantDeletionRequested),
         (status = 400, description = "`unsupported_scope`: `scope` is not `tenant`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`deletion_pending` (a deletion of the organisation is already under way), `invalid_state` (the organisation is neither active nor suspended)", body = crate::openapi::ErrorBody),
     )
@@ -131,7 +131,7 @@ pub async fn request(
     State(state): State<AppState>,
     auth: TenantAuth,
     ApiJson(body): ApiJson<RequestBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     if body.scope != "tenant" {
         return Err(ApiError::bad_request(
             "unsupported_scope",
@@ -144,7 +144,7 @@ pub async fn request(
     if body.dry_run {
         let plan = dry_run(&state, &mut tx).await?;
         tx.commit().await?;
-        return Ok((StatusCode::OK, Json(plan)));
+        return Ok((StatusCode::OK, Json(plan)).into_response());
     }
     let asked = tenant::request(&mut tx, &auth.actor_label())
         .await
@@ -154,16 +154,12 @@ pub async fn request(
         .target(format!("deletion:{}", asked.deletion))
         .detail("scope", "tenant");
     commit_audited(&state, tx, ev).await?;
-    let id = asked.deletion;
+    let grace = state.config.billing.tenant_deletion_grace.as_secs();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "deletion_id": id, "status": "awaiting_confirmation",
-            "confirmation_code": asked.confirmation_code, "confirm_before": asked.confirm_before,
-            "confirm_url": format!("/v1/deletions/{id}/confirm"),
-            "grace_period_secs": state.config.billing.tenant_deletion_grace.as_secs(),
-        })),
-    ))
+        Json(TenantDeletionRequested::new(asked, grace)),
+    )
+        .into_response())
 }
 
 /// Confirm the organisation's deletion
@@ -171,10 +167,9 @@ pub async fn request(
 /// With the one-time code: the grace period starts, the organisation is suspended (only the
 /// deletion's own routes answer) and the deletion is swept when the grace ends. Capability
 /// `deletions.request`; audited (`deletions.confirmed`; a wrong or expired code is audited as
-/// refused). Answers 202 `{deletion_id, status: "scheduled", grace_ends_at,
-/// certificate_token (`dct_…`, shown once: it fetches the certificate at
-/// `GET /v1/deletion-certificates/{id}` once the organisation's credentials are gone),
-/// status_url, cancel_url, certificate_url}`.
+/// refused). Answers 202 with the certificate token (`dct_…`, shown once: it fetches the
+/// certificate at `GET /v1/deletion-certificates/{id}` once the organisation's credentials
+/// are gone).
 #[utoipa::path(
     post,
     path = "/v1/deletions/{id}/confirm",
@@ -182,7 +177,7 @@ pub async fn request(
     params(("id" = String, Path, description = "The deletion's id")),
     request_body = ConfirmBody,
     responses(
-        (status = 202, description = "Scheduled: the grace period has started", body = serde_json::Value),
+        (status = 202, description = "Scheduled: the grace period has started", body = TenantDeletionScheduled),
         (status = 403, description = "`wrong_confirmation_code`: the code does not match", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such tenant deletion", body = crate::openapi::ErrorBody),
         (status = 409, description = "`invalid_state`: the deletion is not awaiting confirmation, or the organisation is neither active nor suspended", body = crate::openapi::ErrorBody),
@@ -194,7 +189,7 @@ async fn confirm(
     auth: TenantAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ConfirmBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TenantDeletionScheduled>), ApiError> {
     auth.require(&state, Capability::DeletionsRequest).await?;
     let id = parse_id(&id, "deletion")?;
     let grace = state.config.billing.tenant_deletion_grace;
@@ -216,22 +211,24 @@ async fn confirm(
         .detail("scope", "tenant")
         .detail("grace_ends_at", scheduled.grace_ends_at.to_rfc3339());
     commit_audited(&state, tx, ev).await?;
-    Ok((StatusCode::ACCEPTED, Json(scheduled_body(&scheduled))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TenantDeletionScheduled::from(scheduled)),
+    ))
 }
 
 /// Cancel the organisation's deletion
 ///
 /// While it awaits confirmation or is in its grace period (nothing was removed): the
 /// organisation gets back the status it had. Capability `deletions.request`; answers during
-/// the grace period; audited (`deletions.cancelled`). Answers `{deletion_id, status:
-/// "cancelled", tenant_status}`.
+/// the grace period; audited (`deletions.cancelled`).
 #[utoipa::path(
     post,
     path = "/v1/deletions/{id}/cancel",
     tag = "compliance",
     params(("id" = String, Path, description = "The deletion's id")),
     responses(
-        (status = 200, description = "Cancelled, with the organisation's restored status", body = serde_json::Value),
+        (status = 200, description = "Cancelled, with the organisation's restored status", body = TenantDeletionCancelled),
         (status = 404, description = "`not_found`: no such tenant deletion", body = crate::openapi::ErrorBody),
         (status = 409, description = "`invalid_state`: the deletion is past awaiting confirmation and its grace period (queued, running, done, …)", body = crate::openapi::ErrorBody),
     )
@@ -240,7 +237,7 @@ async fn cancel(
     State(state): State<AppState>,
     TenantAuthDuringDeletion(auth): TenantAuthDuringDeletion,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantDeletionCancelled>, ApiError> {
     auth.require(&state, Capability::DeletionsRequest).await?;
     let id = parse_id(&id, "deletion")?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
@@ -250,9 +247,7 @@ async fn cancel(
         .target(format!("deletion:{id}"))
         .detail("scope", "tenant");
     commit_audited(&state, tx, ev).await?;
-    Ok(Json(
-        json!({"deletion_id": id, "status": "cancelled", "tenant_status": restored}),
-    ))
+    Ok(Json(TenantDeletionCancelled::new(id, restored)))
 }
 
 /// The certificate token from `Authorization: Bearer dct_…`.
@@ -273,7 +268,7 @@ fn certificate_token(headers: &HeaderMap) -> Option<&str> {
     tag = "compliance",
     params(("id" = String, Path, description = "The tenant deletion's id")),
     responses(
-        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = SignedCertificate),
         (status = 401, description = "`missing_credentials` (no `Authorization: Bearer dct_…`), `invalid_token` (the token does not match this deletion, or there is no such tenant deletion)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: the id is not a deletion id", body = crate::openapi::ErrorBody),
         (status = 409, description = "`certificate_not_ready`: the deletion has not finished", body = crate::openapi::ErrorBody),
@@ -336,9 +331,8 @@ async fn commit_ops(state: &AppState, mut tx: TenantTx, ev: Event) -> Result<(),
 ///
 /// An operator's tenant deletion: scheduled at once (the request, with its reason, is the
 /// confirmation), with the same grace period and cancel as an owner's; audited on both
-/// chains (`ops.tenants.delete`). Answers 202 `{deletion_id, status: "scheduled",
-/// grace_ends_at, certificate_token, status_url, cancel_url, certificate_url}`. With
-/// `"dry_run": true`, 200 `{dry_run: true, scope: "tenant", stores}` and nothing is recorded.
+/// chains (`ops.tenants.delete`). Answers 202 as an owner's confirmation does. With
+/// `"dry_run": true`, 200 with the counts per store, and nothing is recorded.
 #[utoipa::path(
     post,
     path = "/ops/tenants/{id}/deletion",
@@ -346,8 +340,8 @@ async fn commit_ops(state: &AppState, mut tx: TenantTx, ev: Event) -> Result<(),
     params(("id" = String, Path, description = "The tenant's id")),
     request_body = OpsBody,
     responses(
-        (status = 200, description = "Dry run: what would be removed, per store", body = serde_json::Value),
-        (status = 202, description = "Scheduled: the grace period has started", body = serde_json::Value),
+        (status = 200, description = "Dry run: what would be removed, per store", body = TenantDeletionDryRun),
+        (status = 202, description = "Scheduled: the grace period has started", body = TenantDeletionScheduled),
         (status = 400, description = "`reason_required`: no (or a blank) `reason`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such tenant", body = crate::openapi::ErrorBody),
         (status = 409, description = "`deletion_pending` (a deletion of the tenant is already under way), `invalid_state` (the tenant is neither active nor suspended)", body = crate::openapi::ErrorBody),
@@ -358,7 +352,7 @@ async fn ops_request(
     op: OperatorAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<OpsBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let t = TenantId(parse_id(&id, "tenant")?);
     let mut tx = state.control.begin_tenant(t).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
@@ -371,7 +365,7 @@ async fn ops_request(
     if body.dry_run {
         let plan = dry_run(&state, &mut tx).await?;
         tx.commit().await?;
-        return Ok((StatusCode::OK, Json(plan)));
+        return Ok((StatusCode::OK, Json(plan)).into_response());
     }
     let Some(reason) = body.reason.filter(|r| !r.trim().is_empty()) else {
         return Err(ApiError::bad_request(
@@ -391,7 +385,8 @@ async fn ops_request(
         .detail("reason", reason)
         .detail("grace_ends_at", scheduled.grace_ends_at.to_rfc3339());
     commit_ops(&state, tx, ev).await?;
-    Ok((StatusCode::ACCEPTED, Json(scheduled_body(&scheduled))))
+    let scheduled = TenantDeletionScheduled::from(scheduled);
+    Ok((StatusCode::ACCEPTED, Json(scheduled)).into_response())
 }
 
 /// The tenant a deletion belongs to (operators name deletions by id alone).
@@ -406,15 +401,14 @@ async fn tenant_of(state: &AppState, id: uuid::Uuid) -> Result<TenantId, ApiErro
 /// Cancel a tenant's deletion
 ///
 /// While it awaits confirmation or is in its grace period: the tenant gets back the status
-/// it had; audited on both chains (`ops.deletions.cancel`). Answers `{deletion_id, status:
-/// "cancelled", tenant_status}`.
+/// it had; audited on both chains (`ops.deletions.cancel`).
 #[utoipa::path(
     post,
     path = "/ops/deletions/{id}/cancel",
     tag = "ops",
     params(("id" = String, Path, description = "The deletion's id")),
     responses(
-        (status = 200, description = "Cancelled, with the tenant's restored status", body = serde_json::Value),
+        (status = 200, description = "Cancelled, with the tenant's restored status", body = TenantDeletionCancelled),
         (status = 404, description = "`not_found`: no such deletion, or it is not a tenant deletion", body = crate::openapi::ErrorBody),
         (status = 409, description = "`invalid_state`: the deletion is past awaiting confirmation and its grace period", body = crate::openapi::ErrorBody),
     )
@@ -423,7 +417,7 @@ async fn ops_cancel(
     State(state): State<AppState>,
     op: OperatorAuth,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantDeletionCancelled>, ApiError> {
     let id = parse_id(&id, "deletion")?;
     let t = tenant_of(&state, id).await?;
     let mut tx = state.control.begin_tenant(t).await?;
@@ -433,9 +427,7 @@ async fn ops_cancel(
         .target(format!("deletion:{id}"))
         .detail("tenant", t.to_string());
     commit_ops(&state, tx, ev).await?;
-    Ok(Json(
-        json!({"deletion_id": id, "status": "cancelled", "tenant_status": restored}),
-    ))
+    Ok(Json(TenantDeletionCancelled::new(id, restored)))
 }
 
 /// Fetch a deletion's certificate
@@ -448,7 +440,7 @@ async fn ops_cancel(
     tag = "ops",
     params(("id" = String, Path, description = "The deletion's id")),
     responses(
-        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = serde_json::Value),
+        (status = 200, description = "The signed certificate, byte for byte as issued", content_type = "application/json", body = SignedCertificate),
         (status = 404, description = "`not_found`: no such deletion", body = crate::openapi::ErrorBody),
         (status = 409, description = "`certificate_not_ready`: the deletion has no certificate (not done yet, or it did not end clean)", body = crate::openapi::ErrorBody),
     )

@@ -19,8 +19,7 @@ use docket_platform::ids::DocumentId;
 use docket_platform::jobs::{JobKind, Lane};
 use docket_platform::tenant_keys;
 use futures::stream::{self, BoxStream, StreamExt};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 type ByteStream<'a> = BoxStream<'a, Result<Bytes, String>>;
 
@@ -32,6 +31,7 @@ type ByteStream<'a> = BoxStream<'a, Result<Bytes, String>>;
 pub struct UploadQuery {
     /// The file's name (display only; its last path segment, up to 255 characters). Required
     /// for a raw body; for multipart, used when the `file` field names no file.
+    #[param(min_length = 1)]
     filename: Option<String>,
 }
 
@@ -48,11 +48,37 @@ fn clean_filename(name: &str) -> Result<String, ApiError> {
     Ok(clean)
 }
 
-fn accepted(d: &Document, duplicate: bool) -> Json<Value> {
-    Json(json!({
-        "document_id": d.id, "status": d.status, "status_url": format!("/v1/documents/{}", d.id),
-        "duplicate": duplicate,
-    }))
+/// The answer to an upload or a retry: the document and where to follow it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentAccepted {
+    /// The document's id.
+    document_id: DocumentId,
+    /// Its status (`queued`, `processing`, `ready`, `failed`, `cancelled` or `deleting`):
+    /// `queued` when stored or revived now; a duplicate's is whatever it is.
+    status: String,
+    /// Where to follow it (`GET /v1/documents/{id}`).
+    status_url: String,
+    /// Whether the tenant already had this content (or the `Idempotency-Key` was used for
+    /// it): the answer names the existing document.
+    duplicate: bool,
+    /// Present, and `true`, only when a failed document was sent through the pipeline
+    /// again.
+    #[serde(skip_serializing_if = "is_false")]
+    retried: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn accepted(d: &Document, duplicate: bool) -> Json<DocumentAccepted> {
+    Json(DocumentAccepted {
+        document_id: d.id,
+        status: d.status.clone(),
+        status_url: format!("/v1/documents/{}", d.id),
+        duplicate,
+        retried: false,
+    })
 }
 
 /// Upload a document
@@ -64,15 +90,15 @@ fn accepted(d: &Document, duplicate: bool) -> Json<Value> {
 /// document with the same content is retried instead (202, `retried: true`). An
 /// `Idempotency-Key` replays the first answer for the same content. Counts against the
 /// plan's document and storage limits and the upload size limit; audited
-/// (`documents.upload`). Answers `{document_id, status, status_url, duplicate}` (plus
-/// `retried: true` when a failed document was revived).
+/// (`documents.upload`). The answer carries `retried: true` when a failed document was
+/// revived.
 #[utoipa::path(
     post,
     path = "/v1/documents",
     tag = "documents",
     params(
         UploadQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "1-200 visible ASCII characters; a repeat with the same key and content answers the first upload's document")
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,200}$", description = "1-200 visible ASCII characters; a repeat with the same key and content answers the first upload's document")
     ),
     request_body(
         content(
@@ -85,8 +111,8 @@ fn accepted(d: &Document, duplicate: bool) -> Json<Value> {
         description = "The file: either `multipart/form-data` with the file in field `file` (other fields are ignored), or the raw bytes as the body with `?filename=` (any content type; the type is decided from the content: PDF, plain text or Markdown)"
     ),
     responses(
-        (status = 202, description = "Stored and queued (or a failed document with this content revived: `retried: true`): `{document_id, status, status_url, duplicate: false}`", body = serde_json::Value),
-        (status = 200, description = "The tenant already has this content (or the `Idempotency-Key` was used for it): the existing document, `{document_id, status, status_url, duplicate: true}`", body = serde_json::Value),
+        (status = 202, description = "Stored and queued, `duplicate: false` (or a failed document with this content revived: `retried: true`)", body = DocumentAccepted),
+        (status = 200, description = "The tenant already has this content (or the `Idempotency-Key` was used for it): the existing document, `duplicate: true`", body = DocumentAccepted),
         (status = 400, description = "`invalid_query`, `invalid_idempotency_key`, `invalid_multipart`, `missing_file` (multipart without a `file` field), `missing_filename` (raw body without `?filename=`), `invalid_filename`, `upload_interrupted`, `empty_file`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`plan_limit`: the plan's document or storage limit is reached", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: the existing document with this content was deleted meanwhile", body = crate::openapi::ErrorBody),
@@ -102,7 +128,7 @@ pub async fn upload(
     headers: HeaderMap,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DocumentAccepted>), ApiError> {
     auth.govern(&state, Gate::new(Capability::DocumentsWrite).metered())
         .await?;
     let ent = &auth.entitlements;
@@ -112,7 +138,11 @@ pub async fn upload(
     let idem = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().ok().filter(|k| (1..=200).contains(&k.len()));
+            // Visible ASCII only: `to_str` alone would let spaces and tabs through.
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()));
             let msg = "Idempotency-Key must be 1-200 visible ASCII characters";
             Some(
                 k.ok_or_else(|| ApiError::bad_request("invalid_idempotency_key", msg))?
@@ -174,7 +204,7 @@ async fn receive(
     declared: Option<String>,
     mut body: ByteStream<'_>,
     limit: u64,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DocumentAccepted>), ApiError> {
     let filename = clean_filename(name)?;
 
     // Read just enough to decide the type from the content.
@@ -356,7 +386,7 @@ async fn again_or_duplicate(
     state: &AppState,
     auth: &TenantAuth,
     d: Document,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DocumentAccepted>), ApiError> {
     if d.status != "failed" {
         return Ok((StatusCode::OK, accepted(&d, true)));
     }
@@ -373,10 +403,10 @@ async fn again_or_duplicate(
     }
 }
 
-fn retried(d: &Document) -> Json<Value> {
-    let mut v = accepted(d, false).0;
-    v["retried"] = Value::Bool(true);
-    Json(v)
+fn retried(d: &Document) -> Json<DocumentAccepted> {
+    let mut a = accepted(d, false);
+    a.0.retried = true;
+    a
 }
 
 /// Revives a failed document and queues it again; `None` if it was not failed.
@@ -402,15 +432,14 @@ async fn revive(
 ///
 /// `POST /v1/documents/{id}/retry`: a failed document goes through the pipeline again
 /// (202); a document that is not failed answers 409 `not_failed`. Audited
-/// (`documents.retry`). Answers `{document_id, status, status_url, duplicate: false,
-/// retried: true}`.
+/// (`documents.retry`). Answers `duplicate: false, retried: true`.
 #[utoipa::path(
     post,
     path = "/v1/documents/{id}/retry",
     tag = "documents",
     params(("id" = String, Path, description = "The document's id")),
     responses(
-        (status = 202, description = "Queued again: `{document_id, status, status_url, duplicate: false, retried: true}`", body = serde_json::Value),
+        (status = 202, description = "Queued again (`duplicate: false`, `retried: true`)", body = DocumentAccepted),
         (status = 409, description = "`not_failed`: only a failed document can be retried (the message names its status)", body = crate::openapi::ErrorBody),
         (status = 503, description = "`queue_unavailable` (with `Retry-After`): the document could not be queued; it stays failed", body = crate::openapi::ErrorBody),
     )
@@ -419,7 +448,7 @@ pub async fn retry(
     State(state): State<AppState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DocumentAccepted>), ApiError> {
     auth.govern(&state, Gate::new(Capability::DocumentsWrite).metered())
         .await?;
     let id = DocumentId(parse_id(&id, "document")?);

@@ -8,14 +8,15 @@ use crate::routes::parse_id;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
-use docket_platform::billing::upgrade;
+use docket_platform::billing::upgrade::{self, UpgradeHint};
 use docket_platform::db::{ControlDb, TenantTx};
 use docket_platform::ids::TenantId;
-use docket_platform::usage::{self, Granularity, Period};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use docket_platform::usage::{self, Granularity, Period, UsageRow};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/usage`, `/ops/tenants/{id}/usage`.
@@ -36,7 +37,17 @@ struct UsageQuery {
     /// most 366 days after `from`.
     to: Option<String>,
     /// Bucket size: `day` (default) or `month`.
+    #[param(value_type = Option<GranularityName>, inline)]
     granularity: Option<String>,
+}
+
+/// A bucket size, as the contract names it (what [`Granularity`] parses).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum GranularityName {
+    Day,
+    Month,
 }
 
 type QueryResult = Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>;
@@ -57,33 +68,58 @@ fn validate(query: QueryResult) -> Result<(Period, Granularity), ApiError> {
     Ok((period, g))
 }
 
-async fn report(tx: &mut TenantTx, period: Period, g: Granularity) -> Result<Value, ApiError> {
+/// A tenant's usage ledger in a period, by bucket and kind.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct UsageSummary {
+    /// Start of the period (inclusive).
+    from: DateTime<Utc>,
+    /// End of the period (exclusive).
+    to: DateTime<Utc>,
+    /// Bucket size: `day` or `month`.
+    granularity: String,
+    /// Usage per bucket and kind, in bucket then kind order.
+    usage: Vec<UsageRow>,
+    /// The period's total per kind.
+    totals: BTreeMap<String, i64>,
+}
+
+/// The tenant's own usage, with a hint to move up a plan when that would cost less.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantUsageSummary {
+    /// The usage.
+    #[serde(flatten)]
+    summary: UsageSummary,
+    /// Null, unless this month's overage already costs more than the next plan up.
+    upgrade_hint: Option<UpgradeHint>,
+}
+
+async fn report(tx: &mut TenantTx, period: Period, g: Granularity) -> Result<UsageSummary, ApiError> {
     let rows = usage::summary(tx, period, g).await?;
-    let mut totals = Map::new();
+    let mut totals = BTreeMap::new();
     for r in &rows {
-        let t = totals.entry(r.kind.clone()).or_insert(json!(0));
-        *t = json!(t.as_i64().unwrap_or(0) + r.quantity);
+        *totals.entry(r.kind.clone()).or_insert(0) += r.quantity;
     }
-    Ok(json!({
-        "from": period.from, "to": period.to, "granularity": g.as_str(),
-        "usage": rows, "totals": totals,
-    }))
+    Ok(UsageSummary {
+        from: period.from,
+        to: period.to,
+        granularity: g.as_str().to_owned(),
+        usage: rows,
+        totals,
+    })
 }
 
 /// Show the tenant's usage
 ///
-/// The tenant's usage ledger in a period (`usage.read`), by bucket and kind: `{from, to,
-/// granularity, usage: [{period, kind, quantity}], totals: {kind: quantity},
-/// upgrade_hint}`. `upgrade_hint` is null, or `{current_plan, suggested_plan,
-/// overage_cents, price_difference_cents, currency, message}` when this month's overage
-/// already costs more than the next plan up. Audited (`usage.read`).
+/// The tenant's usage ledger in a period (`usage.read`), by bucket and kind, with its
+/// totals. `upgrade_hint` is null unless this month's overage already costs more than the
+/// next plan up. Audited (`usage.read`).
 #[utoipa::path(
     get,
     path = "/v1/usage",
     tag = "tenant",
     params(UsageQuery),
     responses(
-        (status = 200, description = "The usage: `{from, to, granularity, usage, totals, upgrade_hint}`", body = serde_json::Value),
+        (status = 200, description = "The usage", body = TenantUsageSummary),
         (status = 400, description = "`invalid_query` (an unknown or malformed parameter), `invalid_granularity` (not `day` or `month`), `invalid_period` (a bound is not a date or time, `from` is not before `to`, or the period spans more than 366 days)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -91,38 +127,38 @@ async fn mine(
     State(state): State<AppState>,
     auth: TenantAuth,
     query: QueryResult,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantUsageSummary>, ApiError> {
     auth.require(&state, Capability::UsageRead).await?;
     let (period, g) = validate(query)?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
-    let mut body = report(&mut tx, period, g).await?;
+    let summary = report(&mut tx, period, g).await?;
     // Only the tenant's own view carries the hint (operators have the margin report).
-    body["upgrade_hint"] = json!(
-        upgrade::hint(&mut tx, chrono::Utc::now())
-            .await
-            .map_err(ApiError::internal)?
-    );
+    let upgrade_hint = upgrade::hint(&mut tx, Utc::now())
+        .await
+        .map_err(ApiError::internal)?;
     state
         .auditor
         .tenant(&mut tx, auth.event("usage.read", Outcome::Allowed))
         .await
         .map_err(ApiError::internal)?;
     tx.commit().await?;
-    Ok(Json(body))
+    Ok(Json(TenantUsageSummary {
+        summary,
+        upgrade_hint,
+    }))
 }
 
 /// Show a tenant's usage
 ///
-/// A tenant's usage ledger in a period, by bucket and kind (operators): `{from, to,
-/// granularity, usage: [{period, kind, quantity}], totals: {kind: quantity}}`. Audited
-/// (`ops.usage.read`).
+/// A tenant's usage ledger in a period, by bucket and kind, with its totals (operators).
+/// Audited (`ops.usage.read`).
 #[utoipa::path(
     get,
     path = "/ops/tenants/{id}/usage",
     tag = "ops",
     params(("id" = String, Path, description = "The tenant's id"), UsageQuery),
     responses(
-        (status = 200, description = "The usage: `{from, to, granularity, usage, totals}`", body = serde_json::Value),
+        (status = 200, description = "The usage", body = UsageSummary),
         (status = 400, description = "`invalid_query` (an unknown or malformed parameter), `invalid_granularity` (not `day` or `month`), `invalid_period` (a bound is not a date or time, `from` is not before `to`, or the period spans more than 366 days)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such tenant", body = crate::openapi::ErrorBody),
     )
@@ -132,7 +168,7 @@ async fn of_tenant(
     op: OperatorAuth,
     Path(id): Path<String>,
     query: QueryResult,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UsageSummary>, ApiError> {
     let t = TenantId(parse_id(&id, "tenant")?);
     let (period, g) = validate(query)?;
     if docket_platform::tenants::get(&state.db, t)

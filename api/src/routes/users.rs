@@ -8,16 +8,16 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use docket_platform::audit::Outcome;
 use docket_platform::authz::{Capability, Role};
 use docket_platform::db::TenantTx;
 use docket_platform::identity::users::{self, Email, User, UserError};
 use docket_platform::identity::{password, refresh};
 use docket_platform::ids::UserId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::deletions_views::{UserErasure, UserErasurePlan};
 
 /// `/v1/users`.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,22 +26,41 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update, disable))
 }
 
+/// The tenant's users.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct UserList {
+    /// Every user of the tenant.
+    users: Vec<User>,
+}
+
+/// What `DELETE /v1/users/{id}` answers: the user disabled, the user's personal data erased
+/// (`?erase=true`), or what the erasure would remove (`&dry_run=true`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum UserRemoval {
+    /// Disabled: the user as it now is.
+    Disabled(User),
+    /// Erased: the deletion and its certificate.
+    Erased(UserErasure),
+    /// The dry run of an erasure: what each store would lose.
+    DryRun(UserErasurePlan),
+}
+
 /// List the tenant's users
 ///
-/// Every user of the caller's tenant (`users.manage`): `{"users": [{id, email, role,
-/// status, created_at, updated_at}]}`, where `role` is `owner`, `admin`, `member` or
-/// `viewer` and `status` is `active` or `disabled`.
+/// Every user of the caller's tenant (`users.manage`), where `role` is `owner`, `admin`,
+/// `member` or `viewer` and `status` is `active` or `disabled`.
 #[utoipa::path(
     get,
     path = "/v1/users",
     tag = "tenant",
-    responses((status = 200, description = "The users: `{\"users\": [{id, email, role, status, created_at, updated_at}]}`", body = serde_json::Value))
+    responses((status = 200, description = "The users", body = UserList))
 )]
-async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<AppState>, auth: TenantAuth) -> Result<Json<UserList>, ApiError> {
     auth.require(&state, Capability::UsersManage).await?;
     let mut tx = state.db.begin_tenant(auth.tenant_id()).await?;
     let users = users::list(&mut tx).await.map_err(ApiError::internal)?;
-    Ok(Json(json!({"users": users})))
+    Ok(Json(UserList { users }))
 }
 
 /// A user to add to the tenant.
@@ -52,8 +71,10 @@ struct NewUser {
     email: String,
     /// Initial password (must meet the password policy); without one the user cannot sign
     /// in with a password.
+    #[schema(min_length = 12, max_length = 256)]
     password: Option<String>,
     /// `owner`, `admin`, `member` or `viewer`; never above the caller's own role.
+    #[schema(value_type = Role)]
     role: String,
 }
 
@@ -77,14 +98,14 @@ async fn not_grantable(state: &AppState, auth: &TenantAuth, role: Role) -> ApiEr
 /// Add a user to the tenant
 ///
 /// Creates a user with a role no higher than the caller's (`users.manage`); audited
-/// (`users.create`). Answers the user: `{id, email, role, status, created_at, updated_at}`.
+/// (`users.create`). Answers the user.
 #[utoipa::path(
     post,
     path = "/v1/users",
     tag = "tenant",
     request_body = NewUser,
     responses(
-        (status = 201, description = "The new user: `{id, email, role, status, created_at, updated_at}`", body = serde_json::Value),
+        (status = 201, description = "The new user", body = User),
         (status = 400, description = "`invalid_email`, `invalid_role`, `weak_password` (the password does not meet the policy)", body = crate::openapi::ErrorBody),
         (status = 403, description = "`role_not_grantable`: the role is above the caller's own (audited)", body = crate::openapi::ErrorBody),
         (status = 409, description = "`email_taken`: a user with this email already exists", body = crate::openapi::ErrorBody),
@@ -138,12 +159,24 @@ async fn create(
 }
 
 /// A change to a user: at least one of the fields.
+/// A user's status as a change names it.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum UserStatusName {
+    Active,
+    Disabled,
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 struct UserPatch {
     /// New role: `owner`, `admin`, `member` or `viewer`; never above the caller's own.
+    #[schema(value_type = Option<Role>)]
     role: Option<String>,
     /// New status: `active` or `disabled` (disabling revokes the user's sessions).
+    #[schema(value_type = Option<UserStatusName>)]
     status: Option<String>,
 }
 
@@ -246,7 +279,7 @@ async fn change(
 /// Changes another user's role and/or status (`users.manage`). Nobody changes themselves,
 /// manages a user above their own role, or changes an erased user; the tenant always keeps
 /// an active owner. Disabling revokes the user's refresh tokens. Audited (`users.update`,
-/// `users.disable`). Answers the user: `{id, email, role, status, created_at, updated_at}`.
+/// `users.disable`). Answers the user.
 #[utoipa::path(
     patch,
     path = "/v1/users/{id}",
@@ -254,7 +287,7 @@ async fn change(
     params(("id" = String, Path, description = "The user's id")),
     request_body = UserPatch,
     responses(
-        (status = 200, description = "The user as changed: `{id, email, role, status, created_at, updated_at}`", body = serde_json::Value),
+        (status = 200, description = "The user as changed", body = User),
         (status = 400, description = "`invalid_role`, `invalid_status` (not `active` or `disabled`), `invalid_body` (neither `role` nor `status` sent)", body = crate::openapi::ErrorBody),
         (status = 403, description = "`role_not_grantable`: the user's current or new role is above the caller's own (audited)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such user in this tenant", body = crate::openapi::ErrorBody),
@@ -306,20 +339,18 @@ struct DeleteQuery {
 /// Disable or erase a user
 ///
 /// Without a query: disables the user (as `PATCH` with `status: disabled`) and answers the
-/// user, `{id, email, role, status, created_at, updated_at}`; audited (`users.disable`).
-/// With `?erase=true`: erases the user's personal data and answers
-/// `{deletion_id, status: "done", certificate_sha256, status_url, certificate_url}`
-/// (audited, `deletions.requested`); with `&dry_run=true` too, changes nothing and answers
-/// `{dry_run: true, scope: "user", user_id, stores}` (what each store would lose). The
-/// same rules as any change to a user apply (not oneself, not above one's own role, the
-/// tenant keeps an active owner).
+/// user; audited (`users.disable`). With `?erase=true`: erases the user's personal data and
+/// answers the deletion, `status: "done"`, with its certificate (audited,
+/// `deletions.requested`); with `&dry_run=true` too, changes nothing and answers what each
+/// store would lose. The same rules as any change to a user apply (not oneself, not above
+/// one's own role, the tenant keeps an active owner).
 #[utoipa::path(
     delete,
     path = "/v1/users/{id}",
     tag = "tenant",
     params(("id" = String, Path, description = "The user's id"), DeleteQuery),
     responses(
-        (status = 200, description = "Disabled (the user), erased (`{deletion_id, status, certificate_sha256, status_url, certificate_url}`) or the dry run (`{dry_run, scope, user_id, stores}`)", body = serde_json::Value),
+        (status = 200, description = "Disabled (the user), erased (the deletion) or the dry run (what each store would lose)", body = UserRemoval),
         (status = 400, description = "`invalid_query`: an unknown or malformed parameter, or `dry_run` without `erase=true`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`role_not_grantable`: the user's role is above the caller's own (audited)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such user in this tenant", body = crate::openapi::ErrorBody),
@@ -332,12 +363,14 @@ async fn disable(
     auth: TenantAuth,
     Path(id): Path<String>,
     query: Result<axum::extract::Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<UserRemoval>, ApiError> {
     let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
     auth.require(&state, Capability::UsersManage).await?;
     let id = UserId(parse_id(&id, "user")?);
     if q.erase {
-        return super::deletions::erase_user(&state, &auth, id, q.dry_run).await;
+        return Ok(Json(
+            super::deletions::erase_user(&state, &auth, id, q.dry_run).await?,
+        ));
     }
     if q.dry_run {
         return Err(ApiError::bad_request(
@@ -345,5 +378,6 @@ async fn disable(
             "dry_run applies to ?erase=true",
         ));
     }
-    Ok(Json(change(&state, &auth, id, None, Some("disabled")).await?).into_response())
+    let user = change(&state, &auth, id, None, Some("disabled")).await?;
+    Ok(Json(UserRemoval::Disabled(user)))
 }

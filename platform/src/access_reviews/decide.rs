@@ -35,7 +35,8 @@ pub struct Asked {
 }
 
 /// A decision recorded (and, for a revocation, applied).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AppliedDecision)]
 pub struct Applied {
     /// The finding.
     pub finding_id: String,
@@ -292,7 +293,8 @@ pub async fn complete(
 }
 
 /// A decision as recorded.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = AccessReviewDecision)]
 pub struct Recorded {
     /// The finding.
     pub finding_id: String,

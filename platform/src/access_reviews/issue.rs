@@ -71,9 +71,10 @@ impl From<crate::audit::AuditError> for IssueError {
 }
 
 /// The stored document: the report and the signature over it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignedReport {
     /// The report.
+    #[schema(value_type = crate::access_reviews::model::Report)]
     pub report: serde_json::Value,
     /// Ed25519 over [`SIGNING_CONTEXT`] + the canonical JSON of `report`.
     pub signature: ManifestSignature,

@@ -111,8 +111,9 @@ impl fmt::Display for Quarter {
 }
 
 /// Where a review stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = AccessReviewStatus)]
 pub enum Status {
     /// Made and queued; the report is not built yet.
     Queued,
@@ -153,7 +154,8 @@ impl Status {
 }
 
 /// A review as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = AccessReview)]
 pub struct Review {
     /// Review id.
     pub id: Uuid,

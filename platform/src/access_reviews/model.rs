@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The reviewed tenant.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewTenant)]
 pub struct TenantRef {
     /// Id.
     pub id: Uuid,
@@ -17,7 +18,8 @@ pub struct TenantRef {
 }
 
 /// A user as of the report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewUser)]
 pub struct UserLine {
     /// User id.
     pub id: Uuid,
@@ -41,7 +43,8 @@ pub struct UserLine {
 }
 
 /// A membership change in the quarter.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewMembershipChange)]
 pub struct Change {
     /// Audit sequence number.
     pub seq: i64,
@@ -60,7 +63,8 @@ pub struct Change {
 }
 
 /// An API key as of the report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewApiKey)]
 pub struct KeyLine {
     /// Key id.
     pub id: Uuid,
@@ -85,7 +89,8 @@ pub struct KeyLine {
 }
 
 /// Administrative actions of one actor in the quarter.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewActionCount)]
 pub struct ActionCount {
     /// Who (`user:{id}`, `api_key:{id}`).
     pub actor: String,
@@ -98,7 +103,8 @@ pub struct ActionCount {
 }
 
 /// An operator's action on the tenant in the quarter.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewOperatorAction)]
 pub struct OperatorAction {
     /// Audit sequence number.
     pub seq: i64,
@@ -115,8 +121,9 @@ pub struct OperatorAction {
 }
 
 /// What an owner must decide on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AccessReviewFindingKind)]
 pub enum FindingKind {
     /// An active account nobody signed in with for [`DORMANT_DAYS`](super::report::DORMANT_DAYS).
     DormantUser,
@@ -129,7 +136,8 @@ pub enum FindingKind {
 }
 
 /// One flagged finding.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewFinding)]
 pub struct Finding {
     /// Stable within the review: `{subject}:{kind}`.
     pub id: String,
@@ -144,7 +152,8 @@ pub struct Finding {
 }
 
 /// The report (signed as issued).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AccessReviewReport)]
 pub struct Report {
     /// [`super::FORMAT`].
     pub format: String,

@@ -28,7 +28,8 @@ pub const SIGNING_CONTEXT: &[u8] = b"docket-audit-checkpoint/1\n";
 const FOLDER: &str = "audit-checkpoints";
 
 /// A chain's head at a moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditCheckpoint)]
 pub struct Checkpoint {
     /// [`FORMAT`].
     pub format: String,
@@ -43,9 +44,11 @@ pub struct Checkpoint {
 }
 
 /// The stored file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SignedAuditCheckpoint)]
 pub struct SignedCheckpoint {
     /// The content.
+    #[schema(value_type = crate::audit::checkpoint::Checkpoint)]
     pub checkpoint: serde_json::Value,
     /// Ed25519 over [`SIGNING_CONTEXT`] + the canonical JSON of `checkpoint`.
     pub signature: ManifestSignature,

@@ -45,7 +45,8 @@ impl From<sqlx::Error> for AuditError {
 }
 
 /// A stored audit row (of either chain).
-#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, PartialEq, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct StoredEvent {
     /// Position in its chain, from 1.
     pub seq: i64,

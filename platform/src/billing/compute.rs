@@ -138,6 +138,20 @@ impl From<Month> for String {
     }
 }
 
+// Serialized as its `YYYY-MM` string (`into = "String"`), which the derive would not see.
+impl utoipa::PartialSchema for Month {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A calendar month (UTC), `YYYY-MM`."))
+            .pattern(Some(r"^[0-9]{4}-[0-9]{2}$"))
+            .examples(["2026-11"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Month {}
+
 /// A plan's prices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanPrice {
@@ -194,7 +208,7 @@ pub struct Adjustment {
 }
 
 /// What a line bills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LineKind {
     /// The plan's base price (prorated).

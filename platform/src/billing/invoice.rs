@@ -12,7 +12,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Where an invoice stands with the customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     /// Final and owed.
@@ -49,7 +49,7 @@ impl InvoiceStatus {
 }
 
 /// Where an invoice stands with Stripe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StripeStatus {
     /// Stripe is not configured for this deployment.
@@ -90,7 +90,7 @@ impl StripeStatus {
 }
 
 /// An invoice as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Invoice {
     /// Id (derived from tenant and month, so every retry names the same invoice).
     pub id: InvoiceId,
@@ -129,7 +129,8 @@ pub struct Invoice {
 }
 
 /// A stored line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = InvoiceLine)]
 pub struct StoredLine {
     /// Position.
     pub ordinal: i32,
@@ -417,7 +418,7 @@ pub async fn get(tx: &mut TenantTx, id: InvoiceId) -> Result<Option<Invoice>, Bi
 }
 
 /// One invoice of a period as operators list them (every tenant; control role).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PeriodInvoice {
     /// Invoice id.
     pub id: uuid::Uuid,

@@ -90,7 +90,7 @@ impl CostModel {
 }
 
 /// One tenant's month.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantMargin {
     /// The tenant.
     pub tenant_id: uuid::Uuid,
@@ -109,7 +109,7 @@ pub struct TenantMargin {
 }
 
 /// One plan's month.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PlanMargin {
     /// Plan.
     pub plan_id: String,
@@ -126,7 +126,7 @@ pub struct PlanMargin {
 }
 
 /// The month's report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MarginReport {
     /// The month.
     pub period: Month,

@@ -291,7 +291,8 @@ async fn push_all(
 }
 
 /// A run as recorded.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = BillingRun)]
 pub struct RunRecord {
     /// Id.
     pub id: uuid::Uuid,

@@ -23,7 +23,8 @@ pub const FORMAT: &str = "docket-deletion-certificate/1";
 pub const SIGNING_CONTEXT: &[u8] = b"docket-deletion-certificate/1\n";
 
 /// How one kind of plaintext was dealt with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CertificatePlaintext)]
 pub struct Plaintext {
     /// What it is.
     pub data: String,
@@ -34,7 +35,8 @@ pub struct Plaintext {
 }
 
 /// Data kept on purpose.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CertificateRetained)]
 pub struct Retained {
     /// The store.
     pub store: String,
@@ -47,7 +49,8 @@ pub struct Retained {
 }
 
 /// The certificate's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DeletionCertificate)]
 pub struct Certificate {
     /// [`FORMAT`].
     pub format: String,
@@ -77,9 +80,11 @@ pub struct Certificate {
 }
 
 /// The signed file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SignedDeletionCertificate)]
 pub struct SignedCertificate {
     /// The content.
+    #[schema(value_type = crate::deletions::certificate::Certificate)]
     pub certificate: serde_json::Value,
     /// Ed25519 over [`SIGNING_CONTEXT`] + the canonical JSON of `certificate`.
     pub signature: ManifestSignature,

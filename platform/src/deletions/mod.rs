@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// What a deletion removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeletionScope {
     /// One document: its rows, objects, vectors, lexical entries, queue payloads.
@@ -57,7 +57,7 @@ impl DeletionScope {
 }
 
 /// Where a deletion stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeletionStatus {
     /// A tenant deletion an owner asked for, waiting for the one-time confirmation code.
@@ -157,11 +157,11 @@ pub fn subject_sha256(kind: &str, id: uuid::Uuid) -> String {
 }
 
 /// A deletion as the API reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Deletion {
     /// Id.
     pub id: uuid::Uuid,
-    /// What it removes.
+    /// What it removes: `document`, `user` or `tenant`.
     pub scope: String,
     /// SHA-256 of `scope:id` of the subject.
     pub target_sha256: String,
@@ -171,7 +171,8 @@ pub struct Deletion {
     pub requested_by: String,
     /// Removed so far, per store.
     pub swept: BTreeMap<String, i64>,
-    /// What the residue scan found (empty when clean; absent before it ran).
+    /// What the residue scan found (empty when clean; null before it ran).
+    #[schema(value_type = Option<Vec<residue::Finding>>)]
     pub residue: Option<serde_json::Value>,
     /// SHA-256 of the issued certificate.
     pub certificate_sha256: Option<String>,

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 pub const RETAINED_TABLES: [&str; 4] = ["audit_events", "usage_events", "usage_monthly", "deletions"];
 
 /// Something found where nothing should be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ResidueFinding)]
 pub struct Finding {
     /// The store (`postgresql.<table>`, `objects`, `vectors.<tier>`, `redis`).
     pub store: String,
@@ -31,7 +32,8 @@ pub struct Finding {
 }
 
 /// What the scan looked at and what it found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ResidueScan)]
 pub struct Scan {
     /// Every store searched (for the certificate).
     pub checked: Vec<String>,

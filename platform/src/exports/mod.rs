@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where an export stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportStatus {
     /// Waiting for a worker.
@@ -66,7 +66,7 @@ impl ExportStatus {
 }
 
 /// Where a package goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportKind {
     /// The customer's own S3-compatible bucket.
@@ -116,7 +116,7 @@ pub struct ExportRequest {
 }
 
 /// An export as the API reports it (never its credentials).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Export {
     /// Id.
     pub id: uuid::Uuid,

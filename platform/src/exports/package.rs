@@ -70,7 +70,7 @@ pub struct Manifest {
 }
 
 /// `manifest.sig.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ManifestSignature {
     /// `EdDSA` (Ed25519).
     pub alg: String,

@@ -9,6 +9,7 @@ use crate::db::{ControlDb, Db, DbError};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -230,7 +231,7 @@ impl KeyRing {
     }
 
     /// The JWKS document: the active key and those still inside the rotation window.
-    pub async fn jwks(&self) -> Value {
+    pub async fn jwks(&self) -> JwkSet {
         self.refresh_if_older(REFRESH).await;
         let snap = self.snap.read().await;
         let window = chrono::Duration::from_std(self.window).unwrap_or_default();
@@ -240,17 +241,44 @@ impl KeyRing {
             .filter(|(_, e)| e.retired_at.is_none_or(|at| Utc::now() <= at + window))
             .collect();
         keys.sort_by_key(|(_, e)| e.retired_at.is_some());
-        let keys: Vec<Value> = keys
+        let keys: Vec<Jwk> = keys
             .into_iter()
-            .map(|(kid, e)| {
-                json!({
-                    "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
-                    "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(e.public.as_bytes()),
-                })
+            .map(|(kid, e)| Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                alg: "EdDSA".into(),
+                key_use: "sig".into(),
+                kid: kid.clone(),
+                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(e.public.as_bytes()),
             })
             .collect();
-        json!({ "keys": keys })
+        JwkSet { keys }
     }
+}
+
+/// A JSON Web Key Set (RFC 7517): the public keys that verify access tokens.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct JwkSet {
+    /// The active key first, then retired keys still within their verification window.
+    pub keys: Vec<Jwk>,
+}
+
+/// One Ed25519 public key as a JSON Web Key (RFC 8037).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Jwk {
+    /// Key type: always `OKP`.
+    pub kty: String,
+    /// Curve: always `Ed25519`.
+    pub crv: String,
+    /// Algorithm: always `EdDSA`.
+    pub alg: String,
+    /// Public key use: always `sig`.
+    #[serde(rename = "use")]
+    pub key_use: String,
+    /// The key id, as in an access token's `kid` header.
+    pub kid: String,
+    /// The public key, base64url without padding.
+    pub x: String,
 }
 
 /// Retires the active key and creates a new one (control plane). Returns the new `kid`.

@@ -40,7 +40,7 @@ impl Email {
 }
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     /// Id.
     pub id: UserId,

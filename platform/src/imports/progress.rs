@@ -73,7 +73,8 @@ pub async fn counts(tx: &mut TenantTx, id: ImportId) -> Result<Counts, DbError> 
 }
 
 /// One failure as the API lists it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = ImportFailure)]
 pub struct Failure {
     /// Entry position in the source (the pagination cursor).
     pub entry: i32,
@@ -108,7 +109,8 @@ pub async fn failures(
 }
 
 /// The report of an import.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ImportProgress)]
 pub struct Report {
     /// Entries found (grows while a bucket is listed).
     pub total: i64,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const DONE_CHANNEL: &str = "docket_query_done";
 
 /// How a question asks to be answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerMode {
     /// Quoted from the retrieved passages (no model beyond the embedder).
@@ -44,7 +44,7 @@ impl AnswerMode {
 }
 
 /// What produced an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResultMode {
     /// Quoted clauses, as asked.
@@ -113,7 +113,7 @@ macro_rules! stored_as_text {
 stored_as_text!(AnswerMode, ResultMode);
 
 /// One citation as stored and returned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Citation {
     /// Cited document.
     pub document_id: DocumentId,
@@ -132,7 +132,7 @@ pub struct Citation {
 }
 
 /// A query as the API reports it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Query {
     /// Id.
     #[sqlx(rename = "id")]
@@ -190,7 +190,8 @@ pub struct Query {
 }
 
 /// Tokens a query counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = QueryUsage)]
 pub struct Usage {
     /// Question plus retrieved passages.
     pub tokens_in: i32,

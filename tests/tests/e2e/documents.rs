@@ -367,6 +367,14 @@ async fn duplicates_and_idempotency_keys() {
         .upload_raw(&ta, "a.txt", b"different body".to_vec(), Some("key-1"))
         .await;
     expect_error(r, 409, "idempotency_conflict").await;
+    // A key is 1-200 visible ASCII characters, as the contract's pattern says: a space or
+    // an overlong key is refused before anything is stored.
+    for bad in ["key one".to_owned(), "k".repeat(201)] {
+        let r = app
+            .upload_raw(&ta, "b.txt", b"third body".to_vec(), Some(&bad))
+            .await;
+        expect_error(r, 400, "invalid_idempotency_key").await;
+    }
     let listed: Value = app
         .call(Method::GET, "/v1/documents?limit=10", Some(&ta), None)
         .await

@@ -46,6 +46,7 @@ mod reindex;
 mod retry;
 mod rls;
 mod s3;
+mod schema_fuzz;
 mod ssrf;
 mod stripe;
 mod switches;

@@ -158,7 +158,15 @@ async fn bad_operator_input_is_refused_with_a_sentence() {
         (bad("read", 0, 1, 60, "r"), "at least 1"),
         (
             bad("read", 1, 1, 60, " "),
-            "reason of 1-500 characters is required",
+            "reason of 1-500 printable characters is required",
+        ),
+        (
+            bad("read", 1, 1, 60, "line one\nline two"),
+            "reason of 1-500 printable characters is required",
+        ),
+        (
+            bad("read", 1, 1, 60, &"é".repeat(501)),
+            "reason of 1-500 printable characters is required",
         ),
         (bad("read", 1, 1, 0, "r"), "expiry must be from 1 second"),
     ] {
@@ -167,6 +175,15 @@ async fn bad_operator_input_is_refused_with_a_sentence() {
             .expect_err("refused");
         assert!(err.to_string().contains(says), "{err}");
     }
+    // The limit is in characters: 500 two-byte characters are a valid reason.
+    docketctl::tenant_rate_override(
+        &app.control,
+        &app.auditor(),
+        &t.slug,
+        &bad("read", 1, 1, 60, &"é".repeat(500)),
+    )
+    .await
+    .expect("500 characters are within the limit, whatever their bytes");
     let err = docketctl::tenant_plan(&app.control, &app.auditor(), &t.slug, "platinum")
         .await
         .expect_err("no such plan");

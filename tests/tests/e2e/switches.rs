@@ -127,6 +127,16 @@ async fn switches_refuse_bad_input_and_tenant_tokens() {
         (json!({"class": "everything", "reason": "x"}), "invalid_class"),
         (json!({"class": "read", "reason": " "}), "invalid_reason"),
         (
+            json!({"class": "read", "reason": "é".repeat(501)}),
+            "invalid_reason",
+        ),
+        (json!({"class": "read", "reason": "tab\there"}), "invalid_reason"),
+        // JSON's 1.0 is the integer 1 (JSON Schema): read as one, then judged as one.
+        (
+            json!({"class": "read", "reason": "x", "expires_in_secs": 0.0}),
+            "invalid_expiry",
+        ),
+        (
             json!({"class": "read", "reason": "x", "expires_in_secs": 0}),
             "invalid_expiry",
         ),
@@ -144,6 +154,13 @@ async fn switches_refuse_bad_input_and_tenant_tokens() {
         )
         .await;
     }
+    // The reason's limit is in characters: 500 two-byte ones are accepted.
+    let wide =
+        json!({"class": "read", "reason": "é".repeat(500), "expires_in_secs": 60.0, "tenant_id": t.id});
+    let r = app
+        .call(Method::POST, "/ops/switches", Some(&op), Some(wide))
+        .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
     let unknown = json!({"class": "read", "reason": "x", "tenant_id": uuid::Uuid::new_v4()});
     expect_error(
         app.call(Method::POST, "/ops/switches", Some(&op), Some(unknown))
