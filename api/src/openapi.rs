@@ -29,22 +29,6 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// An endpoint class as the contract names it (what `EndpointClass::parse` reads): the
-/// unit of rate limits, overrides and incident switches.
-#[derive(Debug, ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum EndpointClassName {
-    /// Questions.
-    Query,
-    /// Uploads and imports.
-    Upload,
-    /// Reads.
-    Read,
-    /// Managing users, keys and the tenant.
-    Admin,
-}
-
 /// The document's frame: title, security schemes, shared schemas, tags.
 #[derive(Debug, OpenApi)]
 #[openapi(

@@ -41,7 +41,7 @@ pub(crate) async fn trusted_keys(
             let doc = docket_platform::identity::keyring::published(control.pool())
                 .await
                 .context("reading the deployment's signing keys (or give --public-key)")?;
-            package::keys_from_jwks(&doc)
+            package::keys_from_jwks(&serde_json::to_value(doc)?)
         }
         (None, None) => anyhow::bail!("give --public-key FILE (a copy of /.well-known/docket-keys.json)"),
     })

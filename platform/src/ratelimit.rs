@@ -6,8 +6,9 @@ use crate::authz::Capability;
 use crate::ids::TenantId;
 use crate::redis_conn::{Redis, RedisError};
 
-/// The classes requests are limited by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The classes requests are limited by (named in the API contract as `parse` reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum EndpointClass {
     /// Questions (model work).
     Query,

@@ -5,8 +5,9 @@ use crate::db::{DbError, TenantTx};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 
-/// How usage is bucketed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How usage is bucketed (named in the API contract as `?granularity=` reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Granularity {
     /// Calendar days (UTC).
     Day,

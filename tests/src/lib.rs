@@ -85,6 +85,17 @@ pub async fn fresh_database() -> String {
     name
 }
 
+/// The cargo target directory the running test binary was built into (where tests leave
+/// artifacts that `scripts/test` prints).
+pub fn target_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // <target>/debug/deps/e2e-… → <target>
+    exe.ancestors()
+        .nth(3)
+        .expect("the test executable lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
 /// The workspace root.
 pub fn workspace() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

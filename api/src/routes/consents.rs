@@ -26,17 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct Filter {
     /// Only this purpose: `external_llm_processing` or `usage_analytics`.
-    #[param(value_type = Option<PurposeName>, inline)]
+    #[param(value_type = Option<Purpose>, inline)]
     purpose: Option<String>,
-}
-
-/// A processing purpose, as the contract names it (what [`Purpose`] parses).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum PurposeName {
-    ExternalLlmProcessing,
-    UsageAnalytics,
 }
 
 fn purpose(s: &str) -> Result<Purpose, ApiError> {
@@ -123,7 +114,7 @@ async fn list(
 #[serde(deny_unknown_fields)]
 struct Decide {
     /// The purpose: `external_llm_processing` or `usage_analytics`.
-    #[schema(value_type = PurposeName)]
+    #[schema(value_type = Purpose)]
     purpose: String,
     /// `true` grants, `false` refuses or withdraws.
     granted: bool,

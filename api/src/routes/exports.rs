@@ -14,7 +14,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use docket_platform::audit::Event;
 use docket_platform::audit::Outcome;
 use docket_platform::authz::Capability;
@@ -22,7 +21,8 @@ use docket_platform::db::TenantTx;
 use docket_platform::exports::destination::Destination;
 use docket_platform::exports::job::{self, ExportJob};
 use docket_platform::exports::{self, Export, ExportRequest, Target};
-use serde::{Deserialize, Serialize};
+use docket_platform::identity::keyring::PublishedKeys;
+use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// `/v1/exports…`, `/ops/exports`, `/.well-known/docket-keys.json`.
@@ -98,35 +98,6 @@ pub(crate) struct ExportCancelled {
 pub(crate) struct ExportList {
     /// The exports.
     exports: Vec<Export>,
-}
-
-/// Docket's signing keys, JWKS-style, with their rotation dates.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub(crate) struct PublishedKeys {
-    /// Every key that has signed, active or retired, oldest first.
-    keys: Vec<PublishedKey>,
-}
-
-/// A signing key (Ed25519).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub(crate) struct PublishedKey {
-    /// Always `OKP`.
-    kty: String,
-    /// Always `Ed25519`.
-    crv: String,
-    /// Always `EdDSA`.
-    alg: String,
-    /// Always `sig`.
-    #[serde(rename = "use")]
-    key_use: String,
-    /// The key's id, as signatures name it.
-    kid: String,
-    /// The public key, base64url.
-    x: String,
-    /// When the key was made.
-    created_at: DateTime<Utc>,
-    /// When it stopped signing; null while it is active.
-    retired_at: Option<DateTime<Utc>>,
 }
 
 /// Request an export of the tenant's data
@@ -390,10 +361,8 @@ async fn ops_list(State(state): State<AppState>, op: OperatorAuth) -> Result<Jso
     responses((status = 200, description = "Every signing key, active and retired, with its rotation dates", body = PublishedKeys))
 )]
 async fn keys(State(state): State<AppState>) -> Result<Json<PublishedKeys>, ApiError> {
-    let doc = docket_platform::identity::keyring::published(state.db.platform_pool())
+    let keys = docket_platform::identity::keyring::published(state.db.platform_pool())
         .await
         .map_err(ApiError::internal)?;
-    // The platform builds the document as JSON; read it back as the contract's shape.
-    let keys: PublishedKeys = serde_json::from_value(doc).map_err(ApiError::internal)?;
     Ok(Json(keys))
 }

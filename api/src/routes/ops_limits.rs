@@ -144,7 +144,7 @@ pub struct OverrideBody {
     tag = "ops",
     params(
         ("id" = String, Path, description = "The tenant's id"),
-        ("class" = crate::openapi::EndpointClassName, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
+        ("class" = docket_platform::ratelimit::EndpointClass, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
     ),
     request_body = OverrideBody,
     responses(
@@ -203,7 +203,7 @@ pub async fn apply_override(
     tag = "ops",
     params(
         ("id" = String, Path, description = "The tenant's id"),
-        ("class" = crate::openapi::EndpointClassName, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
+        ("class" = docket_platform::ratelimit::EndpointClass, Path, description = "Endpoint class: `query`, `upload`, `read` or `admin`"),
     ),
     responses(
         (status = 204, description = "Cleared"),

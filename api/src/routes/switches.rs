@@ -40,7 +40,7 @@ pub(crate) struct SwitchList {
 #[serde(deny_unknown_fields)]
 pub struct SwitchRequest {
     /// Endpoint class: `query`, `upload`, `read` or `admin`.
-    #[schema(value_type = crate::openapi::EndpointClassName)]
+    #[schema(value_type = docket_platform::ratelimit::EndpointClass)]
     pub class: String,
     /// One tenant, or every tenant when absent.
     pub tenant_id: Option<uuid::Uuid>,

@@ -37,17 +37,8 @@ struct UsageQuery {
     /// most 366 days after `from`.
     to: Option<String>,
     /// Bucket size: `day` (default) or `month`.
-    #[param(value_type = Option<GranularityName>, inline)]
+    #[param(value_type = Option<Granularity>, inline)]
     granularity: Option<String>,
-}
-
-/// A bucket size, as the contract names it (what [`Granularity`] parses).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-enum GranularityName {
-    Day,
-    Month,
 }
 
 type QueryResult = Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>;

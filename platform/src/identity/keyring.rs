@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::Serialize;
-use serde_json::{Value, json};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -243,14 +243,7 @@ impl KeyRing {
         keys.sort_by_key(|(_, e)| e.retired_at.is_some());
         let keys: Vec<Jwk> = keys
             .into_iter()
-            .map(|(kid, e)| Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                alg: "EdDSA".into(),
-                key_use: "sig".into(),
-                kid: kid.clone(),
-                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(e.public.as_bytes()),
-            })
+            .map(|(kid, e)| Jwk::ed25519(kid.clone(), e.public.as_bytes()))
             .collect();
         JwkSet { keys }
     }
@@ -281,6 +274,40 @@ pub struct Jwk {
     pub x: String,
 }
 
+impl Jwk {
+    /// The JWK of an Ed25519 signing key.
+    fn ed25519(kid: String, public: &[u8]) -> Self {
+        Self {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            alg: "EdDSA".into(),
+            key_use: "sig".into(),
+            kid,
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
+        }
+    }
+}
+
+/// Every signing key Docket has used, with its rotation dates
+/// (`/.well-known/docket-keys.json`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PublishedKeys {
+    /// Every key that has signed, active or retired, oldest first.
+    pub keys: Vec<PublishedKey>,
+}
+
+/// A signing key as a JWK, with when it was made and retired.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PublishedKey {
+    /// The key.
+    #[serde(flatten)]
+    pub jwk: Jwk,
+    /// When the key was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stopped signing; null while it is active.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
 /// Retires the active key and creates a new one (control plane). Returns the new `kid`.
 pub async fn rotate(conn: &mut sqlx::PgConnection, master: &MasterKey) -> Result<String, KeyError> {
     sqlx::query("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
@@ -306,19 +333,19 @@ type PublishedRow = (String, Vec<u8>, DateTime<Utc>, Option<DateTime<Utc>>);
 /// Every signing key, active and retired, as a JWKS-style document with rotation dates
 /// (`/.well-known/docket-keys.json`): export manifests are verified against these long after
 /// a key stopped signing access tokens.
-pub async fn published(pool: &sqlx::PgPool) -> Result<Value, KeyError> {
+pub async fn published(pool: &sqlx::PgPool) -> Result<PublishedKeys, KeyError> {
     let rows: Vec<PublishedRow> = sqlx::query_as(
         "SELECT kid, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at",
     )
     .fetch_all(pool)
     .await?;
-    let keys: Vec<Value> = rows
+    let keys = rows
         .into_iter()
-        .map(|(kid, public, created, retired)| {
-            json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": kid,
-                   "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public),
-                   "created_at": created, "retired_at": retired})
+        .map(|(kid, public, created_at, retired_at)| PublishedKey {
+            jwk: Jwk::ed25519(kid, &public),
+            created_at,
+            retired_at,
         })
         .collect();
-    Ok(json!({ "keys": keys }))
+    Ok(PublishedKeys { keys })
 }

@@ -12,14 +12,7 @@ use uuid::Uuid;
 
 /// `<target>/browser-artifacts/panel`: screenshots and the runner's summary.
 fn artifacts() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // <target>/debug/deps/e2e-… → <target>
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the test executable lives in <target>/<profile>/deps")
-        .to_path_buf();
-    target.join("browser-artifacts").join("panel")
+    docket_tests::target_dir().join("browser-artifacts").join("panel")
 }
 
 /// Counts of `# pass N` and `# fail N` in node's TAP output.

@@ -18,14 +18,9 @@ use std::time::Duration;
 
 /// `<target>/test-artifacts/schemathesis`: the summary and each run's JUnit report.
 fn artifacts() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // <target>/debug/deps/e2e-… → <target>
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the test executable lives in <target>/<profile>/deps")
-        .to_path_buf();
-    target.join("test-artifacts").join("schemathesis")
+    docket_tests::target_dir()
+        .join("test-artifacts")
+        .join("schemathesis")
 }
 
 /// Examples per operation and phase: enough to reach every documented status of every
