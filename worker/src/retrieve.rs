@@ -92,6 +92,10 @@ pub struct Candidate {
     pub similarity: f32,
     /// Reciprocal-rank fusion of its dense and lexical ranks.
     pub fused: f32,
+    /// Its place in the dense ranking (from 1), when dense search returned it.
+    pub dense_rank: Option<u32>,
+    /// Its place in the lexical ranking (from 1), when lexical search returned it.
+    pub lexical_rank: Option<u32>,
 }
 
 /// Hybrid retrieval: the dense search above and the tenant's lexical (BM25) search run
@@ -138,18 +142,19 @@ pub async fn hybrid(
         .into_iter()
         .take(limit)
         .filter_map(|(k, fused)| {
-            if let Some(h) = dense.iter().find(|h| key(h) == k) {
-                return Some(Candidate {
-                    hit: h.clone(),
-                    similarity: h.score,
-                    fused,
-                });
-            }
-            let h = lexical_hits.iter().find(|h| key(h) == k)?;
+            let dense_at = dense.iter().position(|h| key(h) == k);
+            let lexical_at = lexical_hits.iter().position(|h| key(h) == k);
+            let rank = |i: Option<usize>| i.map(|i| i as u32 + 1);
+            let (hit, similarity) = match dense_at {
+                Some(i) => (dense[i].clone(), dense[i].score),
+                None => (lexical_hits[lexical_at?].clone(), floor),
+            };
             Some(Candidate {
-                hit: h.clone(),
-                similarity: floor,
+                hit,
+                similarity,
                 fused,
+                dense_rank: rank(dense_at),
+                lexical_rank: rank(lexical_at),
             })
         })
         .collect();
@@ -190,11 +195,13 @@ async fn add_openings(
     docs.retain(|d| !out.iter().any(|c| c.hit.document == *d && c.hit.ordinal == 0));
     let mut unread = Vec::new();
     for d in docs {
-        match dense.iter().find(|h| h.document == d && h.ordinal == 0) {
-            Some(h) => out.push(Candidate {
-                hit: h.clone(),
-                similarity: h.score,
+        match dense.iter().position(|h| h.document == d && h.ordinal == 0) {
+            Some(i) => out.push(Candidate {
+                hit: dense[i].clone(),
+                similarity: dense[i].score,
                 fused: 0.0,
+                dense_rank: Some(i as u32 + 1),
+                lexical_rank: None,
             }),
             None => unread.push(d),
         }
@@ -228,6 +235,8 @@ async fn add_openings(
                 },
                 similarity: floor,
                 fused: 0.0,
+                dense_rank: None,
+                lexical_rank: None,
             }),
     );
     Ok(())
@@ -247,6 +256,8 @@ pub fn best_passages(selecting: &Selecting, found: Vec<Candidate>, limit: usize)
             ordinal: c.hit.ordinal,
             similarity: c.similarity,
             fused: c.fused,
+            dense_rank: c.dense_rank,
+            lexical_rank: c.lexical_rank,
         })
         .collect();
     let ranked = selecting.ranked(&passages);

@@ -202,8 +202,10 @@ pub async fn set_chunks(tx: &mut TenantTx, id: DocumentId, chunks: i32) -> Resul
 
 /// Version of the chunking rules (`docket_rag::chunk`) this build applies; bump it with
 /// them. Documents chunked by an older version are moved by `docketctl reindex`; 1 was
-/// fixed-size token windows, 2 is structure-aware chunking with carried headings.
-pub const CHUNKING_VERSION: i32 = 2;
+/// fixed-size token windows, 2 is structure-aware chunking with carried headings, 3 no
+/// longer takes the last line of a paragraph in capitals (or a line of a script without
+/// capitals) for a title to carry.
+pub const CHUNKING_VERSION: i32 = 3;
 
 /// Records that the document's chunks now follow [`CHUNKING_VERSION`] (set once they are
 /// indexed).

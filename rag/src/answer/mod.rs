@@ -31,6 +31,10 @@ pub struct Passage {
     pub similarity: f32,
     /// Retrieval relevance: reciprocal-rank fusion of the dense and lexical rankings.
     pub fused: f32,
+    /// Place in the dense ranking (from 1), when dense search returned the chunk.
+    pub dense_rank: Option<u32>,
+    /// Place in the lexical ranking (from 1), when lexical search returned the chunk.
+    pub lexical_rank: Option<u32>,
 }
 
 /// One cited span: an exact substring of a passage.

@@ -277,19 +277,37 @@ fn decimal_heading(rest: &str, at: usize) -> Option<Heading> {
 }
 
 /// A line of capitals ("GOVERNING LAW", "MISCELLANEOUS PROVISIONS"): a title on its own.
+/// Not the last line of a paragraph written in capitals (a disclaimer's "PARTICULAR
+/// PURPOSE WHATSOEVER OF THE PRODUCTS."), which would otherwise be carried into every
+/// chunk after it, and not a line of a script without capitals.
 fn capital_line(text: &str, at: usize) -> Option<Heading> {
     if at > 0 && !text[..at].trim_end_matches(blank).ends_with('\n') {
         return None;
     }
     let line = text[at..].split('\n').next()?.trim_end();
     let letters = line.chars().filter(|c| c.is_alphabetic()).count();
+    let uppercase = line.chars().filter(|c| c.is_uppercase()).count();
     let words = line.split_whitespace().count();
-    let capitals = line.chars().all(|c| !c.is_lowercase());
+    let capitals = line.chars().all(|c| !c.is_lowercase()) && uppercase * 2 >= letters;
+    if wrapped_capitals(&text[..at]) {
+        return None;
+    }
     (capitals && letters >= 4 && words <= TITLE_WORDS && line.len() <= 100).then(|| Heading {
         at,
         depth: 0,
         title: at..at + line.len(),
     })
+}
+
+/// Whether `before` ends with a long line whose last word is in capitals and that runs on
+/// (no full stop, colon or semicolon at its end): the next line continues that paragraph.
+/// Titles are short; a line of a paragraph set in capitals is as wide as the page.
+fn wrapped_capitals(before: &str) -> bool {
+    let line = before.trim_end().rsplit('\n').next().unwrap_or("").trim();
+    let long = line.split_whitespace().count() > TITLE_WORDS / 2 || line.chars().count() > 60;
+    let runs_on = !line.ends_with(['.', ':', ';']);
+    let last_word = line.split_whitespace().last().unwrap_or("");
+    long && runs_on && last_word.chars().any(char::is_uppercase) && !last_word.chars().any(char::is_lowercase)
 }
 
 /// Length of a heading's title from the end of its label: the words up to a full stop,
@@ -376,5 +394,22 @@ mod tests {
             found(t),
             vec![(0, "GOVERNING LAW"), (0, "Item Two, Operation of the Project")]
         );
+    }
+
+    #[test]
+    fn the_last_line_of_a_paragraph_in_capitals_is_not_a_title() {
+        let t = "Supplier warrants the goods.\nEXCEPT AS SET FORTH HEREIN, SUPPLIER MAKES NO WARRANTY OF MERCHANTABILITY OR FITNESS FOR A\nPARTICULAR PURPOSE WHATSOEVER OF THE PRODUCTS.\nThe buyer inspects the goods.";
+        assert!(found(t).is_empty(), "{:?}", found(t));
+        let opened_in_a_numbered_clause = "10.5 Disclaimer. EXCEPT FOR THE EXPRESS WARRANTIES CONTAINED IN\nTHIS AGREEMENT, NEITHER PARTY MAKES ANY WARRANTY\nOR NON-INFRINGEMENT.";
+        assert_eq!(found(opened_in_a_numbered_clause), vec![(2, "10.5 Disclaimer.")]);
+        // A short title line above another still makes two titles.
+        let stacked = "Recitals end here.\nARTICLE 9\nMISCELLANEOUS\nThe parties agree.";
+        assert_eq!(found(stacked), vec![(0, "ARTICLE 9"), (0, "MISCELLANEOUS")]);
+    }
+
+    #[test]
+    fn lines_of_a_script_without_capitals_are_not_titles() {
+        let t = "The station is named below.\n广播电台);\nIt broadcasts daily.";
+        assert!(found(t).is_empty(), "{:?}", found(t));
     }
 }

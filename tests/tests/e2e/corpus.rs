@@ -76,24 +76,24 @@ async fn all_forty_contracts_reach_ready_faithfully_and_retrieve_their_governing
     let report = evaluate(&app, &token, &by_number, Half::Report).await;
     report.print(true);
     let o = report.overall();
-    // Floors below what the tune half measured (any 0.745, first 0.366, false no_answer
-    // 0.036: BENCHMARKS.md), so a regression fails; the goals (0.80 / 0.65 / every
+    // Floors below what the tune half measured (any 0.760, first 0.432, false no_answer
+    // 0.030: BENCHMARKS.md), so a regression fails; the goals (0.80 / 0.65 / every
     // cell ≥ 0.40) are not reached yet and are tracked there, not asserted.
-    assert!(o.any_rate() >= 0.60, "any-citation hit rate {:.3}", o.any_rate());
+    assert!(o.any_rate() >= 0.66, "any-citation hit rate {:.3}", o.any_rate());
     assert!(
-        o.first_rate() >= 0.25,
+        o.first_rate() >= 0.33,
         "first-citation hit rate {:.3}",
         o.first_rate()
     );
     assert!(
-        o.false_no_answer() <= 0.08,
+        o.false_no_answer() <= 0.06,
         "false no_answer {:.3}",
         o.false_no_answer()
     );
     for ph in &report.phrasings {
         let t = report.tally(|c| &c.phrasing == ph);
         assert!(
-            t.any_rate() >= 0.25,
+            t.any_rate() >= 0.40,
             "{ph} phrasing: any-citation {:.3}",
             t.any_rate()
         );

@@ -270,6 +270,8 @@ mod tests {
             ordinal: 0,
             similarity: 0.5,
             fused: 0.5,
+            dense_rank: None,
+            lexical_rank: None,
         }
     }
 

@@ -50,6 +50,8 @@ mod tests {
             ordinal: 0,
             similarity: 0.0,
             fused: 0.0,
+            dense_rank: None,
+            lexical_rank: None,
         };
         let u = user(
             "What law\n governs?",

@@ -167,7 +167,11 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
             .iter()
             .take(5)
             .filter_map(|(k, f)| {
-                let h = found.hits.iter().find(|h| key(h.document, h.ordinal) == *k)?;
+                let at = found.hits.iter().position(|h| key(h.document, h.ordinal) == *k)?;
+                let h = &found.hits[at];
+                let lexical_at = words
+                    .iter()
+                    .position(|w| key(w.document_id, w.ordinal as u32) == *k);
                 Some(Passage {
                     chunk_id: h.id,
                     document_id: h.document,
@@ -177,6 +181,8 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                     ordinal: h.ordinal,
                     similarity: h.score,
                     fused: *f,
+                    dense_rank: Some(at as u32 + 1),
+                    lexical_rank: lexical_at.map(|i| i as u32 + 1),
                 })
             })
             .collect();

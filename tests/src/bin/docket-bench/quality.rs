@@ -21,6 +21,9 @@ use docket_worker::retrieve::{self, Candidate};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+#[path = "quality_dump.rs"]
+mod dump;
+
 /// What a user gets without asking for more (`api/src/routes/queries.rs`).
 const DEFAULT_TOP_K: usize = 5;
 
@@ -93,6 +96,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let place = docket_platform::tenants::IsolationTier::Shared;
     let mut retrieved: Vec<(Ask, Vec<Candidate>)> = Vec::with_capacity(asks.len());
+    let mut question_vectors: Vec<Vec<f32>> = Vec::with_capacity(asks.len());
     let started = Instant::now();
     for ask in asks {
         let v = ctx
@@ -100,6 +104,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
             .embed(vec![ask.question.clone()])
             .await?
             .remove(0);
+        question_vectors.push(v.clone());
         let doc = ids[&ask.contract];
         let found = retrieve::hybrid(
             &ctx,
@@ -136,6 +141,22 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         recall(&Selecting::default(), usize::MAX),
         recall(&Selecting::default(), DEFAULT_TOP_K)
     );
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--dump")
+        .and_then(|i| args.get(i + 1))
+    {
+        dump::write(
+            &ctx,
+            t.id,
+            &ids,
+            &retrieved,
+            &question_vectors,
+            std::path::Path::new(dir),
+        )
+        .await?;
+        println!("candidates, chunks and vectors written to {dir}");
+    }
     let report = answer_all(&Selecting::default(), &retrieved, half, &phrasings);
     report.print(args.iter().any(|a| a == "--misses"));
     if grid {
@@ -174,83 +195,184 @@ fn answer_all(
     }
 }
 
-/// Logistic regression by gradient descent (features are on comparable 0..1 scales);
-/// `use_feature[i]` false keeps feature `i` out of the model.
-fn fit(samples: &[([f32; 4], f32)], use_feature: [bool; 4]) -> Weights {
-    let mut w = [0f64; 5];
-    let n = samples.len() as f64;
-    let positives = samples.iter().filter(|s| s.1 > 0.5).count() as f64;
-    // Positives are rare: weight them so both classes count alike in the loss.
-    let pos_weight = ((n - positives) / positives.max(1.0)).max(1.0);
-    for _ in 0..3000 {
-        let mut g = [0f64; 5];
-        for (x, y) in samples {
-            let z = w[0] + (0..4).map(|i| w[i + 1] * f64::from(x[i])).sum::<f64>();
-            let p = 1.0 / (1.0 + (-z).exp());
-            let weight = if *y > 0.5 { pos_weight } else { 1.0 };
-            let e = (p - f64::from(*y)) * weight;
-            g[0] += e;
-            for i in 0..4 {
-                g[i + 1] += e * f64::from(x[i]);
+/// Solves `a x = b` (small, symmetric positive definite) by Gaussian elimination.
+fn solve<const N: usize>(mut a: [[f64; N]; N], mut b: [f64; N]) -> [f64; N] {
+    for i in 0..N {
+        let p = (i..N)
+            .max_by(|x, y| a[*x][i].abs().total_cmp(&a[*y][i].abs()))
+            .unwrap_or(i);
+        a.swap(i, p);
+        b.swap(i, p);
+        for r in i + 1..N {
+            let f = a[r][i] / a[i][i];
+            let pivot = a[i];
+            for (cell, p) in a[r].iter_mut().zip(pivot).skip(i) {
+                *cell -= f * p;
             }
-        }
-        for i in 0..5 {
-            if i > 0 && !use_feature[i - 1] {
-                continue;
-            }
-            w[i] -= 0.5 * (g[i] / n + 1e-3 * if i == 0 { 0.0 } else { w[i] });
+            b[r] -= f * b[i];
         }
     }
+    let mut x = [0f64; N];
+    for i in (0..N).rev() {
+        let s: f64 = (i + 1..N).map(|c| a[i][c] * x[c]).sum();
+        x[i] = (b[i] - s) / a[i][i];
+    }
+    x
+}
+
+/// Listwise fit (Newton's method on the softmax loss over each question's candidates,
+/// whose target spreads evenly over the candidates holding the clause; a token L2 keeps
+/// the system solvable):
+/// the weights that put a clause-holding candidate first. Questions whose pool holds no
+/// clause say nothing about the order and are left out.
+fn fit_listwise(groups: &[Vec<([f32; 4], f32)>]) -> [f64; 4] {
+    let groups: Vec<&Vec<([f32; 4], f32)>> = groups
+        .iter()
+        .filter(|g| g.iter().any(|(_, y)| *y > 0.5))
+        .collect();
+    let l2 = 1e-4 * groups.len() as f64;
+    let mut w = [0f64; 4];
+    for _ in 0..50 {
+        let mut g = w.map(|v| l2 * v);
+        let mut h = [[0f64; 4]; 4];
+        for (i, row) in h.iter_mut().enumerate() {
+            row[i] = l2;
+        }
+        for group in &groups {
+            let x: Vec<[f64; 4]> = group.iter().map(|(x, _)| x.map(f64::from)).collect();
+            let positives = group.iter().filter(|(_, y)| *y > 0.5).count() as f64;
+            let z: Vec<f64> = x.iter().map(|x| (0..4).map(|i| w[i] * x[i]).sum()).collect();
+            let top = z.iter().copied().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = z.iter().map(|z| (z - top).exp()).collect();
+            let total: f64 = e.iter().sum();
+            let mut mean = [0f64; 4];
+            for (k, x) in x.iter().enumerate() {
+                let p = e[k] / total;
+                let t = if group[k].1 > 0.5 { 1.0 / positives } else { 0.0 };
+                for i in 0..4 {
+                    g[i] += (p - t) * x[i];
+                    mean[i] += p * x[i];
+                    for j in 0..4 {
+                        h[i][j] += p * x[i] * x[j];
+                    }
+                }
+            }
+            for i in 0..4 {
+                for j in 0..4 {
+                    h[i][j] -= mean[i] * mean[j];
+                }
+            }
+        }
+        let step = solve(h, g);
+        for i in 0..4 {
+            w[i] -= step[i];
+        }
+        if step.iter().all(|s| s.abs() < 1e-7) {
+            break;
+        }
+    }
+    w
+}
+
+/// Platt scaling: `a, b` such that `sigmoid(a z + b)` is the probability that a candidate
+/// with listwise score `z` holds the clause (plain logistic fit over every candidate).
+fn platt(scored: &[(f64, f32)]) -> (f64, f64) {
+    let loss = |a: f64, b: f64| -> f64 {
+        scored
+            .iter()
+            .map(|(z, y)| {
+                let p = (1.0 / (1.0 + (-(a * z + b)).exp())).clamp(1e-12, 1.0 - 1e-12);
+                -(f64::from(*y) * p.ln() + (1.0 - f64::from(*y)) * (1.0 - p).ln())
+            })
+            .sum()
+    };
+    let (mut a, mut b) = (1f64, 0f64);
+    for _ in 0..100 {
+        let (mut g, mut h) = ([0f64; 2], [[1e-9f64, 0.0], [0.0, 1e-9]]);
+        for (z, y) in scored {
+            let p = 1.0 / (1.0 + (-(a * z + b)).exp());
+            let e = p - f64::from(*y);
+            let v = p * (1.0 - p);
+            g[0] += e * z;
+            g[1] += e;
+            h[0][0] += v * z * z;
+            h[0][1] += v * z;
+            h[1][0] += v * z;
+            h[1][1] += v;
+        }
+        let step = solve(h, g);
+        // Newton's full step can overshoot from far away: halve it until the loss falls.
+        let before = loss(a, b);
+        let mut t = 1.0;
+        while loss(a - t * step[0], b - t * step[1]) > before && t > 1e-6 {
+            t /= 2.0;
+        }
+        a -= t * step[0];
+        b -= t * step[1];
+        if step.iter().all(|s| (t * s).abs() < 1e-9) {
+            break;
+        }
+    }
+    (a, b)
+}
+
+/// The listwise weights, calibrated, as the selection model.
+fn fit(groups: &[Vec<([f32; 4], f32)>]) -> Weights {
+    let w = fit_listwise(groups);
+    let scored: Vec<(f64, f32)> = groups
+        .iter()
+        .flatten()
+        .map(|(x, y)| ((0..4).map(|i| w[i] * f64::from(x[i])).sum(), *y))
+        .collect();
+    let (a, b) = platt(&scored);
     Weights {
-        bias: w[0] as f32,
-        similarity: w[1] as f32,
-        fused: w[2] as f32,
-        opening: w[3] as f32,
-        opening_similarity: w[4] as f32,
+        bias: b as f32,
+        similarity: (a * w[0]) as f32,
+        dense_top: (a * w[1]) as f32,
+        lexical_top: (a * w[2]) as f32,
+        opening_similarity: (a * w[3]) as f32,
     }
 }
 
 /// Fits the selection model on the tune half, then its margin, count and threshold.
 fn tune(retrieved: &[(Ask, Vec<Candidate>)], half: Half, phrasings: &[String], off_topic: Vec<f32>) {
-    let mut samples = Vec::new();
+    let mut groups = Vec::new();
     for (ask, found) in retrieved {
         let (ps, _) = retrieve::best_passages(&Selecting::default(), found.clone(), usize::MAX);
-        for p in &ps {
-            let hit = evaluation::judge(ask.clone(), true, std::slice::from_ref(&p.text)).any;
-            samples.push((features(p), if hit { 1.0 } else { 0.0 }));
-        }
+        let group: Vec<([f32; 4], f32)> = ps
+            .iter()
+            .map(|p| {
+                let hit = evaluation::judge(ask.clone(), true, std::slice::from_ref(&p.text)).any;
+                (features(p), if hit { 1.0 } else { 0.0 })
+            })
+            .collect();
+        groups.push(group);
     }
-    // Two model shapes: with the opening as a term of its own, and with the opening only
-    // through its similarity; the better one on the tune half is kept.
-    let models = [
-        fit(&samples, [true, true, true, true]),
-        fit(&samples, [true, true, false, true]),
-    ];
+    let weights = fit(&groups);
+    println!(
+        "fitted selection model on {} candidates of {} questions: {weights:?}",
+        groups.iter().map(Vec::len).sum::<usize>(),
+        groups.len()
+    );
     let mut best: Option<(f64, Selecting)> = None;
-    for weights in models {
-        println!(
-            "fitted selection model on {} candidates: {weights:?}",
-            samples.len()
-        );
-        for margin in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
-            for max in [1, 2, 3, 4, 5] {
-                let s = Selecting {
-                    weights,
-                    no_answer_below: f32::MIN,
-                    cite_margin: margin,
-                    max_citations: max,
-                };
-                let o = answer_all(&s, retrieved, half, phrasings).overall();
-                // Both figures matter to a reader: the first quote and any quote.
-                let objective = o.any_rate() + o.first_rate();
-                println!(
-                    "grid margin {margin:.2} max {max}: any {:.3} first {:.3}",
-                    o.any_rate(),
-                    o.first_rate()
-                );
-                if best.as_ref().is_none_or(|(b, _)| objective > *b) {
-                    best = Some((objective, s));
-                }
+    for margin in [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0] {
+        for max in [1, 2, 3, 4, 5] {
+            let s = Selecting {
+                weights,
+                no_answer_below: f32::MIN,
+                cite_margin: margin,
+                max_citations: max,
+            };
+            let o = answer_all(&s, retrieved, half, phrasings).overall();
+            // Both figures matter to a reader: the first quote and any quote.
+            let objective = o.any_rate() + o.first_rate();
+            println!(
+                "grid margin {margin:.2} max {max}: any {:.3} first {:.3}",
+                o.any_rate(),
+                o.first_rate()
+            );
+            if best.as_ref().is_none_or(|(b, _)| objective > *b) {
+                best = Some((objective, s));
             }
         }
     }
