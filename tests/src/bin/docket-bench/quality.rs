@@ -1,4 +1,4 @@
-//! `scripts/bench answer-quality [--half tune|report] [--grid] [--misses]`: the clause
+//! `scripts/bench answer-quality [--half tune|report] [--grid] [--misses] [--dump DIR]`: the clause
 //! evaluation (`docket_tests::evaluation`) on one half of cuad-dev, through the same
 //! retrieval and selection the answer job runs (`docket_worker::retrieve::hybrid`, then
 //! `Selecting`), in-process against the real services: the contracts of the half are
