@@ -255,7 +255,6 @@ pub fn best_passages(selecting: &Selecting, found: Vec<Candidate>, limit: usize)
             page_end: c.hit.page_end,
             ordinal: c.hit.ordinal,
             similarity: c.similarity,
-            fused: c.fused,
             dense_rank: c.dense_rank,
             lexical_rank: c.lexical_rank,
         })

@@ -29,8 +29,6 @@ pub struct Passage {
     /// Similarity in meaning of the chunk (its carried heading included) to the question:
     /// the embedding model's cosine.
     pub similarity: f32,
-    /// Retrieval relevance: reciprocal-rank fusion of the dense and lexical rankings.
-    pub fused: f32,
     /// Place in the dense ranking (from 1), when dense search returned the chunk.
     pub dense_rank: Option<u32>,
     /// Place in the lexical ranking (from 1), when lexical search returned the chunk.

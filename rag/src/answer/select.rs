@@ -179,7 +179,6 @@ mod tests {
             page_end: 1,
             ordinal,
             similarity,
-            fused: 0.0,
             dense_rank: ranks.0,
             lexical_rank: ranks.1,
         }

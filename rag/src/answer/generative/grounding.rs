@@ -269,7 +269,6 @@ mod tests {
             page_end: 1,
             ordinal: 0,
             similarity: 0.5,
-            fused: 0.5,
             dense_rank: None,
             lexical_rank: None,
         }

@@ -49,7 +49,6 @@ mod tests {
             page_end: 1,
             ordinal: 0,
             similarity: 0.0,
-            fused: 0.0,
             dense_rank: None,
             lexical_rank: None,
         };

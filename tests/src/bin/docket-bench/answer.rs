@@ -166,7 +166,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         let passages: Vec<Passage> = fused
             .iter()
             .take(5)
-            .filter_map(|(k, f)| {
+            .filter_map(|(k, _)| {
                 let at = found.hits.iter().position(|h| key(h.document, h.ordinal) == *k)?;
                 let h = &found.hits[at];
                 let lexical_at = words
@@ -180,7 +180,6 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                     page_end: h.page_end,
                     ordinal: h.ordinal,
                     similarity: h.score,
-                    fused: *f,
                     dense_rank: Some(at as u32 + 1),
                     lexical_rank: lexical_at.map(|i| i as u32 + 1),
                 })

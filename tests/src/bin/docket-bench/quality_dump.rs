@@ -56,7 +56,9 @@ pub async fn write(
     chunks_out.flush()?;
     let mut asks_out = std::io::BufWriter::new(std::fs::File::create(dir.join("asks.jsonl"))?);
     for ((ask, found), qv) in retrieved.iter().zip(question_vectors) {
-        let holding: Vec<i32> = texts[&ask.contract]
+        let holding: Vec<i32> = texts
+            .get(&ask.contract)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
             .filter(|(_, text)| evaluation::judge(ask.clone(), true, std::slice::from_ref(text)).any)
             .map(|(o, _)| *o)
